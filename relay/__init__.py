@@ -1,0 +1,1 @@
+"""relay: a self-hosted webhook relay for Engati chatbots."""

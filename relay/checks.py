@@ -1,0 +1,108 @@
+"""A mapping's `tests:`: example webhooks and what they must map to (run by `relay check`)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from relay.errors import BodyError
+from relay.mapping import Delivery, Mapping, Result, evaluate_raw
+
+_CONTENT_TYPES = {
+    ".json": "application/json",
+    ".xml": "text/xml",
+    ".form": "application/x-www-form-urlencoded",
+}
+_DELIVERY_KEYS = ("flow_key", "channel", "phone", "id", "attributes")
+
+
+@dataclass
+class Outcome:
+    mapping: str
+    name: str
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+
+def run_tests(mapping: Mapping) -> list[Outcome]:
+    return [run_test(mapping, case) for case in mapping.tests]
+
+
+def run_test(mapping: Mapping, case: dict[str, Any]) -> Outcome:
+    outcome = Outcome(mapping.name, case["name"])
+    try:
+        raw, headers = case_request(mapping, case)
+        result = evaluate_raw(mapping, raw, headers, case.get("query", {}))
+    except (OSError, BodyError) as exc:
+        outcome.failures.append(f"body: {exc}")
+        return outcome
+    outcome.failures = compare(case["expect"], result)
+    return outcome
+
+
+def case_request(mapping: Mapping, case: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
+    """The raw body and headers a test describes; a body naming a file reads that file."""
+    headers = {k.lower(): v for k, v in case.get("headers", {}).items()}
+    body = case["body"]
+    if isinstance(body, str) and (Path(mapping.file).parent / body).is_file():
+        file = Path(mapping.file).parent / body
+        headers.setdefault("content-type", _CONTENT_TYPES.get(file.suffix, "application/json"))
+        return file.read_bytes(), headers
+    if isinstance(body, str):
+        return body.encode(), headers
+    headers.setdefault("content-type", "application/json")
+    return json.dumps(body).encode(), headers
+
+
+def compare(expect: dict[str, Any], result: Result) -> list[str]:
+    """Readable differences between what a test expects and what the mapping gave."""
+    errors = [str(e) for e in result.errors]
+    if expect.get("skipped"):
+        if result.status == "skipped":
+            return []
+        return [f"expected the webhook to be skipped, got {_summary(result)}"]
+    if "errors" in expect:
+        missing = [want for want in expect["errors"] if not any(want in e for e in errors)]
+        return [f"expected an error about {want!r}, got {_summary(result)}" for want in missing]
+    if errors:
+        return ["unexpected error: " + e for e in errors]
+    if result.status == "skipped":
+        return [f"expected a delivery, but the webhook was skipped ({result.skipped})"]
+    wanted = expect.get("deliveries")
+    if wanted is None:
+        wanted = [{k: v for k, v in expect.items() if k in _DELIVERY_KEYS}]
+    failures = []
+    if len(wanted) != len(result.deliveries):
+        failures.append(f"expected {len(wanted)} deliveries, got {len(result.deliveries)}")
+    for index, (want, got) in enumerate(zip(wanted, result.deliveries, strict=False)):
+        prefix = f"deliveries[{index}]." if len(wanted) > 1 else ""
+        failures += [prefix + line for line in _compare_delivery(want, got)]
+    return failures
+
+
+def _compare_delivery(want: dict[str, Any], got: Delivery) -> list[str]:
+    actual = got.to_dict()
+    lines = []
+    for key in ("flow_key", "channel", "phone", "id"):
+        if key in want and want[key] != actual[key]:
+            lines.append(f"{key}: expected {want[key]!r}, got {actual[key]!r}")
+    for name, value in want.get("attributes", {}).items():
+        if name not in got.attributes:
+            lines.append(f"attributes.{name}: expected {value!r}, got nothing (left out)")
+        elif got.attributes[name] != value:
+            lines.append(f"attributes.{name}: expected {value!r}, got {got.attributes[name]!r}")
+    return lines
+
+
+def _summary(result: Result) -> str:
+    if result.errors:
+        return "errors: " + "; ".join(str(e) for e in result.errors)
+    if result.status == "skipped":
+        return f"skipped ({result.skipped})"
+    return f"{len(result.deliveries)} delivery(ies) to " + ", ".join(
+        d.flow_key for d in result.deliveries)

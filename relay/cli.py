@@ -1,0 +1,152 @@
+"""The `relay` command. Every RelayError ends here as one clear message and exit status 1."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from relay.checks import run_tests
+from relay.config import Settings
+from relay.engati import build_request
+from relay.errors import MappingLoadError, RelayError
+from relay.loader import SUFFIXES, load_file, schema
+from relay.mapping import Mapping, evaluate_raw
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except RelayError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=_Group)
+def main() -> None:
+    """A webhook relay for Engati chatbots: verify, map, store, deliver."""
+
+
+@main.command("schema")
+def schema_command() -> None:
+    """Print the JSON Schema of mapping files (for editors' YAML language servers)."""
+    click.echo(json.dumps(schema(), indent=2))
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+def check(paths: tuple[Path, ...]) -> None:
+    """Validate mappings and run their tests (default: the mappings folder)."""
+    files = _mapping_files(paths or (Path(Settings.from_env().mappings),))
+    if not files:
+        raise click.ClickException("no mapping files (*.yaml) found")
+    failed = tests = passed = 0
+    names: dict[str, Path] = {}
+    for file in files:
+        click.echo(str(file))
+        try:
+            mapping = load_file(file)
+        except MappingLoadError as exc:
+            failed += 1
+            for problem in exc.problems:
+                click.echo(f"  FAIL {problem}")
+            continue
+        if mapping.name in names:
+            failed += 1
+            click.echo(f"  FAIL endpoint /hooks/{mapping.name} is also {names[mapping.name]}")
+            continue
+        names[mapping.name] = file
+        for warning in _warnings(mapping):
+            click.echo(f"  warn {warning}")
+        for outcome in run_tests(mapping):
+            tests += 1
+            passed += outcome.passed
+            click.echo(f"  {'ok  ' if outcome.passed else 'FAIL'} {outcome.name}")
+            for line in outcome.failures:
+                click.echo(f"         {line}")
+    failed += tests - passed
+    click.echo(
+        f"{len(files)} mapping file(s), {tests} test(s): {passed} passed, "
+        f"{tests - passed} failed" + (", load errors above" if failed > tests - passed else "")
+    )
+    if failed:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("mapping")
+@click.argument("body", type=click.File("rb"))
+@click.option("-H", "--header", "headers", multiple=True, metavar="'Name: value'",
+              help="A request header, as curl takes it. Repeatable.")
+@click.option("-q", "--query", "query", multiple=True, metavar="key=value",
+              help="A query parameter of the webhook URL. Repeatable.")
+def preview(mapping: str, body: Any, headers: tuple[str, ...], query: tuple[str, ...]) -> None:
+    """Print the Engati request(s) a webhook BODY would trigger; nothing is sent.
+
+    MAPPING is a mapping file or an endpoint name in the mappings folder; BODY is a file,
+    or - for standard input. The API key is masked.
+    """
+    loaded = load_file(_find_mapping(mapping))
+    header_map = dict(_split(h, ":", "-H", "'Name: value'") for h in headers)
+    if not any(k.lower() == "content-type" for k in header_map) and body.name.endswith(".xml"):
+        header_map["Content-Type"] = "text/xml"
+    query_map = dict(_split(q, "=", "-q", "key=value") for q in query)
+    result = evaluate_raw(loaded, body.read(), header_map, query_map)
+    for error in result.errors:
+        click.echo(f"error: {error}", err=True)
+    if result.status == "failed":
+        sys.exit(1)
+    if result.status == "skipped":
+        click.echo(f"skipped: {result.skipped}; nothing would be sent", err=True)
+    if unset := _unset_engati(loaded):
+        click.echo(f"warn: {unset}", err=True)
+    requests = [build_request(loaded.engati, d, mask=True) for d in result.deliveries]
+    click.echo(json.dumps(requests, indent=2, ensure_ascii=False))
+
+
+def _mapping_files(paths: tuple[Path, ...]) -> list[Path]:
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(p for p in path.iterdir() if p.suffix in SUFFIXES and p.is_file())
+        else:
+            files.append(path)
+    return files
+
+
+def _find_mapping(name: str) -> Path:
+    path = Path(name)
+    if path.is_file():
+        return path
+    folder = Path(Settings.from_env().mappings)
+    for suffix in SUFFIXES:
+        if (folder / f"{name}{suffix}").is_file():
+            return folder / f"{name}{suffix}"
+    raise click.BadParameter(f"no file {name!r} and no mapping {name!r} in {folder}/",
+                             param_hint="MAPPING")
+
+
+def _split(text: str, sep: str, option: str, form: str) -> tuple[str, str]:
+    key, found, value = text.partition(sep)
+    if not found or not key.strip():
+        raise click.BadParameter(f"{text!r} is not {form}", param_hint=option)
+    return key.strip(), value.strip() if sep == ":" else value
+
+
+def _warnings(mapping: Mapping) -> list[str]:
+    warnings = [unset] if (unset := _unset_engati(mapping)) else []
+    if not mapping.tests:
+        warnings.append("no tests: add examples under `tests:` so changes can be checked")
+    return warnings
+
+
+def _unset_engati(mapping: Mapping) -> str | None:
+    missing = mapping.engati.missing()
+    if not missing:
+        return None
+    unset = ", ".join(f"{key} (ENGATI_{key.upper()})" for key in missing)
+    return f"engati settings not set: {unset}; deliveries wait until they are"

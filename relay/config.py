@@ -1,0 +1,48 @@
+"""Settings from the environment (the README's settings table lists every one)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import ClassVar
+
+from relay.errors import RelayError
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "sqlite:///relay.db"
+    mappings: str = "mappings"
+    max_body: int = 1024 * 1024
+    concurrency: int = 32
+    lease: float = 60.0
+    retry_base: float = 2.0
+    retry_cap: float = 3600.0
+    max_attempts: int = 25
+    max_age: float = 86400.0
+    poll_interval: float = 0.5
+    admin_token: str | None = None
+
+    # field -> environment variable; every other field is RELAY_<FIELD>
+    _NAMES: ClassVar[dict[str, str]] = {
+        "database_url": "DATABASE_URL",
+        "admin_token": "RELAY_ADMIN_TOKEN",
+    }
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        env = os.environ if env is None else env
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            name = cls._NAMES.get(f.name, f"RELAY_{f.name.upper()}")
+            raw = env.get(name)
+            if raw in (None, ""):
+                continue
+            kind = type(f.default) if f.default is not None else str
+            try:
+                values[f.name] = kind(raw)
+            except ValueError:
+                raise RelayError(f"{name}={raw!r} is not a valid {kind.__name__}") from None
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]

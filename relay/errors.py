@@ -1,0 +1,120 @@
+"""The one exception tree of the relay.
+
+    RelayError                      anything the relay reports on purpose
+    ├── MappingLoadError            a mapping file is invalid (.problems: every problem found)
+    ├── MappingError                a webhook cannot be turned into Engati requests
+    │                               (.errors: every failing field)
+    ├── InboundError                an inbound request is refused (.status: the HTTP status)
+    │   ├── BodyError               the body cannot be parsed (400) or its type is unknown (415)
+    │   └── SignatureError          the sender could not be verified (401)
+    ├── StoreUnavailable            the database cannot take the write now (503: sender retries)
+    └── EngatiError                 a call to Engati failed (.retryable, .status, .code)
+
+Each entry point catches RelayError at one place: the Flask error handler for HTTP, the
+CLI's handler for commands. Anything else that escapes is a bug.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class RelayError(Exception):
+    """Base of every error the relay raises on purpose."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a mapping file, located as precisely as the file allows."""
+
+    file: str
+    line: int | None
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
+
+
+class MappingLoadError(RelayError):
+    """A mapping file (or a folder of them) failed to load; `problems` lists all of them."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One field of a webhook that could not be mapped, e.g. ("phone", "no value at ...")."""
+
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"field": self.field, "message": self.message}
+
+
+class MappingError(RelayError):
+    """A webhook could not be mapped; `errors` lists every failing field, not only the first."""
+
+    def __init__(self, mapping: str, errors: list[FieldError]):
+        self.mapping = mapping
+        self.errors = errors
+        super().__init__(f"{mapping}: " + "; ".join(str(e) for e in errors))
+
+
+class InboundError(RelayError):
+    """An inbound request is refused with `status` and a message saying how to fix it."""
+
+    status = 400
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        if status is not None:
+            self.status = status
+
+
+class BodyError(InboundError):
+    """The body cannot be parsed (400), or its content type is not one we read (415)."""
+
+
+class SignatureError(InboundError):
+    """The sender could not be verified. `reason` is for the log; callers only see 401."""
+
+    status = 401
+
+    def __init__(self, reason: str):
+        super().__init__("invalid signature")
+        self.reason = reason
+
+
+class StoreUnavailable(RelayError):
+    """The database could not take a write; the sender should retry (503)."""
+
+
+class EngatiError(RelayError):
+    """A call to Engati did not succeed.
+
+    `retryable` says whether trying again can help; `status` is the HTTP status (None when no
+    answer came) and `code` Engati's `status.code` when the body had one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        status: int | None = None,
+        code: int | None = None,
+        retry_after: float | None = None,
+    ):
+        super().__init__(message)
+        self.retryable = retryable
+        self.status = status
+        self.code = code
+        self.retry_after = retry_after

@@ -1,0 +1,333 @@
+"""Mapping files to `Mapping` objects: YAML -> JSON Schema -> ${ENV} -> compiled expressions.
+
+Every problem of a file is collected and reported at once, each with the file, the line and
+the key, so that an integrator fixes a file in one pass.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+from collections.abc import Iterator
+from collections.abc import Mapping as AnyMapping
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jmespath
+import yaml
+from jmespath.exceptions import JMESPathError
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError, best_match
+
+from relay.errors import MappingLoadError, Problem
+from relay.functions import FUNCTION_TABLE
+from relay.mapping import Attribute, Engati, Expr, Flow, Mapping, Phone
+from relay.sources import PRESETS
+
+DEFAULT_BASE_URL = "https://api.engati.ai"
+RESERVED_ATTRIBUTES = ("user.channel", "user.phone_no")
+SUFFIXES = (".yaml", ".yml")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_ENV = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+Path_ = tuple[str | int, ...]
+
+
+@cache
+def schema() -> dict[str, Any]:
+    """The JSON Schema of a mapping file, as shipped in the package."""
+    text = resources.files("relay").joinpath("schema.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+def load_folder(folder: str | Path, env: AnyMapping[str, str] | None = None) -> dict[str, Mapping]:
+    """Load every mapping in `folder`; all problems of all files are raised together."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise MappingLoadError([Problem(str(folder), None, "", "no such folder")])
+    mappings: dict[str, Mapping] = {}
+    problems: list[Problem] = []
+    for file in sorted(p for p in folder.iterdir() if p.suffix in SUFFIXES and p.is_file()):
+        try:
+            mapping = load_file(file, env)
+        except MappingLoadError as exc:
+            problems.extend(exc.problems)
+            continue
+        if mapping.name in mappings:
+            first = mappings[mapping.name].file
+            problems.append(
+                Problem(str(file), None, "", f"endpoint /hooks/{mapping.name} is also {first}")
+            )
+            continue
+        mappings[mapping.name] = mapping
+    if problems:
+        raise MappingLoadError(problems)
+    return mappings
+
+
+def load_file(file: str | Path, env: AnyMapping[str, str] | None = None) -> Mapping:
+    """Load one mapping file; the endpoint name is the file name without its suffix."""
+    file = Path(file)
+    env = os.environ if env is None else env
+    where = str(file)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MappingLoadError([Problem(where, None, "", f"cannot read the file: {exc}")]) from None
+    data, lines, problems = _parse_yaml(where, text)
+    report = _Report(where, lines, problems)
+    if not _NAME.match(file.stem):
+        report.add((), f"the file name {file.stem!r} cannot be an endpoint name: use letters, "
+                   "digits, '-', '_' and '.'")
+    if data is not None:
+        for error in Draft202012Validator(schema()).iter_errors(data):
+            _report_schema_error(report, error)
+    if report.problems or data is None:
+        raise MappingLoadError(report.problems)
+    data = _interpolate(data, env, report)
+    mapping = _build(file, data, env, report)
+    if report.problems:
+        raise MappingLoadError(report.problems)
+    return mapping
+
+
+# --- YAML with line numbers -------------------------------------------------------------------
+
+
+def _parse_yaml(where: str, text: str) -> tuple[Any, dict[Path_, int], list[Problem]]:
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, {}, [Problem(where, None, "", "the file is empty")]
+        data = loader.construct_document(node)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        message = f"invalid YAML: {exc.problem or exc}"
+        return None, {}, [Problem(where, line, "", message)]
+    except yaml.YAMLError as exc:
+        return None, {}, [Problem(where, None, "", f"invalid YAML: {exc}")]
+    finally:
+        loader.dispose()
+    lines: dict[Path_, int] = {}
+    problems: list[Problem] = []
+    _index_lines(node, (), lines, problems, where)
+    if not isinstance(data, dict):
+        problems.append(Problem(where, 1, "", "a mapping file is a YAML object of keys"))
+        return None, lines, problems
+    return data, lines, problems
+
+
+def _index_lines(node: yaml.Node, path: Path_, lines: dict, problems: list, where: str) -> None:
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = key_node.value
+            if key in seen:
+                problems.append(Problem(where, key_node.start_mark.line + 1, _dotted((*path, key)),
+                                        "the key appears twice; the later one would win"))
+            seen.add(key)
+            lines[(*path, key)] = key_node.start_mark.line + 1
+            _index_lines(value_node, (*path, key), lines, problems, where)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, child in enumerate(node.value):
+            _index_lines(child, (*path, index), lines, problems, where)
+
+
+def _dotted(path: Path_) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+class _Report:
+    """Collects problems of one file, locating each key path on its line."""
+
+    def __init__(self, where: str, lines: dict[Path_, int], problems: list[Problem]):
+        self.where, self.lines, self.problems = where, lines, problems
+
+    def add(self, path: Path_, message: str) -> None:
+        line = None
+        for end in range(len(path), -1, -1):
+            line = self.lines.get(tuple(path[:end]))
+            if line:
+                break
+        self.problems.append(Problem(self.where, line, _dotted(path), message))
+
+
+# --- schema errors as an integrator would want them ------------------------------------------
+
+
+def _report_schema_error(report: _Report, error: ValidationError) -> None:
+    if error.context:  # anyOf: explain the alternative that came closest
+        error = best_match(error.context)
+    path = tuple(error.absolute_path)
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        for key in sorted(set(error.instance) - set(allowed)):
+            guess = difflib.get_close_matches(key, allowed, n=1)
+            hint = f"did you mean {guess[0]!r}?" if guess else "expected one of " + ", ".join(
+                allowed)
+            report.add((*path, key), f"unknown key; {hint}")
+        return
+    message = error.message
+    if error.validator in ("type", "pattern", "enum") and isinstance(error.instance, bool):
+        message += " (YAML reads yes/no/on/off/NO as booleans: put the value in quotes)"
+    elif error.validator == "required":
+        message = message.replace("is a required property", "is required here")
+    report.add(path, message)
+
+
+# --- ${NAME} from the environment ----------------------------------------------------------------
+
+
+def _interpolate(data: Any, env: AnyMapping[str, str], report: _Report, path: Path_ = ()) -> Any:
+    if isinstance(data, dict):
+        # Test bodies are examples of what senders post, not configuration.
+        return {k: v if path == () and k == "tests" else _interpolate(v, env, report, (*path, k))
+                for k, v in data.items()}
+    if isinstance(data, list):
+        return [_interpolate(v, env, report, (*path, i)) for i, v in enumerate(data)]
+    if not isinstance(data, str) or "$" not in data:
+        return data
+
+    def substitute(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name, default = match.group(1), match.group(2)
+        if name in env:
+            return env[name]
+        if default is not None:
+            return default
+        report.add(path, f"environment variable {name} is not set "
+                   f"(set it, or write ${{{name}:-default}})")
+        return ""
+
+    return _ENV.sub(substitute, data)
+
+
+# --- semantic checks and compilation ----------------------------------------------------------
+
+
+def _build(file: Path, data: dict[str, Any], env: AnyMapping[str, str], report: _Report) -> Mapping:
+    def expr(path: Path_, text: str | None) -> Expr | None:
+        return None if text is None else _compile(report, path, text)
+
+    source_name = data.get("source", "generic")
+    preset = PRESETS.get(source_name)
+    if preset is None:
+        report.add(("source",), f"unknown source {source_name!r}; expected one of "
+                   + ", ".join(sorted(PRESETS)))
+        preset = PRESETS["generic"]
+
+    engati = _engati(data.get("engati", {}), env)
+    channel = data.get("channel", "whatsapp")
+    if channel == "rcs" and engati.api == "v1":
+        report.add(("channel",), "rcs needs engati.api v2 (v1 triggers WhatsApp flows only)")
+
+    phone_spec = data["phone"] if isinstance(data["phone"], dict) else {"path": data["phone"]}
+    phone_path = ("phone", "path") if isinstance(data["phone"], dict) else ("phone",)
+    phone = Phone(expr(phone_path, phone_spec["path"]), phone_spec.get("region", None),
+                  phone_spec.get("format", "digits"))
+    if phone.region:
+        phone = Phone(phone.path, phone.region.upper(), phone.format)
+
+    attributes = [_attribute(report, name, spec, expr)
+                  for name, spec in data.get("attributes", {}).items()]
+
+    flows = []
+    for index, entry in enumerate(data["flows"]):
+        when = expr(("flows", index, "when"), entry.get("when"))
+        if index and "when" not in data["flows"][index - 1]:
+            report.add(("flows", index), "unreachable: the entry before it has no `when`, so it "
+                       "always matches; put the fallback last")
+        flows.append(Flow(entry["flow_key"], when))
+
+    secrets = data.get("secret", ())
+    return Mapping(
+        name=file.stem,
+        file=str(file),
+        source=preset,
+        engati=engati,
+        phone=phone,
+        flows=tuple(flows),
+        attributes=tuple(attributes),
+        channel=channel,
+        filter=expr(("filter",), data.get("filter")),
+        each=expr(("each",), data.get("each", preset.each)),
+        id=expr(("id",), data.get("id", preset.id)),
+        secrets=(secrets,) if isinstance(secrets, str) else tuple(secrets),
+        tests=tuple(data.get("tests", ())),
+    )
+
+
+def _engati(spec: dict[str, Any], env: AnyMapping[str, str]) -> Engati:
+    def setting(key: str) -> str | None:
+        value = spec.get(key)
+        value = env.get(f"ENGATI_{key.upper()}") if value in (None, "") else value
+        return None if value in (None, "") else str(value)
+
+    return Engati(
+        customer_id=setting("customer_id"),
+        bot_key=setting("bot_key"),
+        api_key=setting("api_key"),
+        api=spec.get("api", "v2"),
+        base_url=(setting("base_url") or DEFAULT_BASE_URL).rstrip("/"),
+    )
+
+
+def _attribute(report: _Report, name: str, spec: Any, expr: Any) -> Attribute:
+    path: Path_ = ("attributes", name)
+    if name in RESERVED_ATTRIBUTES:
+        report.add(path, f"{name} is set by the relay from `channel` and `phone`; "
+                   "rename the attribute")
+    if isinstance(spec, str):
+        return Attribute(name, path=expr(path, spec))
+    if ("path" in spec) == ("value" in spec):
+        report.add(path, "give either `path` (an expression) or `value` (a constant), not "
+                   + ("both" if "path" in spec else "neither"))
+    if "value" in spec and ("required" in spec or "default" in spec):
+        report.add(path, "`required` and `default` only apply to `path`")
+    return Attribute(
+        name,
+        path=expr((*path, "path"), spec["path"]) if "path" in spec else None,
+        value=spec.get("value"),
+        required=spec.get("required", False),
+        default=spec.get("default"),
+    )
+
+
+def _compile(report: _Report, path: Path_, text: str) -> Expr | None:
+    try:
+        parsed = jmespath.compile(text)
+    except JMESPathError as exc:
+        report.add(path, str(exc).strip().replace("\n", "\n    "))
+        return None
+    for name, arity in _function_calls(parsed.parsed):
+        spec = FUNCTION_TABLE.get(name)
+        if spec is None:
+            guess = difflib.get_close_matches(name, FUNCTION_TABLE, n=1)
+            hint = f"; did you mean {guess[0]}()?" if guess else ""
+            report.add(path, f"unknown function {name}(){hint}")
+            continue
+        signature = spec["signature"]
+        variadic = bool(signature) and signature[-1].get("variadic", False)
+        if arity < len(signature) or (arity > len(signature) and not variadic):
+            expected = f"at least {len(signature)}" if variadic else str(len(signature))
+            report.add(path, f"{name}() takes {expected} argument(s), got {arity}")
+    return Expr(text, parsed)
+
+
+def _function_calls(node: dict[str, Any]) -> Iterator[tuple[str, int]]:
+    if node.get("type") == "function_expression":
+        yield node["value"], len(node["children"])
+    for child in node.get("children", ()):
+        if isinstance(child, dict):
+            yield from _function_calls(child)

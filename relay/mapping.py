@@ -1,0 +1,266 @@
+"""A loaded mapping and its evaluation: one webhook envelope in, planned deliveries out.
+
+Pure: no I/O, no clock. `loader.py` builds `Mapping` objects from YAML; the CLI, the tests
+and the web app all call `evaluate()` on them unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from jmespath.exceptions import JMESPathError
+from jmespath.parser import ParsedResult
+
+from relay.errors import FieldError
+from relay.functions import OPTIONS
+from relay.phone import PhoneError, normalise
+
+if TYPE_CHECKING:
+    from relay.sources import Preset
+
+
+@dataclass(frozen=True)
+class Expr:
+    """A compiled JMESPath expression that remembers its text."""
+
+    text: str
+    parsed: ParsedResult = field(repr=False, compare=False)
+
+    def search(self, data: Any) -> Any:
+        return self.parsed.search(data, options=OPTIONS)
+
+
+@dataclass(frozen=True)
+class Phone:
+    path: Expr
+    region: str | None = None
+    format: str = "digits"
+
+
+@dataclass(frozen=True)
+class Attribute:
+    name: str
+    path: Expr | None = None
+    value: Any = None
+    required: bool = False
+    default: Any = None
+
+
+@dataclass(frozen=True)
+class Flow:
+    flow_key: str
+    when: Expr | None = None
+
+
+@dataclass(frozen=True)
+class Engati:
+    """Which bot a mapping calls; a None means the setting is missing everywhere."""
+
+    customer_id: str | None
+    bot_key: str | None
+    api_key: str | None = field(repr=False)
+    api: str = "v2"
+    base_url: str = "https://api.engati.ai"
+
+    def missing(self) -> list[str]:
+        return [k for k in ("customer_id", "bot_key", "api_key") if not getattr(self, k)]
+
+
+@dataclass(frozen=True)
+class Mapping:
+    name: str
+    file: str
+    source: Preset
+    engati: Engati
+    phone: Phone
+    flows: tuple[Flow, ...]
+    attributes: tuple[Attribute, ...] = ()
+    channel: str = "whatsapp"
+    filter: Expr | None = None
+    each: Expr | None = None
+    id: Expr | None = None
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+    tests: tuple[dict[str, Any], ...] = field(default=(), repr=False)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One planned Engati call."""
+
+    flow_key: str
+    channel: str
+    phone: str
+    attributes: dict[str, Any]
+    dedup_key: str | None = None
+    item: int | None = None  # the index in the batch under `each`
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "flow_key": self.flow_key,
+            "channel": self.channel,
+            "phone": self.phone,
+            "attributes": self.attributes,
+            "id": self.dedup_key,
+        }
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a webhook maps to: deliveries, and every field that failed.
+
+    Under `each`, items that fail are listed in `errors` while the others are delivered.
+    """
+
+    deliveries: tuple[Delivery, ...] = ()
+    errors: tuple[FieldError, ...] = ()
+    skipped: str | None = None  # why nothing is to be delivered, when that is not an error
+
+    @property
+    def status(self) -> str:
+        if self.deliveries:
+            return "planned"
+        return "failed" if self.errors else "skipped"
+
+
+def evaluate(mapping: Mapping, envelope: dict[str, Any]) -> Result:
+    """Map one envelope `{body, headers, query}` to the Engati deliveries it asks for."""
+    if mapping.each is None:
+        return _evaluate_scope(mapping, envelope, None)
+    try:
+        items = mapping.each.search(envelope)
+    except JMESPathError as exc:
+        return Result(errors=(FieldError("each", _jmespath_message(exc)),))
+    if items is None or items == []:
+        return Result(skipped="each: the list is empty")
+    if not isinstance(items, list):
+        return Result(errors=(FieldError("each", f"expected a list, got {_kind(items)}"),))
+    deliveries: list[Delivery] = []
+    errors: list[FieldError] = []
+    for index, item in enumerate(items):
+        one = _evaluate_scope(mapping, {**envelope, "item": item}, index)
+        deliveries.extend(one.deliveries)
+        errors.extend(one.errors)
+    if not deliveries and not errors:
+        return Result(skipped="filter: no item passed")
+    return Result(tuple(deliveries), tuple(errors))
+
+
+def _evaluate_scope(mapping: Mapping, scope: dict[str, Any], item: int | None) -> Result:
+    prefix = "" if item is None else f"each[{item}]."
+    errors: list[FieldError] = []
+
+    def fail(name: str, message: str) -> None:
+        errors.append(FieldError(prefix + name, message))
+
+    if mapping.filter is not None:
+        try:
+            if not _truthy(mapping.filter.search(scope)):
+                return Result(skipped="filter")
+        except JMESPathError as exc:
+            fail("filter", _jmespath_message(exc))
+            return Result(errors=tuple(errors))
+
+    phone = _phone(mapping.phone, scope, fail)
+    attributes = _attributes(mapping.attributes, scope, fail)
+    flow_key = _flow(mapping, {**scope, "phone": phone, "attributes": attributes}, fail)
+    dedup_key = _dedup_key(mapping.id, scope, fail)
+    if errors or phone is None or flow_key is None:
+        return Result(errors=tuple(errors))
+    delivery = Delivery(flow_key, mapping.channel, phone, attributes, dedup_key, item)
+    return Result(deliveries=(delivery,))
+
+
+def _phone(spec: Phone, scope: dict[str, Any], fail: Any) -> str | None:
+    try:
+        raw = spec.path.search(scope)
+    except JMESPathError as exc:
+        fail("phone", _jmespath_message(exc))
+        return None
+    if raw is None or raw == "":
+        fail("phone", f"no value at {spec.path.text}")
+        return None
+    try:
+        return normalise(raw, spec.region, spec.format)
+    except PhoneError as exc:
+        fail("phone", str(exc))
+        return None
+
+
+def _attributes(specs: tuple[Attribute, ...], scope: dict[str, Any], fail: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for spec in specs:
+        if spec.path is None:
+            values[spec.name] = spec.value
+            continue
+        try:
+            value = spec.path.search(scope)
+        except JMESPathError as exc:
+            fail(f"attributes.{spec.name}", _jmespath_message(exc))
+            continue
+        if value is None or value == "":
+            value = spec.default
+        if value is None or value == "":
+            if spec.required:
+                fail(f"attributes.{spec.name}", f"required, but no value at {spec.path.text}")
+            continue
+        values[spec.name] = value
+    return values
+
+
+def _flow(mapping: Mapping, scope: dict[str, Any], fail: Any) -> str | None:
+    for index, flow in enumerate(mapping.flows):
+        if flow.when is None:
+            return flow.flow_key
+        try:
+            if _truthy(flow.when.search(scope)):
+                return flow.flow_key
+        except JMESPathError as exc:
+            fail(f"flows[{index}].when", _jmespath_message(exc))
+            return None
+    fail("flows", "no flow matched and there is no fallback (an entry without `when`)")
+    return None
+
+
+def _dedup_key(expr: Expr | None, scope: dict[str, Any], fail: Any) -> str | None:
+    if expr is None:
+        return None
+    try:
+        value = expr.search(scope)
+    except JMESPathError as exc:
+        fail("id", _jmespath_message(exc))
+        return None
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def _truthy(value: Any) -> bool:
+    # JMESPath's notion of truth: false, null and empty strings, lists and objects are false
+    # (0 is true, unlike in Python).
+    if value is None or value is False:
+        return False
+    return len(value) > 0 if isinstance(value, str | list | dict) else True
+
+
+def _jmespath_message(exc: JMESPathError) -> str:
+    return str(exc).replace("\n", " ").strip()
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "text", bool: "a boolean"}.get(
+        type(value), "a number"
+    )
+
+
+def evaluate_raw(
+    mapping: Mapping, raw: bytes, headers: dict[str, str], query: dict[str, Any]
+) -> Result:
+    """Parse a request as the mapping's source does, then `evaluate()` it.
+
+    Raises BodyError when the body cannot be parsed.
+    """
+    return evaluate(mapping, mapping.source.envelope(raw, headers, query))
