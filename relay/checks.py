@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from relay.errors import BodyError
 from relay.mapping import Delivery, Mapping, Result, evaluate_raw
+from relay.sources.body import content_type_for
 
-_CONTENT_TYPES = {
-    ".json": "application/json",
-    ".xml": "text/xml",
-    ".form": "application/x-www-form-urlencoded",
-}
+_FILE_NAME = re.compile(r"[\w./-]+\.(json|xml|txt|form)")
 _DELIVERY_KEYS = ("flow_key", "channel", "phone", "id", "attributes")
 
 
@@ -49,9 +47,11 @@ def case_request(mapping: Mapping, case: dict[str, Any]) -> tuple[bytes, dict[st
     """The raw body and headers a test describes; a body naming a file reads that file."""
     headers = {k.lower(): v for k, v in case.get("headers", {}).items()}
     body = case["body"]
-    if isinstance(body, str) and (Path(mapping.file).parent / body).is_file():
+    if isinstance(body, str) and _FILE_NAME.fullmatch(body):
         file = Path(mapping.file).parent / body
-        headers.setdefault("content-type", _CONTENT_TYPES.get(file.suffix, "application/json"))
+        if not file.is_file():
+            raise FileNotFoundError(f"no file {body} next to {mapping.file}")
+        headers.setdefault("content-type", content_type_for(body) or "application/json")
         return file.read_bytes(), headers
     if isinstance(body, str):
         return body.encode(), headers

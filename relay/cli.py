@@ -15,6 +15,7 @@ from relay.engati import build_request
 from relay.errors import MappingLoadError, RelayError
 from relay.loader import SUFFIXES, load_file, schema
 from relay.mapping import Mapping, evaluate_raw
+from relay.sources.body import content_type_for
 
 
 class _Group(click.Group):
@@ -92,8 +93,9 @@ def preview(mapping: str, body: Any, headers: tuple[str, ...], query: tuple[str,
     """
     loaded = load_file(_find_mapping(mapping))
     header_map = dict(_split(h, ":", "-H", "'Name: value'") for h in headers)
-    if not any(k.lower() == "content-type" for k in header_map) and body.name.endswith(".xml"):
-        header_map["Content-Type"] = "text/xml"
+    guessed = content_type_for(getattr(body, "name", ""))
+    if guessed and not any(k.lower() == "content-type" for k in header_map):
+        header_map["Content-Type"] = guessed
     query_map = dict(_split(q, "=", "-q", "key=value") for q in query)
     result = evaluate_raw(loaded, body.read(), header_map, query_map)
     for error in result.errors:

@@ -19,7 +19,7 @@ from typing import Any
 
 import jmespath
 import yaml
-from jmespath.exceptions import JMESPathError
+from jmespath.exceptions import IncompleteExpressionError, JMESPathError, LexerError
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
@@ -91,7 +91,7 @@ def load_file(file: str | Path, env: AnyMapping[str, str] | None = None) -> Mapp
     data = _interpolate(data, env, report)
     mapping = _build(file, data, env, report)
     if report.problems:
-        raise MappingLoadError(report.problems)
+        raise MappingLoadError(sorted(report.problems, key=lambda p: p.line or 0))
     return mapping
 
 
@@ -166,8 +166,11 @@ class _Report:
 
 
 def _report_schema_error(report: _Report, error: ValidationError) -> None:
-    if error.context:  # anyOf: explain the alternative that came closest
-        error = best_match(error.context)
+    if error.context:
+        # anyOf: explain the alternative meant for this kind of value (an object's mistakes,
+        # not "is not a string"), else the one that came closest.
+        meant = [e for e in error.context if not (e.validator == "type" and not e.path)]
+        error = best_match(meant or error.context)
     path = tuple(error.absolute_path)
     if error.validator == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
@@ -308,7 +311,7 @@ def _compile(report: _Report, path: Path_, text: str) -> Expr | None:
     try:
         parsed = jmespath.compile(text)
     except JMESPathError as exc:
-        report.add(path, str(exc).strip().replace("\n", "\n    "))
+        report.add(path, _parse_error(text, exc))
         return None
     for name, arity in _function_calls(parsed.parsed):
         spec = FUNCTION_TABLE.get(name)
@@ -323,6 +326,19 @@ def _compile(report: _Report, path: Path_, text: str) -> Expr | None:
             expected = f"at least {len(signature)}" if variadic else str(len(signature))
             report.add(path, f"{name}() takes {expected} argument(s), got {arity}")
     return Expr(text, parsed)
+
+
+def _parse_error(text: str, exc: JMESPathError) -> str:
+    column = getattr(exc, "lex_position", None)
+    if isinstance(exc, IncompleteExpressionError):
+        detail = "the expression is incomplete"
+    elif isinstance(exc, LexerError):
+        detail = exc.message
+    else:
+        detail = f"unexpected {getattr(exc, 'token_value', None)!r}"
+    if column is None:
+        return f"Parse error: {detail}"
+    return f"Parse error at column {column}: {detail}\n    {text}\n    {' ' * column}^"
 
 
 def _function_calls(node: dict[str, Any]) -> Iterator[tuple[str, int]]:

@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import json
+from pathlib import PurePath
 from typing import Any
 from urllib.parse import parse_qsl
 
 from relay.errors import BodyError
+
+_BY_SUFFIX = {
+    ".json": "application/json",
+    ".xml": "text/xml",
+    ".form": "application/x-www-form-urlencoded",
+}
+
+
+def content_type_for(filename: str) -> str | None:
+    """The content type an example body file stands for, by its suffix."""
+    return _BY_SUFFIX.get(PurePath(filename).suffix.lower())
 
 
 def media_type(content_type: str | None) -> str:
