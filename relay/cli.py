@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from relay import operate, service
 from relay.checks import run_tests
 from relay.config import Settings
 from relay.engati import build_request
@@ -108,6 +109,11 @@ def preview(mapping: str, body: Any, headers: tuple[str, ...], query: tuple[str,
         click.echo(f"warn: {unset}", err=True)
     requests = [build_request(loaded.engati, d, mask=True) for d in result.deliveries]
     click.echo(json.dumps(requests, indent=2, ensure_ascii=False))
+
+
+for _command in (service.serve, service.worker, service.db, service.sandbox, operate.events,
+                 operate.show, operate.replay):
+    main.add_command(_command)
 
 
 def _mapping_files(paths: tuple[Path, ...]) -> list[Path]:

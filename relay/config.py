@@ -19,9 +19,12 @@ class Settings:
     lease: float = 60.0
     retry_base: float = 2.0
     retry_cap: float = 3600.0
-    max_attempts: int = 25
+    max_attempts: int = 48
     max_age: float = 86400.0
     poll_interval: float = 0.5
+    shutdown_grace: float = 10.0
+    engati_timeout: float = 15.0
+    db_timeout: float = 5.0
     admin_token: str | None = None
 
     # field -> environment variable; every other field is RELAY_<FIELD>

@@ -9,9 +9,15 @@ Both authenticate with `Authorization: Basic <api key>`: the raw key, not base64
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
+import httpx
+
+from relay.errors import EngatiError
 from relay.functions import as_text
 from relay.mapping import Delivery, Engati
 
@@ -52,3 +58,79 @@ def _as_json_value(value: Any) -> Any:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     return value
 
+
+
+@dataclass(frozen=True)
+class Answer:
+    """Engati accepted the call."""
+
+    http_status: int
+    code: int | None
+
+
+# Engati asks us to come back later, or is having trouble: the same call may succeed.
+RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+SUCCESS_CODE = 1000
+
+
+class EngatiClient:
+    """Sends built requests with an injected httpx.AsyncClient (tests pass a MockTransport)."""
+
+    def __init__(self, client: httpx.AsyncClient):
+        self.client = client
+
+    async def send(self, request: dict[str, Any]) -> Answer:
+        """Send one request; raise EngatiError saying whether a retry can help."""
+        try:
+            response = await self.client.request(
+                request["method"], request["url"], headers=request["headers"],
+                json=request["json"])
+        except httpx.TimeoutException:
+            raise EngatiError("timed out waiting for Engati", retryable=True) from None
+        except httpx.HTTPError as exc:
+            raise EngatiError(f"could not reach Engati: {type(exc).__name__}",
+                              retryable=True) from None
+        return classify(response)
+
+
+def classify(response: httpx.Response) -> Answer:
+    """Success is a 2xx whose body, when it has a `status.code`, says 1000."""
+    status = response.status_code
+    code, desc = _engati_status(response)
+    if 200 <= status < 300:
+        if code is None or code == SUCCESS_CODE:
+            return Answer(status, code)
+        raise EngatiError(f"Engati answered HTTP {status} with status {code} {desc}".strip(),
+                          retryable=False, status=status, code=code)
+    retryable = status in RETRYABLE_STATUSES or status >= 500
+    detail = f" with status {code} {desc}".rstrip() if code is not None else ""
+    hint = " (check the API key)" if status in (401, 403) else ""
+    raise EngatiError(f"Engati answered HTTP {status}{detail}{hint}", retryable=retryable,
+                      status=status, code=code, retry_after=retry_after(response))
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """Seconds from a Retry-After header (seconds or an HTTP date); None when absent."""
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _engati_status(response: httpx.Response) -> tuple[int | None, str]:
+    try:
+        status = response.json().get("status")
+        code = status.get("code")
+        return (int(code) if code is not None else None), str(status.get("desc") or "")
+    except (ValueError, AttributeError, TypeError):
+        return None, ""

@@ -230,7 +230,7 @@ def _build(file: Path, data: dict[str, Any], env: AnyMapping[str, str], report: 
                    + ", ".join(sorted(PRESETS)))
         preset = PRESETS["generic"]
 
-    engati = _engati(data.get("engati", {}), env)
+    engati = engati_settings(data.get("engati", {}), env)
     channel = data.get("channel", "whatsapp")
     if channel == "rcs" and engati.api == "v1":
         report.add(("channel",), "rcs needs engati.api v2 (v1 triggers WhatsApp flows only)")
@@ -271,7 +271,8 @@ def _build(file: Path, data: dict[str, Any], env: AnyMapping[str, str], report: 
     )
 
 
-def _engati(spec: dict[str, Any], env: AnyMapping[str, str]) -> Engati:
+def engati_settings(spec: dict[str, Any], env: AnyMapping[str, str]) -> Engati:
+    """A mapping's `engati:` keys, each falling back to ENGATI_<KEY> in `env`."""
     def setting(key: str) -> str | None:
         value = spec.get(key)
         value = env.get(f"ENGATI_{key.upper()}") if value in (None, "") else value

@@ -1,0 +1,147 @@
+"""The web app: POST /hooks/<name> stores a webhook and answers; the worker delivers it.
+
+`gunicorn 'relay.app:create_app()'` serves it. The sender is answered 2xx only after the
+event and its deliveries are committed; Engati is never called inside the request.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from flask import Flask, g, jsonify, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from relay.config import Settings
+from relay.errors import InboundError, StoreUnavailable
+from relay.logs import configure_logging
+from relay.mapping import evaluate_raw
+from relay.redact import redact
+from relay.registry import Registry
+from relay.store import Store
+
+log = logging.getLogger("relay.inbound")
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    store: Store | None = None,
+    registry: Registry | None = None,
+) -> Flask:
+    configure_logging()
+    settings = settings or Settings.from_env()
+    if registry is None:
+        registry = Registry(settings.mappings)
+        registry.load()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body
+    app.extensions["relay"] = {
+        "settings": settings,
+        "store": store or Store(settings.database_url, timeout=settings.db_timeout),
+        "registry": registry,
+    }
+    app.add_url_rule("/hooks/<name>", "hook", receive, methods=["POST"])
+    app.add_url_rule("/healthz", "healthz", lambda: {"status": "ok"})
+    app.add_url_rule("/readyz", "readyz", ready)
+    app.register_error_handler(InboundError, _inbound_error)
+    app.register_error_handler(StoreUnavailable, _store_unavailable)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected)
+    app.before_request(lambda: setattr(g, "started", time.perf_counter()))
+    app.after_request(_log_request)
+    return app
+
+
+def _relay() -> dict[str, Any]:
+    from flask import current_app
+
+    return current_app.extensions["relay"]
+
+
+def receive(name: str) -> Any:
+    relay = _relay()
+    g.mapping = name
+    mapping = relay["registry"].get(name)
+    if mapping is None:
+        return _error(404, f"no mapping named {name!r}",
+                      f"create {relay['settings'].mappings}/{name}.yaml to serve /hooks/{name}")
+    raw = request.get_data(cache=False)
+    headers = dict(request.headers)
+    query = {k: v[0] if len(v) == 1 else v for k, v in request.args.lists()}
+    result = evaluate_raw(mapping, raw, headers, query)  # BodyError: 400 / 415
+    receipt = relay["store"].accept(name, raw, redact({k.lower(): v for k, v in headers.items()}),
+                                    redact(query), result, time.time())
+    g.event_id = receipt.event_id
+    answer: dict[str, Any] = {"status": receipt.status, "event_id": receipt.event_id}
+    errors = [e.to_dict() for e in result.errors]
+    if receipt.status == "accepted":
+        answer["deliveries"] = receipt.deliveries
+        if errors:  # some items of a batch could not be mapped
+            answer["errors"] = errors
+        return jsonify(answer), 202
+    if receipt.status == "failed":
+        answer["error"] = "the webhook could not be mapped: " + "; ".join(
+            f"{e['field']}: {e['message']}" for e in errors)
+        answer["errors"] = errors
+        answer["hint"] = (f"fix the webhook or {mapping.file}; the event is stored: "
+                          f"`relay replay {receipt.event_id}` maps it again")
+        return jsonify(answer), 422
+    if receipt.status == "skipped":
+        answer["reason"] = result.skipped
+    return jsonify(answer), 200
+
+
+def ready() -> Any:
+    relay = _relay()
+    try:
+        relay["store"].ping()
+    except StoreUnavailable as exc:
+        return _error(503, str(exc), "check DATABASE_URL and that the database is up")
+    names = relay["registry"].names()
+    if not names:
+        return _error(503, "no mappings loaded",
+                      f"add mapping files to {relay['settings'].mappings}/")
+    return {"status": "ready", "mappings": names}
+
+
+def _error(status: int, message: str, hint: str | None = None) -> Any:
+    body = {"error": message}
+    if hint:
+        body["hint"] = hint
+    return jsonify(body), status
+
+
+def _inbound_error(exc: InboundError) -> Any:
+    return _error(exc.status, str(exc))
+
+
+def _store_unavailable(exc: StoreUnavailable) -> Any:
+    log.error("database write failed: %s", exc)
+    response, status = _error(503, "the webhook could not be stored right now",
+                              "retry later; nothing was accepted")
+    response.headers["Retry-After"] = "5"
+    return response, status
+
+
+def _http_error(exc: HTTPException) -> Any:
+    if isinstance(exc, RequestEntityTooLarge):
+        limit = _relay()["settings"].max_body
+        return _error(413, f"the body is larger than {limit} bytes",
+                      "send a smaller body, or raise RELAY_MAX_BODY")
+    return _error(exc.code or 500, exc.description or exc.name)
+
+
+def _unexpected(exc: Exception) -> Any:
+    log.exception("unexpected error")
+    return _error(500, "internal error; the relay's log has the details")
+
+
+def _log_request(response: Any) -> Any:
+    if request.path.startswith("/hooks/"):
+        ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
+        log.info("inbound mapping=%s status=%d event=%s bytes=%s ms=%.1f",
+                 g.get("mapping", "-"), response.status_code, g.get("event_id", "-"),
+                 request.content_length if request.content_length is not None else "-", ms)
+    return response

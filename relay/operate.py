@@ -1,0 +1,176 @@
+"""Commands for operators: list events, show one, replay what failed."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+from relay.config import Settings
+from relay.errors import BodyError, RelayError
+from relay.loader import load_folder
+from relay.mapping import evaluate_raw
+from relay.store import Store
+
+STATUSES = ("accepted", "skipped", "failed", "pending", "delivered", "dead")
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _store() -> Store:
+    settings = Settings.from_env()
+    return Store(settings.database_url, timeout=settings.db_timeout)
+
+
+@click.command()
+@click.option("--status", type=click.Choice(STATUSES),
+              help="accepted/skipped/failed as received; pending/delivered/dead by deliveries.")
+@click.option("--mapping", help="Only this mapping's events.")
+@click.option("--limit", type=int, default=50, show_default=True)
+def events(status: str | None, mapping: str | None, limit: int) -> None:
+    """List recent events, newest first."""
+    rows = _store().events(status=status, mapping=mapping, limit=limit)
+    if not rows:
+        click.echo("no events")
+        return
+    click.echo(f"{'ID':>8}  {'MAPPING':<20} {'RECEIVED (UTC)':<19}  {'STATUS':<9} "
+               f"{'DELIVERED':<9}  LAST ERROR")
+    for row in rows:
+        click.echo(f"{row['id']:>8}  {row['mapping'][:20]:<20} {_when(row['received_at'])}  "
+                   f"{_state(row):<9} {_delivered(row):<9}  {_last_error(row)}")
+
+
+@click.command()
+@click.argument("event_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print everything as JSON.")
+def show(event_id: int, as_json: bool) -> None:
+    """Show an event: body, headers, the mapping result, deliveries and every attempt."""
+    event = _store().event(event_id)
+    if event is None:
+        raise RelayError(f"no event {event_id}")
+    event["body"] = event["body"].decode("utf-8", "replace")
+    if as_json:
+        click.echo(json.dumps(event, indent=2, ensure_ascii=False, default=str))
+        return
+    click.echo(f"event {event['id']}  mapping {event['mapping']}  received "
+               f"{_when(event['received_at'])} UTC  status {event['status']}")
+    if event["note"]:
+        click.echo(f"skipped: {event['note']}")
+    for error in event["errors"] or ():
+        click.echo(f"error: {error['field']}: {error['message']}")
+    click.echo("headers: " + json.dumps(event["headers"], ensure_ascii=False))
+    if event["query"]:
+        click.echo("query: " + json.dumps(event["query"], ensure_ascii=False))
+    click.echo("body:\n" + _pretty(event["body"]))
+    for d in event["deliveries"]:
+        click.echo(f"delivery {d['id']}: flow {d['flow_key']} {d['channel']} {d['phone']} "
+                   f"-> {d['status']} after {d['attempts']} attempt(s)")
+        click.echo("  attributes: " + json.dumps(d["attributes"], ensure_ascii=False))
+        if d["status"] == "pending":
+            click.echo(f"  next attempt at {_when(d['next_at'])} UTC")
+        for a in d["attempt_log"]:
+            answer = " ".join(filter(None, [
+                a["http_status"] and f"HTTP {a['http_status']}",
+                a["engati_code"] and f"code {a['engati_code']}"])) or "no answer"
+            click.echo(f"  {_when(a['started_at'])}  {a['outcome']:<9} {answer:<20} "
+                       f"{a['duration_ms']:.0f} ms  {a['error'] or ''}".rstrip())
+
+
+@click.command()
+@click.argument("event_ids", nargs=-1, type=int)
+@click.option("--dead", is_flag=True, help="Every event with a dead delivery.")
+@click.option("--failed", is_flag=True, help="Every event whose mapping failed (422).")
+@click.option("--mapping", help="With --dead/--failed: only this mapping's events.")
+@click.option("--since", help="With --dead/--failed: received since, e.g. 24h, 7d or 2026-11-01.")
+def replay(event_ids: tuple[int, ...], dead: bool, failed: bool, mapping: str | None,
+           since: str | None) -> None:
+    """Map events again with the current mapping and queue what is not yet delivered.
+
+    A delivery that already succeeded is never sent again.
+    """
+    if bool(event_ids) == (dead or failed):
+        raise click.UsageError("give EVENT_IDs, or --dead and/or --failed")
+    if (mapping or since) and not (dead or failed):
+        raise click.UsageError("--mapping and --since go with --dead or --failed")
+    settings = Settings.from_env()
+    store = Store(settings.database_url, timeout=settings.db_timeout)
+    ids = list(event_ids) or store.replayable(dead=dead, failed=failed, mapping=mapping,
+                                              since=_since(since))
+    mappings = load_folder(settings.mappings)
+    problems = 0
+    for event_id in ids:
+        ok, message = _replay_one(store, mappings, event_id)
+        problems += not ok
+        click.echo(f"event {event_id}: {message}")
+    click.echo(f"{len(ids)} event(s) replayed, {problems} with problems")
+    if problems:
+        raise SystemExit(1)
+
+
+def _replay_one(store: Store, mappings: dict[str, Any], event_id: int) -> tuple[bool, str]:
+    """(ok, what happened) for one event."""
+    event = store.event(event_id)
+    if event is None:
+        return False, "no such event"
+    mapping = mappings.get(event["mapping"])
+    if mapping is None:
+        return False, f"mapping {event['mapping']!r} no longer exists"
+    try:
+        result = evaluate_raw(mapping, event["body"], event["headers"], event["query"])
+    except BodyError as exc:
+        return False, str(exc)
+    counts = store.replay(event_id, result, time.time())
+    message = f"{counts['queued']} queued, {counts['already_delivered']} already delivered"
+    if result.status == "skipped":
+        message += f"; skipped ({result.skipped})"
+    if result.errors:
+        return False, message + "; " + "; ".join(str(e) for e in result.errors)
+    return True, message
+
+
+def _since(text: str | None) -> float | None:
+    if text is None:
+        return None
+    if match := _DURATION.match(text):
+        return time.time() - float(match[1]) * _UNITS[match[2]]
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: use 24h, 7d, 30m or a date like 2026-11-01",
+                                 param_hint="--since") from None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
+def _when(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _state(row: dict[str, Any]) -> str:
+    if row["status"] != "accepted":
+        return row["status"]
+    if row["dead"]:
+        return "dead"
+    return "pending" if row["pending"] else "delivered"
+
+
+def _delivered(row: dict[str, Any]) -> str:
+    return f"{row['delivered'] or 0}/{row['total'] or 0}"
+
+
+def _last_error(row: dict[str, Any]) -> str:
+    if row["errors"]:
+        text = "; ".join(f"{e['field']}: {e['message']}" for e in row["errors"])
+    else:
+        text = row["last_error"] or row["note"] or ""
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _pretty(body: str) -> str:
+    try:
+        return json.dumps(json.loads(body), indent=2, ensure_ascii=False)
+    except ValueError:
+        return body

@@ -1,0 +1,100 @@
+"""The loaded mappings, reloaded when their files change (no restart needed).
+
+At start-up a broken or duplicate file is fatal; afterwards a broken change keeps the last
+good version of that file and the log says why.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+from relay.errors import MappingLoadError
+from relay.loader import SUFFIXES, load_file, load_folder
+from relay.mapping import Mapping
+
+log = logging.getLogger("relay.mappings")
+
+Stamp = tuple[int, int]  # (mtime_ns, size): a change to either means the file changed
+
+
+class Registry:
+    def __init__(self, folder: str | Path, *, check_every: float = 1.0):
+        self.folder = Path(folder)
+        self.check_every = check_every
+        self._lock = threading.Lock()
+        self._checked = 0.0
+        self._stamps: dict[Path, Stamp] = {}
+        self._by_file: dict[Path, Mapping] = {}
+        self._by_name: dict[str, Mapping] = {}
+
+    def load(self) -> None:
+        """Load every file; raise MappingLoadError listing all problems."""
+        mappings = load_folder(self.folder)
+        with self._lock:
+            self._by_file = {Path(m.file): m for m in mappings.values()}
+            self._stamps = {f: stamp for f, stamp in self._scan().items() if f in self._by_file}
+            self._by_name = dict(mappings)
+            self._checked = time.monotonic()
+        log.info("loaded %d mapping(s) from %s: %s", len(mappings), self.folder,
+                 ", ".join(sorted(mappings)) or "(none)")
+
+    def get(self, name: str) -> Mapping | None:
+        self.refresh()
+        return self._by_name.get(name)
+
+    def names(self) -> list[str]:
+        self.refresh()
+        return sorted(self._by_name)
+
+    def refresh(self, force: bool = False) -> None:
+        """Pick up added, changed and removed files, at most once per `check_every`."""
+        if not force and time.monotonic() - self._checked < self.check_every:
+            return
+        with self._lock:
+            self._checked = time.monotonic()
+            current = self._scan()
+            changed = [f for f, stamp in current.items() if self._stamps.get(f) != stamp]
+            removed = [f for f in self._by_file if f not in current]
+            if not changed and not removed:
+                return
+            by_file = dict(self._by_file)
+            for file in removed:
+                log.info("mapping %s removed (%s)", by_file.pop(file).name, file)
+                self._stamps.pop(file, None)
+            for file in changed:
+                self._stamps[file] = current[file]
+                try:
+                    by_file[file] = load_file(file)
+                except MappingLoadError as exc:
+                    kept = "keeping the last good version" if file in by_file else "not loaded"
+                    log.error("mapping %s is broken, %s:\n%s", file, kept, exc)
+                    continue
+                log.info("mapping %s loaded from %s", by_file[file].name, file)
+            self._by_file = by_file
+            self._by_name = _by_name(by_file)
+
+    def _scan(self) -> dict[Path, Stamp]:
+        stamps: dict[Path, Stamp] = {}
+        try:
+            for path in self.folder.iterdir():
+                if path.suffix in SUFFIXES and path.is_file():
+                    st = path.stat()
+                    stamps[path] = (st.st_mtime_ns, st.st_size)
+        except OSError as exc:
+            log.error("cannot read the mappings folder %s: %s", self.folder, exc)
+        return stamps
+
+
+def _by_name(by_file: dict[Path, Mapping]) -> dict[str, Mapping]:
+    names: dict[str, Mapping] = {}
+    for file in sorted(by_file):
+        mapping = by_file[file]
+        if mapping.name in names:
+            log.error("%s is ignored: endpoint /hooks/%s is already %s", file, mapping.name,
+                      names[mapping.name].file)
+            continue
+        names[mapping.name] = mapping
+    return names

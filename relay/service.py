@@ -1,0 +1,124 @@
+"""Commands that run the relay: serve, worker, db upgrade, sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import click
+import httpx
+
+from relay.config import Settings
+from relay.logs import configure_logging
+from relay.registry import Registry
+from relay.sandbox import Sandbox, make_server
+from relay.store import Store
+from relay.worker import Worker
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (0.0.0.0 for every interface).")
+@click.option("--port", type=int, default=lambda: int(os.environ.get("PORT") or 8000),
+              help="Port to listen on [default: $PORT, else 8000].")
+@click.option("--web-workers", type=int, default=2, show_default=True,
+              help="gunicorn web processes.")
+def serve(host: str, port: int, web_workers: int) -> None:
+    """Run the relay on one machine: web server and delivery worker, schema created first."""
+    configure_logging()
+    settings = Settings.from_env()
+    Store(settings.database_url, timeout=settings.db_timeout).upgrade()
+    Registry(settings.mappings).load()  # refuse to start on a broken mapping
+    click.echo(f"relay: http://{host}:{port}/hooks/<mapping>  database {_safe(settings)}  "
+               f"mappings {settings.mappings}/", err=True)
+    web = subprocess.Popen([
+        sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}",
+        "--workers", str(web_workers), "--worker-class", "gthread", "--threads", "8",
+        "--graceful-timeout", "10", "relay.app:create_app()",
+    ])
+    worker = subprocess.Popen([sys.executable, "-m", "relay", "worker"])
+    children = (web, worker)
+
+    def stop(signum: int, _frame: object) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    # Either child ending ends both: a relay that takes webhooks but never delivers them
+    # (or the reverse) must not look alive.
+    while all(child.poll() is None for child in children):
+        time.sleep(0.2)
+    stop(signal.SIGTERM, None)
+    codes = [child.wait() for child in children]
+    sys.exit(max(abs(c) for c in codes) if any(codes) else 0)
+
+
+@click.command()
+def worker() -> None:
+    """Deliver stored webhooks to Engati until SIGTERM."""
+    configure_logging()
+    settings = Settings.from_env()
+    registry = Registry(settings.mappings)
+    registry.load()
+    store = Store(settings.database_url, timeout=settings.db_timeout)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        limits = httpx.Limits(max_connections=settings.concurrency,
+                              max_keepalive_connections=settings.concurrency)
+        timeout = httpx.Timeout(settings.engati_timeout, connect=min(5.0, settings.engati_timeout))
+        async with httpx.AsyncClient(limits=limits, timeout=timeout) as client:
+            await Worker(store, settings, registry, client).run(stop, settings.shutdown_grace)
+
+    asyncio.run(run())
+    store.dispose()
+
+
+@click.group()
+def db() -> None:
+    """Database schema commands."""
+
+
+@db.command()
+def upgrade() -> None:
+    """Create or upgrade the schema (idempotent)."""
+    settings = Settings.from_env()
+    Store(settings.database_url, timeout=settings.db_timeout).upgrade()
+    click.echo(f"schema is up to date ({_safe(settings)})")
+
+
+@click.command()
+@click.option("--port", type=int, default=8081, show_default=True)
+@click.option("--api-key", default=None, help="Refuse other keys with 401, as Engati does.")
+def sandbox(port: int, api_key: str | None) -> None:
+    """Run an Engati stand-in on 127.0.0.1 that prints every call it receives."""
+    server = make_server(Sandbox(api_key, echo=lambda line: click.echo(line)), port=port)
+    click.echo(f"Engati sandbox on http://127.0.0.1:{server.server_port}: "
+               f"set ENGATI_BASE_URL=http://127.0.0.1:{server.server_port}", err=True)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _safe(settings: Settings) -> str:
+    """The database URL without its password."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(settings.database_url).render_as_string(hide_password=True)

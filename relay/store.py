@@ -1,0 +1,344 @@
+"""The store contract: one class over SQLAlchemy Core, for SQLite and PostgreSQL alike.
+
+An event and its planned deliveries are written in one transaction, before the sender is
+answered; the worker claims due deliveries with a lease, so that a crashed worker's claims
+are taken over once the lease runs out (at-least-once: a crash may repeat the call that was in
+flight, never skip one).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event as sa_event
+from sqlalchemy.dialects import postgresql, sqlite
+
+from relay.errors import FieldError, StoreUnavailable
+from relay.mapping import Result
+from relay.tables import attempts, deliveries, events, metadata
+
+_UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError)
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What became of an inbound webhook."""
+
+    status: str  # accepted | duplicate | skipped | failed
+    event_id: int
+    deliveries: int = 0
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A delivery a worker holds until it records the outcome or the lease runs out."""
+
+    id: int
+    event_id: int
+    mapping: str
+    flow_key: str
+    channel: str
+    phone: str
+    attributes: dict[str, Any]
+    attempts: int
+    created_at: float
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One call to Engati, as recorded."""
+
+    started_at: float
+    duration_ms: float
+    outcome: str  # delivered | retry | dead
+    http_status: int | None = None
+    engati_code: int | None = None
+    error: str | None = None
+
+
+class Store:
+    def __init__(self, url: str, *, timeout: float = 5.0):
+        self.url = url
+        self.engine = _engine(url, timeout)
+        self._insert = postgresql.insert if self.engine.dialect.name == "postgresql" else (
+            sqlite.insert)
+
+    def upgrade(self) -> None:
+        """Create the tables and indexes that do not exist yet."""
+        with self._tx() as conn:
+            metadata.create_all(conn)
+
+    def ping(self) -> None:
+        with self._tx() as conn:
+            conn.execute(sa.select(sa.func.count()).select_from(events).where(sa.false()))
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[sa.Connection]:
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except _UNAVAILABLE as exc:
+            # The driver's own words (e.g. "database is locked"), never the SQL or its values.
+            raise StoreUnavailable(f"the database is unavailable: {exc.orig}") from exc
+
+    # --- inbound ---------------------------------------------------------------------------
+
+    def accept(
+        self,
+        mapping: str,
+        raw: bytes,
+        headers: dict[str, str],
+        query: dict[str, Any],
+        result: Result,
+        now: float,
+    ) -> Receipt:
+        """Store an event and its planned deliveries in one transaction.
+
+        When every planned delivery's dedup key was accepted before, nothing is stored and
+        the first event's id comes back as a duplicate.
+        """
+        try:
+            with self._tx() as conn:
+                event_id = conn.execute(
+                    events.insert()
+                    .values(mapping=mapping, received_at=now, status=_event_status(result),
+                            body=raw, headers=headers, query=query,
+                            errors=_errors(result.errors), note=result.skipped)
+                    .returning(events.c.id)
+                ).scalar_one()
+                inserted = self._plan(conn, event_id, mapping, result, now)
+                if result.deliveries and not inserted:
+                    raise _AllDuplicates
+        except _AllDuplicates:
+            key = result.deliveries[0].dedup_key
+            with self._tx() as conn:
+                first = conn.execute(
+                    sa.select(deliveries.c.event_id)
+                    .where(deliveries.c.mapping == mapping, deliveries.c.dedup_key == key)
+                ).scalar_one()
+            return Receipt("duplicate", first)
+        return Receipt(_event_status(result), event_id, inserted)
+
+    def _plan(self, conn: sa.Connection, event_id: int, mapping: str, result: Result,
+              now: float) -> int:
+        inserted = 0
+        for d in result.deliveries:
+            row = conn.execute(
+                self._insert(deliveries)
+                .values(event_id=event_id, mapping=mapping, item=d.item, dedup_key=d.dedup_key,
+                        flow_key=d.flow_key, channel=d.channel, phone=d.phone,
+                        attributes=d.attributes, status="pending", attempts=0, next_at=now,
+                        created_at=now, updated_at=now)
+                .on_conflict_do_nothing()
+                .returning(deliveries.c.id)
+            ).scalar_one_or_none()
+            inserted += row is not None
+        return inserted
+
+    # --- worker ----------------------------------------------------------------------------
+
+    def claim(self, worker: str, limit: int, now: float, lease: float) -> list[Claimed]:
+        """Lease up to `limit` due deliveries to `worker`, oldest first."""
+        due = (
+            sa.select(deliveries.c.id)
+            .where(deliveries.c.status == "pending", deliveries.c.next_at <= now,
+                   sa.or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until <= now))
+            .order_by(deliveries.c.next_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)  # PostgreSQL; SQLite serialises writers anyway
+        )
+        with self._tx() as conn:
+            rows = conn.execute(
+                deliveries.update()
+                .where(deliveries.c.id.in_(due.scalar_subquery()))
+                .values(lease_until=now + lease, leased_by=worker)
+                .returning(deliveries.c.id, deliveries.c.event_id, deliveries.c.mapping,
+                           deliveries.c.flow_key, deliveries.c.channel, deliveries.c.phone,
+                           deliveries.c.attributes, deliveries.c.attempts,
+                           deliveries.c.created_at)
+            ).all()
+        return sorted((Claimed(*row) for row in rows), key=lambda c: c.id)
+
+    def record(self, claimed: Claimed, worker: str, attempt: Attempt, next_at: float | None,
+               now: float) -> bool:
+        """Record an attempt and its outcome; False when the lease had been lost."""
+        status = {"delivered": "delivered", "dead": "dead"}.get(attempt.outcome, "pending")
+        condition = [deliveries.c.id == claimed.id, deliveries.c.status == "pending"]
+        if attempt.outcome != "delivered":  # a success always counts, even after a lost lease
+            condition.append(deliveries.c.leased_by == worker)
+        with self._tx() as conn:
+            conn.execute(attempts.insert().values(
+                delivery_id=claimed.id, started_at=attempt.started_at,
+                duration_ms=attempt.duration_ms, http_status=attempt.http_status,
+                engati_code=attempt.engati_code, outcome=attempt.outcome, error=attempt.error))
+            updated = conn.execute(
+                deliveries.update().where(*condition).values(
+                    status=status, attempts=deliveries.c.attempts + 1,
+                    next_at=next_at if next_at is not None else now, lease_until=None,
+                    leased_by=None, updated_at=now, last_error=attempt.error)
+            ).rowcount
+        return bool(updated)
+
+    def release(self, ids: list[int], worker: str) -> None:
+        """Give back leased deliveries untried (a worker shutting down)."""
+        if not ids:
+            return
+        with self._tx() as conn:
+            conn.execute(
+                deliveries.update()
+                .where(deliveries.c.id.in_(ids), deliveries.c.leased_by == worker)
+                .values(lease_until=None, leased_by=None))
+
+    # --- operators -------------------------------------------------------------------------
+
+    def event(self, event_id: int) -> dict[str, Any] | None:
+        """An event with its deliveries, each with its attempts."""
+        with self._tx() as conn:
+            row = conn.execute(sa.select(events).where(events.c.id == event_id)).mappings().first()
+            if row is None:
+                return None
+            found = dict(row)
+            found["deliveries"] = [dict(d) for d in conn.execute(
+                sa.select(deliveries).where(deliveries.c.event_id == event_id)
+                .order_by(deliveries.c.id)).mappings()]
+            by_delivery: dict[int, list[dict[str, Any]]] = {
+                d["id"]: [] for d in found["deliveries"]}
+            for a in conn.execute(
+                sa.select(attempts).where(attempts.c.delivery_id.in_(list(by_delivery)))
+                .order_by(attempts.c.id)).mappings():
+                by_delivery[a["delivery_id"]].append(dict(a))
+        for d in found["deliveries"]:
+            d["attempt_log"] = by_delivery[d["id"]]
+        return found
+
+    def events(self, *, status: str | None = None, mapping: str | None = None,
+               since: float | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """Recent events, newest first, with their deliveries counted by status.
+
+        `status` is an event status (accepted, skipped, failed) or a delivery state an event
+        has (pending, delivered: all delivered, dead: any dead).
+        """
+        d = deliveries.c
+        counts = (
+            sa.select(
+                d.event_id,
+                sa.func.count().label("total"),
+                *(sa.func.sum(sa.case((d.status == s, 1), else_=0)).label(s)
+                  for s in ("pending", "delivered", "dead")),
+            ).group_by(d.event_id).subquery()
+        )
+        last_error = (
+            sa.select(d.last_error).where(d.event_id == events.c.id, d.last_error.is_not(None))
+            .order_by(d.updated_at.desc()).limit(1).scalar_subquery()
+        )
+        query = (
+            sa.select(events.c.id, events.c.mapping, events.c.received_at, events.c.status,
+                      events.c.errors, events.c.note, counts.c.total, counts.c.pending,
+                      counts.c.delivered, counts.c.dead, last_error.label("last_error"))
+            .outerjoin(counts, counts.c.event_id == events.c.id)
+            .order_by(events.c.id.desc()).limit(limit)
+        )
+        if mapping:
+            query = query.where(events.c.mapping == mapping)
+        if since is not None:
+            query = query.where(events.c.received_at >= since)
+        if status in ("accepted", "skipped", "failed"):
+            query = query.where(events.c.status == status)
+        elif status in ("pending", "dead"):
+            query = query.where(counts.c[status] > 0)
+        elif status == "delivered":
+            query = query.where(counts.c.delivered == counts.c.total)
+        with self._tx() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+    def replay(self, event_id: int, result: Result, now: float) -> dict[str, int]:
+        """Apply a fresh mapping result to a stored event and queue what is not delivered.
+
+        A delivery that already succeeded is never queued again.
+        """
+        counts = {"queued": 0, "already_delivered": 0}
+        with self._tx() as conn:
+            existing = {row.item: row for row in conn.execute(
+                sa.select(deliveries).where(deliveries.c.event_id == event_id))}
+            conn.execute(events.update().where(events.c.id == event_id).values(
+                status=_event_status(result), errors=_errors(result.errors), note=result.skipped))
+            for d in result.deliveries:
+                before = existing.get(d.item)
+                if before is not None and before.status == "delivered":
+                    counts["already_delivered"] += 1
+                    continue
+                if before is None:
+                    mapping = conn.execute(sa.select(events.c.mapping)
+                                           .where(events.c.id == event_id)).scalar_one()
+                    counts["queued"] += self._plan(conn, event_id, mapping, Result((d,)), now)
+                    continue
+                conn.execute(deliveries.update().where(deliveries.c.id == before.id).values(
+                    flow_key=d.flow_key, channel=d.channel, phone=d.phone,
+                    attributes=d.attributes, status="pending", next_at=now, attempts=0,
+                    lease_until=None, leased_by=None, created_at=now, updated_at=now))
+                counts["queued"] += 1
+        return counts
+
+    def replayable(self, *, dead: bool, failed: bool, mapping: str | None,
+                   since: float | None) -> list[int]:
+        """Ids of events with dead deliveries and/or events whose mapping failed."""
+        ids: set[int] = set()
+        with self._tx() as conn:
+            if dead:
+                query = (sa.select(deliveries.c.event_id).distinct()
+                         .join(events, events.c.id == deliveries.c.event_id)
+                         .where(deliveries.c.status == "dead"))
+                ids.update(conn.execute(_narrow(query, mapping, since)).scalars())
+            if failed:
+                query = sa.select(events.c.id).where(events.c.status == "failed")
+                ids.update(conn.execute(_narrow(query, mapping, since)).scalars())
+        return sorted(ids)
+
+
+class _AllDuplicates(Exception):
+    """Rolls back an event whose every delivery was accepted before."""
+
+
+def _narrow(query: sa.Select, mapping: str | None, since: float | None) -> sa.Select:
+    if mapping:
+        query = query.where(events.c.mapping == mapping)
+    if since is not None:
+        query = query.where(events.c.received_at >= since)
+    return query
+
+
+def _event_status(result: Result) -> str:
+    return {"planned": "accepted"}.get(result.status, result.status)
+
+
+def _errors(errors: tuple[FieldError, ...]) -> list[dict[str, str]] | None:
+    return [e.to_dict() for e in errors] or None
+
+
+def _engine(url: str, timeout: float) -> sa.Engine:
+    if not url.startswith("sqlite"):
+        return sa.create_engine(url, pool_pre_ping=True)
+    engine = sa.create_engine(url, connect_args={"timeout": timeout})
+
+    @sa_event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        # We issue BEGIN ourselves (below); the driver's own transaction handling would
+        # start transactions as readers and fail to upgrade them under contention.
+        dbapi_connection.isolation_level = None
+        for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON",
+                       f"busy_timeout={int(timeout * 1000)}"):
+            dbapi_connection.execute(f"PRAGMA {pragma}")
+
+    @sa_event.listens_for(engine, "begin")
+    def _begin(conn: sa.Connection) -> None:
+        # Take the write lock up front: two writers never deadlock, they queue.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine

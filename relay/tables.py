@@ -1,0 +1,83 @@
+"""The database schema: events, the deliveries planned from them, and every attempt.
+
+Times are UNIX seconds (floats): the same on SQLite and PostgreSQL, and simple to compare.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+metadata = sa.MetaData()
+_json = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("mapping", sa.String(200), nullable=False),
+    sa.Column("received_at", sa.Float, nullable=False),
+    # accepted: deliveries planned | skipped: the filter said no | failed: nothing could be planned
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("body", sa.LargeBinary, nullable=False),  # byte-exact, as received
+    sa.Column("headers", _json, nullable=False),  # lower-cased, credentials redacted
+    sa.Column("query", _json, nullable=False),
+    sa.Column("errors", _json),  # the mapping's field errors, for failed (or partly failed) events
+    sa.Column("note", sa.Text),  # why an event was skipped
+    sa.Index("events_received", "received_at"),
+    sa.Index("events_mapping_received", "mapping", "received_at"),
+)
+
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("event_id", sa.ForeignKey("events.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("mapping", sa.String(200), nullable=False),
+    sa.Column("item", sa.Integer),  # index in the batch under `each`
+    sa.Column("dedup_key", sa.String(500)),
+    sa.Column("flow_key", sa.String(200), nullable=False),
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("phone", sa.String(32), nullable=False),
+    sa.Column("attributes", _json, nullable=False),
+    # pending (waiting or in flight) | delivered | dead
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("next_at", sa.Float, nullable=False),
+    sa.Column("lease_until", sa.Float),  # set while a worker holds the delivery
+    sa.Column("leased_by", sa.String(100)),
+    sa.Column("created_at", sa.Float, nullable=False),  # when it was (re)queued: RELAY_MAX_AGE
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("last_error", sa.Text),
+    sa.Index("deliveries_event", "event_id"),
+    # A dedup key is accepted once per mapping: the sender's retries are not delivered twice.
+    sa.Index(
+        "deliveries_dedup",
+        "mapping",
+        "dedup_key",
+        unique=True,
+        sqlite_where=sa.text("dedup_key IS NOT NULL"),
+        postgresql_where=sa.text("dedup_key IS NOT NULL"),
+    ),
+    # Claims scan only the queue, however long the history grows.
+    sa.Index(
+        "deliveries_due",
+        "next_at",
+        sqlite_where=sa.text("status = 'pending'"),
+        postgresql_where=sa.text("status = 'pending'"),
+    ),
+)
+
+attempts = sa.Table(
+    "attempts",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("delivery_id", sa.ForeignKey("deliveries.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("duration_ms", sa.Float, nullable=False),
+    sa.Column("http_status", sa.Integer),
+    sa.Column("engati_code", sa.Integer),
+    sa.Column("outcome", sa.String(16), nullable=False),  # delivered | retry | dead
+    sa.Column("error", sa.Text),
+    sa.Index("attempts_delivery", "delivery_id"),
+)

@@ -1,0 +1,172 @@
+"""The delivery worker: claim due deliveries, call Engati, record every attempt.
+
+Many calls are in flight at once (RELAY_CONCURRENCY) on one asyncio loop; the database is
+reached from threads so that a slow commit never stalls the calls in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import socket
+import time
+from collections.abc import Callable
+
+import httpx
+
+from relay.config import Settings
+from relay.engati import EngatiClient, build_request
+from relay.errors import EngatiError, StoreUnavailable
+from relay.loader import engati_settings
+from relay.mapping import Delivery, Engati
+from relay.registry import Registry
+from relay.store import Attempt, Claimed, Store
+
+log = logging.getLogger("relay.worker")
+
+
+def backoff(attempt: int, settings: Settings, retry_after: float | None = None,
+            rng: Callable[[], float] = random.random) -> float:
+    """Seconds to wait after failed attempt number `attempt` (1, 2, ...).
+
+    Exponential with full jitter, so that many deliveries failing together do not retry
+    together; never sooner than Engati's Retry-After, and never later than the cap.
+    """
+    ceiling = min(settings.retry_cap, settings.retry_base * 2 ** (attempt - 1))
+    delay = rng() * ceiling
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, settings.retry_cap))
+    return delay
+
+
+class Worker:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        registry: Registry,
+        client: httpx.AsyncClient,
+        *,
+        clock: Callable[[], float] = time.time,
+        rng: Callable[[], float] = random.random,
+        name: str | None = None,
+    ):
+        self.store = store
+        self.settings = settings
+        self.registry = registry
+        self.engati = EngatiClient(client)
+        self.clock = clock
+        self.rng = rng
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}"
+        self._in_flight: dict[int, asyncio.Task[None]] = {}
+
+    async def run(self, stop: asyncio.Event, grace: float = 10.0) -> None:
+        """Deliver until `stop` is set; then let calls in flight finish within `grace`."""
+        log.info("worker %s started: concurrency %d", self.name, self.settings.concurrency)
+        done = asyncio.Event()
+        while not stop.is_set():
+            claimed = await self._claim()
+            if not claimed:
+                done.clear()
+                # Sleep until the poll interval passes, a call finishes, or we are stopped.
+                waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(done.wait())]
+                await asyncio.wait(waiters, timeout=self.settings.poll_interval,
+                                   return_when=asyncio.FIRST_COMPLETED)
+                for waiter in waiters:
+                    waiter.cancel()
+                continue
+            for delivery in claimed:
+                task = asyncio.create_task(self._deliver(delivery))
+                self._in_flight[delivery.id] = task
+                task.add_done_callback(lambda _t, i=delivery.id: (self._in_flight.pop(i, None),
+                                                                   done.set()))
+        await self._drain(grace)
+        log.info("worker %s stopped", self.name)
+
+    async def run_once(self) -> int:
+        """Claim what is due and deliver it all; the number of deliveries tried (for tests)."""
+        claimed = await self._claim()
+        await asyncio.gather(*(self._deliver(d) for d in claimed))
+        return len(claimed)
+
+    async def _claim(self) -> list[Claimed]:
+        free = self.settings.concurrency - len(self._in_flight)
+        if free <= 0:
+            return []
+        try:
+            return await asyncio.to_thread(self.store.claim, self.name, free, self.clock(),
+                                           self.settings.lease)
+        except StoreUnavailable as exc:
+            log.warning("cannot claim deliveries: %s", exc)
+            return []
+
+    async def _drain(self, grace: float) -> None:
+        if not self._in_flight:
+            return
+        tasks = list(self._in_flight.values())
+        log.info("waiting up to %.0fs for %d call(s) in flight", grace, len(tasks))
+        _, pending = await asyncio.wait(tasks, timeout=grace)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        leftover = list(self._in_flight)
+        if leftover:
+            await asyncio.to_thread(self.store.release, leftover, self.name)
+            log.info("released %d delivery(ies) for another worker", len(leftover))
+
+    async def _deliver(self, claimed: Claimed) -> None:
+        started = self.clock()
+        begun = time.perf_counter()
+        outcome, status, code, error, retry_after = await self._call(claimed)
+        duration_ms = (time.perf_counter() - begun) * 1000
+        now = self.clock()
+        number = claimed.attempts + 1
+        next_at = None
+        if outcome == "retry":
+            if number >= self.settings.max_attempts:
+                outcome, error = "dead", f"{error}; gave up after {number} attempts"
+            elif now - claimed.created_at >= self.settings.max_age:
+                outcome, error = "dead", f"{error}; gave up after {self.settings.max_age:.0f}s"
+            else:
+                next_at = now + backoff(number, self.settings, retry_after, self.rng)
+        attempt = Attempt(started, duration_ms, outcome, status, code, error)
+        try:
+            kept = await asyncio.to_thread(self.store.record, claimed, self.name, attempt,
+                                           next_at, now)
+        except StoreUnavailable as exc:
+            # The lease runs out and the delivery is tried again: at-least-once.
+            log.error("attempt delivery=%d not recorded: %s", claimed.id, exc)
+            return
+        log.info(
+            "attempt delivery=%d event=%d mapping=%s try=%d outcome=%s http=%s code=%s ms=%.0f%s%s",
+            claimed.id, claimed.event_id, claimed.mapping, number, outcome,
+            "-" if status is None else status, "-" if code is None else code, duration_ms,
+            f" retry_in={next_at - now:.1f}s" if next_at else "",
+            f" error={error!r}" if error else "")
+        if not kept:
+            log.warning("delivery %d: the lease was lost before the outcome was recorded",
+                        claimed.id)
+
+    async def _call(
+        self, claimed: Claimed
+    ) -> tuple[str, int | None, int | None, str | None, float | None]:
+        """One call: (outcome, HTTP status, Engati code, error, Retry-After)."""
+        target = self._target(claimed.mapping)
+        if missing := target.missing():
+            unset = ", ".join(f"ENGATI_{k.upper()}" for k in missing)
+            return "retry", None, None, f"engati settings not set: {unset}", None
+        request = build_request(target, Delivery(claimed.flow_key, claimed.channel,
+                                                 claimed.phone, claimed.attributes))
+        try:
+            answer = await self.engati.send(request)
+        except EngatiError as exc:
+            outcome = "retry" if exc.retryable else "dead"
+            return outcome, exc.status, exc.code, str(exc), exc.retry_after
+        return "delivered", answer.http_status, answer.code, None, None
+
+    def _target(self, mapping_name: str) -> Engati:
+        mapping = self.registry.get(mapping_name)
+        # A mapping removed since the event arrived: the environment's bot still gets it.
+        return mapping.engati if mapping else engati_settings({}, os.environ)
