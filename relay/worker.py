@@ -105,16 +105,16 @@ class Worker:
     async def _drain(self, grace: float) -> None:
         if not self._in_flight:
             return
-        tasks = list(self._in_flight.values())
+        tasks = dict(self._in_flight)
         log.info("waiting up to %.0fs for %d call(s) in flight", grace, len(tasks))
-        _, pending = await asyncio.wait(tasks, timeout=grace)
+        _, pending = await asyncio.wait(tasks.values(), timeout=grace)
+        unfinished = [i for i, task in tasks.items() if task in pending]
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
-        leftover = list(self._in_flight)
-        if leftover:
-            await asyncio.to_thread(self.store.release, leftover, self.name)
-            log.info("released %d delivery(ies) for another worker", len(leftover))
+        if unfinished:
+            await asyncio.to_thread(self.store.release, unfinished, self.name)
+            log.info("released %d delivery(ies) for another worker", len(unfinished))
 
     async def _deliver(self, claimed: Claimed) -> None:
         started = self.clock()

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from relay.loader import load_file
+from relay.store import Store
+from relay.tables import metadata
 
 ROOT = Path(__file__).resolve().parent.parent
 MAPPINGS = ROOT / "mappings"
@@ -39,3 +43,43 @@ def mapping(write_mapping):
         return load_file(write_mapping(text), env=env or {})
 
     return load
+
+
+POSTGRES_URL = os.environ.get(
+    "RELAY_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def _postgres_reason() -> str | None:
+    """Why PostgreSQL tests cannot run here, or None when a server answers."""
+    try:
+        engine = sa.create_engine(POSTGRES_URL, connect_args={"connect_timeout": 2})
+        with engine.connect():
+            pass
+        engine.dispose()
+    except Exception as exc:  # any failure to connect means: skip, and say why
+        return f"no PostgreSQL at {POSTGRES_URL} ({type(exc).__name__}); set RELAY_TEST_POSTGRES"
+    return None
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    """A fresh, empty database: SQLite always, PostgreSQL when a server answers."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'relay.db'}"
+        return
+    reason = _postgres_reason()
+    if reason:
+        pytest.skip(reason)
+    engine = sa.create_engine(POSTGRES_URL)
+    metadata.drop_all(engine)
+    engine.dispose()
+    yield POSTGRES_URL
+
+
+@pytest.fixture
+def store(database_url):
+    """A store with its schema created."""
+    store = Store(database_url, timeout=0.5)
+    store.upgrade()
+    yield store
+    store.dispose()

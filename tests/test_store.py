@@ -1,0 +1,198 @@
+"""The store contract, on SQLite always and on PostgreSQL when a server answers."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from relay.errors import FieldError, StoreUnavailable
+from relay.mapping import Delivery, Result
+from relay.store import Attempt, Store
+
+NOW = 1_700_000_000.0
+LEASE = 60.0
+
+
+def planned(*keys, item=False):
+    """A mapping result with one delivery per dedup key."""
+    return Result(tuple(
+        Delivery("FLOW", "whatsapp", f"9198123456{i:02d}", {"n": i}, key, i if item else None)
+        for i, key in enumerate(keys)))
+
+
+def accept(store, result, mapping="leads", now=NOW, body=b'{"a": 1}'):
+    return store.accept(mapping, body, {"content-type": "application/json"}, {}, result, now)
+
+
+FAILED = Result(errors=(FieldError("phone", "no value at body.phone"),))
+
+
+class TestAccept:
+    def test_event_and_deliveries_are_stored(self, store):
+        """An accepted event keeps its raw body byte-exact, and its deliveries wait."""
+        body = b'{"name": "Asha",  "x": "\\u00e9"}\n'
+        receipt = accept(store, planned("k1"), body=body)
+        assert (receipt.status, receipt.deliveries) == ("accepted", 1)
+        event = store.event(receipt.event_id)
+        assert event["body"] == body
+        assert event["headers"] == {"content-type": "application/json"}
+        (delivery,) = event["deliveries"]
+        assert (delivery["status"], delivery["phone"], delivery["attributes"]) == (
+            "pending", "919812345600", {"n": 0})
+
+    def test_duplicate_key_is_not_stored_twice(self, store):
+        """The same dedup key again answers duplicate with the first event's id."""
+        first = accept(store, planned("k1"))
+        again = accept(store, planned("k1"))
+        assert (again.status, again.event_id) == ("duplicate", first.event_id)
+        assert len(store.events()) == 1
+
+    def test_keys_are_per_mapping(self, store):
+        """Two mappings may use the same key."""
+        accept(store, planned("k1"), mapping="a")
+        assert accept(store, planned("k1"), mapping="b").status == "accepted"
+
+    def test_batch_with_some_duplicates_stores_only_the_new(self, store):
+        """A batch whose items were partly accepted before queues only the new ones."""
+        accept(store, planned("k1", item=True))
+        receipt = accept(store, planned("k1", "k2", item=True))
+        assert (receipt.status, receipt.deliveries) == ("accepted", 1)
+
+    def test_no_key_means_no_deduplication(self, store):
+        """Without a dedup key every post is a new event."""
+        accept(store, planned(None))
+        assert accept(store, planned(None)).status == "accepted"
+
+    def test_failed_event_is_stored_and_a_retry_is_mapped_again(self, store):
+        """A 422 event is kept for replay; the sender's retry is a new event, not a duplicate."""
+        first = accept(store, FAILED)
+        second = accept(store, FAILED)
+        assert (first.status, second.status) == ("failed", "failed")
+        assert second.event_id != first.event_id
+        assert store.event(first.event_id)["errors"] == [
+            {"field": "phone", "message": "no value at body.phone"}]
+
+    def test_skipped_event_is_recorded(self, store):
+        """A skipped event is stored with the reason."""
+        receipt = accept(store, Result(skipped="filter"))
+        assert receipt.status == "skipped"
+        assert store.event(receipt.event_id)["note"] == "filter"
+
+
+class TestClaims:
+    def test_claim_leases_due_deliveries_once(self, store):
+        """A claimed delivery is not handed to a second worker while the lease runs."""
+        accept(store, planned("a", "b", item=True))
+        first = store.claim("w1", 10, NOW, LEASE)
+        assert [c.phone for c in first] == ["919812345600", "919812345601"]
+        assert store.claim("w2", 10, NOW + 1, LEASE) == []
+
+    def test_expired_lease_is_taken_over(self, store):
+        """A crashed worker's claims go to another worker when the lease runs out."""
+        accept(store, planned("a"))
+        store.claim("w1", 10, NOW, LEASE)
+        taken = store.claim("w2", 10, NOW + LEASE + 1, LEASE)
+        assert len(taken) == 1
+
+    def test_limit_and_due_time(self, store):
+        """Claims take at most `limit`, and nothing before its next attempt time."""
+        accept(store, planned("a", "b", "c", item=True))
+        assert len(store.claim("w1", 2, NOW, LEASE)) == 2
+        assert store.claim("w1", 10, NOW - 1, LEASE) == []
+
+    def test_release_makes_a_claim_available_again(self, store):
+        """A worker shutting down gives its claims back untried."""
+        accept(store, planned("a"))
+        (claimed,) = store.claim("w1", 10, NOW, LEASE)
+        store.release([claimed.id], "w1")
+        (again,) = store.claim("w2", 10, NOW, LEASE)
+        assert again.attempts == 0
+
+
+class TestRecord:
+    def test_delivered(self, store):
+        """A success is final, with its attempt recorded."""
+        receipt = accept(store, planned("a"))
+        (claimed,) = store.claim("w1", 10, NOW, LEASE)
+        assert store.record(claimed, "w1", Attempt(NOW, 12.5, "delivered", 200, 1000), None,
+                            NOW + 1)
+        (delivery,) = store.event(receipt.event_id)["deliveries"]
+        assert (delivery["status"], delivery["attempts"]) == ("delivered", 1)
+        assert delivery["attempt_log"][0]["engati_code"] == 1000
+        assert store.claim("w1", 10, NOW + 999, LEASE) == []
+
+    def test_retry_waits_until_next_attempt(self, store):
+        """A retry is claimable again only from its next attempt time."""
+        accept(store, planned("a"))
+        (claimed,) = store.claim("w1", 10, NOW, LEASE)
+        store.record(claimed, "w1", Attempt(NOW, 5, "retry", 503, None, "HTTP 503"), NOW + 30,
+                     NOW + 1)
+        assert store.claim("w1", 10, NOW + 29, LEASE) == []
+        (again,) = store.claim("w1", 10, NOW + 30, LEASE)
+        assert again.attempts == 1
+
+    def test_lost_lease_does_not_overwrite(self, store):
+        """A worker whose lease was taken over cannot reschedule; a success still counts."""
+        receipt = accept(store, planned("a"))
+        (old,) = store.claim("w1", 10, NOW, LEASE)
+        store.claim("w2", 10, NOW + LEASE + 1, LEASE)
+        assert not store.record(old, "w1", Attempt(NOW, 5, "retry", 503), NOW + 999, NOW + 61)
+        assert store.record(old, "w1", Attempt(NOW, 5, "delivered", 200), None, NOW + 62)
+        assert store.event(receipt.event_id)["deliveries"][0]["status"] == "delivered"
+
+
+class TestOperators:
+    def test_events_filters(self, store):
+        """Events list by derived state: pending, delivered, dead, failed, skipped."""
+        dead = accept(store, planned("d")).event_id
+        delivered = accept(store, planned("ok")).event_id
+        pending = accept(store, planned("p")).event_id
+        failed = accept(store, FAILED).event_id
+        for claimed in store.claim("w", 2, NOW, LEASE):
+            outcome = "dead" if claimed.event_id == dead else "delivered"
+            store.record(claimed, "w", Attempt(NOW, 1, outcome, 400), None, NOW)
+        ids = {s: [e["id"] for e in store.events(status=s)]
+               for s in ("dead", "delivered", "pending", "failed", "accepted")}
+        assert ids["dead"] == [dead]
+        assert ids["delivered"] == [delivered]
+        assert ids["pending"] == [pending]
+        assert ids["failed"] == [failed]
+        assert ids["accepted"] == [pending, delivered, dead]
+        assert store.replayable(dead=True, failed=True, mapping=None, since=None) == [dead, failed]
+        assert store.replayable(dead=True, failed=False, mapping="other", since=None) == []
+
+    def test_replay_requeues_dead_but_never_delivered(self, store):
+        """Replay queues a dead delivery again and leaves a delivered one alone."""
+        event_id = accept(store, planned("a", "b", item=True)).event_id
+        first, second = store.claim("w", 10, NOW, LEASE)
+        store.record(first, "w", Attempt(NOW, 1, "delivered", 200), None, NOW)
+        store.record(second, "w", Attempt(NOW, 1, "dead", 400), None, NOW)
+        counts = store.replay(event_id, planned("a", "b", item=True), NOW + 100)
+        assert counts == {"queued": 1, "already_delivered": 1}
+        (again,) = store.claim("w", 10, NOW + 100, LEASE)
+        assert (again.id, again.attempts) == (second.id, 0)
+
+    def test_replay_of_a_failed_event_plans_its_deliveries(self, store):
+        """Once the mapping is fixed, a failed event gets its deliveries."""
+        event_id = accept(store, FAILED).event_id
+        assert store.replay(event_id, planned("a"), NOW)["queued"] == 1
+        event = store.event(event_id)
+        assert (event["status"], event["errors"], len(event["deliveries"])) == (
+            "accepted", None, 1)
+
+
+def test_locked_sqlite_is_unavailable_not_an_error(tmp_path):
+    """When SQLite stays locked past the timeout, the write fails as StoreUnavailable."""
+    path = tmp_path / "relay.db"
+    store = Store(f"sqlite:///{path}", timeout=0.2)
+    store.upgrade()
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(StoreUnavailable, match="database is locked"):
+            accept(store, planned("a"))
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert accept(store, planned("a")).status == "accepted"
