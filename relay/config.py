@@ -25,16 +25,14 @@ class Settings:
     shutdown_grace: float = 10.0
     engati_timeout: float = 15.0
     db_timeout: float = 5.0
-    admin_token: str | None = None
 
     # field -> environment variable; every other field is RELAY_<FIELD>
     _NAMES: ClassVar[dict[str, str]] = {
         "database_url": "DATABASE_URL",
-        "admin_token": "RELAY_ADMIN_TOKEN",
     }
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         values: dict[str, object] = {}
         for f in fields(cls):
@@ -42,10 +40,13 @@ class Settings:
             raw = env.get(name)
             if raw in (None, ""):
                 continue
-            kind = type(f.default) if f.default is not None else str
+            kind = type(f.default)
             try:
-                values[f.name] = kind(raw)
+                value = kind(raw)
             except ValueError:
-                raise RelayError(f"{name}={raw!r} is not a valid {kind.__name__}") from None
-        values.update(overrides)
+                value = None
+            if value is None or (kind in (int, float) and not value > 0):
+                expected = {int: "a whole number", float: "a number"}.get(kind, "text")
+                raise RelayError(f"{name}={raw!r}: expected {expected} greater than 0")
+            values[f.name] = value
         return cls(**values)  # type: ignore[arg-type]

@@ -1,0 +1,33 @@
+"""Settings from the environment: defaults, overrides and clear errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from relay.config import Settings
+from relay.errors import RelayError
+
+
+def test_defaults():
+    """With nothing set, the embedded defaults apply."""
+    settings = Settings.from_env({})
+    assert settings.database_url == "sqlite:///relay.db"
+    assert (settings.concurrency, settings.retry_base, settings.retry_cap) == (32, 2.0, 3600.0)
+    assert settings.max_body == 1024 * 1024
+
+
+def test_environment_overrides():
+    """DATABASE_URL and RELAY_<NAME> set the fields, typed."""
+    settings = Settings.from_env({"DATABASE_URL": "sqlite:///x.db", "RELAY_CONCURRENCY": "256",
+                                  "RELAY_LEASE": "30.5", "RELAY_MAPPINGS": "hooks"})
+    assert (settings.database_url, settings.concurrency, settings.lease, settings.mappings) == (
+        "sqlite:///x.db", 256, 30.5, "hooks")
+
+
+@pytest.mark.parametrize(("name", "value"), [("RELAY_CONCURRENCY", "lots"),
+                                             ("RELAY_CONCURRENCY", "0"),
+                                             ("RELAY_RETRY_BASE", "-1")])
+def test_invalid_values_name_the_variable(name, value):
+    """A bad value is an error naming the variable and what it expects."""
+    with pytest.raises(RelayError, match=f"{name}='{value}': expected a .*number greater than 0"):
+        Settings.from_env({name: value})
