@@ -142,6 +142,16 @@ class TestOutcomes:
                                    "ENGATI_API_KEY")
 
 
+async def stop_while_in_flight(worker, grace):
+    """Run the worker, and stop it as soon as a call is in flight."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop, grace=grace))
+    while not worker._in_flight:
+        await asyncio.sleep(0.005)
+    stop.set()
+    await asyncio.wait_for(task, 5)
+
+
 class TestRun:
     def test_many_calls_are_in_flight_at_once(self, store, registry):
         """With concurrency 8, eight slow calls overlap instead of running one by one."""
@@ -168,16 +178,7 @@ class TestRun:
             await asyncio.sleep(0.05)
             return httpx.Response(200, json=SUCCESS)
 
-        async def scenario():
-            worker = make_worker(store, registry, handler, clock=lambda: NOW + 1)
-            stop = asyncio.Event()
-            task = asyncio.create_task(worker.run(stop, grace=5))
-            while not worker._in_flight:
-                await asyncio.sleep(0.005)
-            stop.set()
-            await asyncio.wait_for(task, 5)
-
-        asyncio.run(scenario())
+        asyncio.run(stop_while_in_flight(make_worker(store, registry, handler), grace=5))
         assert [d["status"] for d in deliveries(store, event_id)] == ["delivered", "delivered"]
 
     def test_calls_past_the_grace_are_released(self, store, registry):
@@ -187,15 +188,6 @@ class TestRun:
         async def handler(request):
             await asyncio.sleep(30)
 
-        async def scenario():
-            worker = make_worker(store, registry, handler, clock=lambda: NOW + 1)
-            stop = asyncio.Event()
-            task = asyncio.create_task(worker.run(stop, grace=0.05))
-            while not worker._in_flight:
-                await asyncio.sleep(0.005)
-            stop.set()
-            await asyncio.wait_for(task, 5)
-
-        asyncio.run(scenario())
+        asyncio.run(stop_while_in_flight(make_worker(store, registry, handler), grace=0.05))
         (d,) = deliveries(store, event_id)
         assert (d["status"], d["attempts"], d["leased_by"]) == ("pending", 0, None)
