@@ -10,16 +10,19 @@ import logging
 import time
 from typing import Any
 
-from flask import Flask, g, jsonify, request
+from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from relay.config import Settings
-from relay.errors import InboundError, StoreUnavailable
+from relay.errors import InboundError, SignatureError, StoreUnavailable
 from relay.logs import configure_logging
-from relay.mapping import evaluate_raw
+from relay.mapping import evaluate
 from relay.redact import redact
 from relay.registry import Registry
+from relay.sources import Inbound, Preset
 from relay.store import Store
+
+DEFAULT_PRESET = Preset()
 
 log = logging.getLogger("relay.inbound")
 
@@ -67,30 +70,53 @@ def receive(name: str) -> Any:
     if mapping is None:
         return _error(404, f"no mapping named {name!r}",
                       f"create {relay['settings'].mappings}/{name}.yaml to serve /hooks/{name}")
+    g.preset = mapping.source
+    if mapping.locked:
+        return _error(503, f"/hooks/{name} is not ready: {mapping.locked}",
+                      "set it in the relay's environment and restart; the sender's retries "
+                      "will then be accepted", retry_after=60)
     raw = request.get_data(cache=False)
-    headers = dict(request.headers)
+    headers = {k.lower(): v for k, v in request.headers.items()}
     query = {k: v[0] if len(v) == 1 else v for k, v in request.args.lists()}
-    result = evaluate_raw(mapping, raw, headers, query)  # BodyError: 400 / 415
-    receipt = relay["store"].accept(name, raw, redact({k.lower(): v for k, v in headers.items()}),
-                                    redact(query), result, time.time())
+    now = time.time()
+    inbound = Inbound(raw, headers, query, request.method, _public_url(relay["settings"]))
+    mapping.source.verify(mapping, inbound, now)  # SignatureError: 401
+    envelope = mapping.source.envelope(raw, headers, query)  # BodyError: 400 / 415
+    mapping.source.admit(mapping, envelope)
+    result = evaluate(mapping, envelope)
+    receipt = relay["store"].accept(name, raw, redact(headers), redact(query), result, now)
     g.event_id = receipt.event_id
     answer: dict[str, Any] = {"status": receipt.status, "event_id": receipt.event_id}
     errors = [e.to_dict() for e in result.errors]
+    status = 200
     if receipt.status == "accepted":
         answer["deliveries"] = receipt.deliveries
         if errors:  # some items of a batch could not be mapped
             answer["errors"] = errors
-        return jsonify(answer), 202
-    if receipt.status == "failed":
+        status = 202
+    elif receipt.status == "failed":
         answer["error"] = "the webhook could not be mapped: " + "; ".join(
             f"{e['field']}: {e['message']}" for e in errors)
         answer["errors"] = errors
         answer["hint"] = (f"fix the webhook or {mapping.file}; the event is stored: "
                           f"`relay replay {receipt.event_id}` maps it again")
-        return jsonify(answer), 422
-    if receipt.status == "skipped":
+        status = 422
+    elif receipt.status == "skipped":
         answer["reason"] = result.skipped
-    return jsonify(answer), 200
+    return _respond(status, answer)
+
+
+def _public_url(settings: Settings) -> str:
+    """The URL as the sender called it (HubSpot signs it), behind proxies too."""
+    query = request.query_string.decode("latin-1")
+    path = request.path + (f"?{query}" if query else "")
+    if settings.public_url:
+        return settings.public_url.rstrip("/") + path
+    if settings.trust_proxy:
+        proto = request.headers.get("X-Forwarded-Proto", request.scheme).split(",")[0].strip()
+        host = request.headers.get("X-Forwarded-Host", request.host).split(",")[0].strip()
+        return f"{proto}://{host}{path}"
+    return f"{request.scheme}://{request.host}{path}"
 
 
 def ready() -> Any:
@@ -106,23 +132,34 @@ def ready() -> Any:
     return {"status": "ready", "mappings": names}
 
 
-def _error(status: int, message: str, hint: str | None = None) -> Any:
-    body = {"error": message}
+def _respond(status: int, answer: dict[str, Any], retry_after: int | None = None) -> Response:
+    """JSON, or what the mapping's sender must be answered (Salesforce: SOAP)."""
+    preset = g.get("preset") or DEFAULT_PRESET
+    status, body, content_type = preset.respond(status, answer)
+    response = Response(body, status, content_type=content_type)
+    if retry_after:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
+def _error(status: int, message: str, hint: str | None = None,
+           retry_after: int | None = None) -> Response:
+    answer = {"error": message}
     if hint:
-        body["hint"] = hint
-    return jsonify(body), status
+        answer["hint"] = hint
+    return _respond(status, answer, retry_after)
 
 
 def _inbound_error(exc: InboundError) -> Any:
+    if isinstance(exc, SignatureError):
+        log.warning("refused mapping=%s: %s", g.get("mapping", "-"), exc.reason)
     return _error(exc.status, str(exc))
 
 
 def _store_unavailable(exc: StoreUnavailable) -> Any:
     log.error("database write failed: %s", exc)
-    response, status = _error(503, "the webhook could not be stored right now",
-                              "retry later; nothing was accepted")
-    response.headers["Retry-After"] = "5"
-    return response, status
+    return _error(503, "the webhook could not be stored right now",
+                  "retry later; nothing was accepted", retry_after=5)
 
 
 def _http_error(exc: HTTPException) -> Any:

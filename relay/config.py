@@ -9,6 +9,9 @@ from typing import ClassVar
 
 from relay.errors import RelayError
 
+_BOOLEANS = {"1": True, "true": True, "yes": True, "on": True,
+             "0": False, "false": False, "no": False, "off": False}
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -25,6 +28,8 @@ class Settings:
     shutdown_grace: float = 10.0
     engati_timeout: float = 15.0
     db_timeout: float = 5.0
+    public_url: str = ""  # the relay's public base URL, for senders that sign the URL
+    trust_proxy: bool = False  # take the public URL from X-Forwarded-Proto/-Host
 
     # field -> environment variable; every other field is RELAY_<FIELD>
     _NAMES: ClassVar[dict[str, str]] = {
@@ -41,6 +46,12 @@ class Settings:
             if raw in (None, ""):
                 continue
             kind = type(f.default)
+            if kind is bool:
+                value = _BOOLEANS.get(raw.strip().lower())
+                if value is None:
+                    raise RelayError(f"{name}={raw!r}: expected true or false")
+                values[f.name] = value
+                continue
             try:
                 value = kind(raw)
             except ValueError:

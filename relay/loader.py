@@ -26,7 +26,7 @@ from jsonschema.exceptions import ValidationError, best_match
 from relay.errors import MappingLoadError, Problem
 from relay.functions import FUNCTION_TABLE
 from relay.mapping import Attribute, Engati, Expr, Flow, Mapping, Phone
-from relay.sources import PRESETS
+from relay.sources import PRESETS, Preset
 
 DEFAULT_BASE_URL = "https://api.engati.ai"
 RESERVED_ATTRIBUTES = ("user.channel", "user.phone_no")
@@ -152,6 +152,7 @@ class _Report:
 
     def __init__(self, where: str, lines: dict[Path_, int], problems: list[Problem]):
         self.where, self.lines, self.problems = where, lines, problems
+        self.unset_secrets: list[str] = []  # a missing secret locks the endpoint, see _verify
 
     def add(self, path: Path_, message: str) -> None:
         line = None
@@ -209,8 +210,11 @@ def _interpolate(data: Any, env: AnyMapping[str, str], report: _Report, path: Pa
             return env[name]
         if default is not None:
             return default
-        report.add(path, f"environment variable {name} is not set "
-                   f"(set it, or write ${{{name}:-default}})")
+        if path[:1] == ("secret",):
+            report.unset_secrets.append(name)
+        else:
+            report.add(path, f"environment variable {name} is not set "
+                       f"(set it, or write ${{{name}:-default}})")
         return ""
 
     return _ENV.sub(substitute, data)
@@ -253,7 +257,7 @@ def _build(file: Path, data: dict[str, Any], env: AnyMapping[str, str], report: 
                        "always matches; put the fallback last")
         flows.append(Flow(entry["flow_key"], when))
 
-    secrets = data.get("secret", ())
+    secrets, organizations, locked = _verification(report, preset, data)
     return Mapping(
         name=file.stem,
         file=str(file),
@@ -266,9 +270,61 @@ def _build(file: Path, data: dict[str, Any], env: AnyMapping[str, str], report: 
         filter=expr(("filter",), data.get("filter")),
         each=expr(("each",), data.get("each", preset.each)),
         id=expr(("id",), data.get("id", preset.id)),
-        secrets=(secrets,) if isinstance(secrets, str) else tuple(secrets),
+        secrets=secrets,
+        verify=data.get("verify"),
+        organizations=organizations,
+        locked=locked,
         tests=tuple(data.get("tests", ())),
     )
+
+
+def _verification(report: _Report, preset: Preset, data: dict[str, Any]
+                  ) -> tuple[tuple[str, ...], tuple[str, ...], str | None]:
+    """Check how the sender is verified: (secrets, organization ids, why it is locked)."""
+    verify = data.get("verify")
+    given = data.get("secret", ())
+    secrets = tuple(s for s in ((given,) if isinstance(given, str) else given) if s)
+    organizations = data.get("organization_id", ())
+    organizations = (organizations,) if isinstance(organizations, str) else tuple(organizations)
+    if isinstance(verify, dict):
+        if preset.name != "generic":
+            report.add(("verify",), f"verify options are for source: generic; {preset.name} is "
+                       "verified its own way (verify: false turns that off)")
+        else:
+            _check_generic(report, verify, "secret" in data)
+    elif "secret" in data and preset.name == "generic" and verify is None:
+        report.add(("secret",), "say how to check it, e.g. verify: {type: token, header: "
+                   "X-Relay-Token} (docs/sources.md lists the ways)")
+    if preset.signed and verify is not False and "secret" not in data:
+        report.add(("source",), f"{preset.name} signs its webhooks: add secret: "
+                   f"${{{preset.secret_env}}}, or verify: false to accept unsigned ones")
+    if preset.name == "salesforce" and verify is not False and not organizations:
+        report.add(("source",), "Salesforce signs nothing: add organization_id: <your org id> "
+                   "(Setup > Company Information), or verify: false")
+    locked = None
+    if "secret" in data and not secrets:
+        if report.unset_secrets:
+            locked = f"{', '.join(report.unset_secrets)} is not set"
+        else:
+            report.add(("secret",), "the secret is empty")
+    return secrets, organizations, locked
+
+
+def _check_generic(report: _Report, verify: dict[str, Any], has_secret: bool) -> None:
+    kind = verify["type"]
+    allowed = {"token": {"header", "query"}, "basic": set(),
+               "hmac": {"header", "algorithm", "encoding", "prefix", "signed",
+                        "timestamp_header", "tolerance"}}[kind]
+    for key in sorted(set(verify) - allowed - {"type"}):
+        report.add(("verify", key), f"does not apply to type {kind}")
+    if kind == "token" and ("header" in verify) == ("query" in verify):
+        report.add(("verify",), "a token is in a header or a query parameter: give one of them")
+    if kind == "hmac" and "header" not in verify:
+        report.add(("verify",), "hmac needs the header that carries the signature")
+    if "{timestamp}" in verify.get("signed", "") and "timestamp_header" not in verify:
+        report.add(("verify", "signed"), "{timestamp} needs timestamp_header")
+    if not has_secret:
+        report.add(("verify",), "needs secret: the token, user:password or key to check")
 
 
 def engati_settings(spec: dict[str, Any], env: AnyMapping[str, str]) -> Engati:

@@ -82,6 +82,9 @@ class Mapping:
     each: Expr | None = None
     id: Expr | None = None
     secrets: tuple[str, ...] = field(default=(), repr=False)
+    verify: Any = None  # None: the preset's way; False: off; a dict: generic's options
+    organizations: tuple[str, ...] = ()  # salesforce: OrganizationIds allowed to post
+    locked: str | None = None  # why the endpoint cannot serve yet (an unset secret)
     tests: tuple[dict[str, Any], ...] = field(default=(), repr=False)
 
 

@@ -42,8 +42,12 @@ def serve(host: str, port: int, web_workers: int) -> None:
     ])
     worker = subprocess.Popen([sys.executable, "-m", "relay", "worker"])
     children = (web, worker)
+    stopping: list[int] = []
 
     def stop(signum: int, _frame: object) -> None:
+        if stopping:  # a second signal must not interrupt the children's graceful exit
+            return
+        stopping.append(signum)
         for child in children:
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)

@@ -1,41 +1,30 @@
 """Source presets: what the relay knows about each sender.
 
-A preset parses the sender's body, names where its event id is and how its batches split
-(as defaults for a mapping's `id` and `each`), and says what the sender must be answered.
+A preset parses its sender's body, checks its signature on the raw bytes, names where its
+event id is and how its batches split (defaults for a mapping's `id` and `each`), and says how
+the sender must be answered. `PRESETS` maps each `source:` name to its preset.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from relay.sources.base import Inbound, Preset
+from relay.sources.calendly import Calendly
+from relay.sources.generic import Generic
+from relay.sources.github import GitHub
+from relay.sources.hubspot import HubSpot
+from relay.sources.jotform import Jotform
+from relay.sources.razorpay import Razorpay
+from relay.sources.salesforce import Salesforce
+from relay.sources.shopify import Shopify
+from relay.sources.standard_webhooks import StandardWebhooks
+from relay.sources.stripe import Stripe
+from relay.sources.tally import Tally
+from relay.sources.typeform import Typeform
 
-from relay.sources.body import parse_body
+PRESETS: dict[str, Preset] = {
+    preset.name: preset
+    for preset in (Generic(), Typeform(), Stripe(), Salesforce(), Shopify(), Razorpay(),
+                   HubSpot(), StandardWebhooks(), Tally(), Calendly(), GitHub(), Jotform())
+}
 
-
-class Preset:
-    """A sender that posts JSON or form bodies and signs nothing (`generic`)."""
-
-    name = "generic"
-    id: str | None = None  # default `id` expression
-    each: str | None = None  # default `each` expression
-
-    def parse(self, raw: bytes, content_type: str | None) -> Any:
-        return parse_body(raw, content_type)
-
-    def envelope(
-        self, raw: bytes, headers: dict[str, str], query: dict[str, Any]
-    ) -> dict[str, Any]:
-        """The value expressions see: `{body, headers, query}`, header names lower-cased."""
-        lowered = {k.lower(): v for k, v in headers.items()}
-        return {
-            "body": self.parse(raw, lowered.get("content-type")),
-            "headers": lowered,
-            "query": query,
-        }
-
-
-class Typeform(Preset):
-    name = "typeform"
-    id = "body.event_id"
-
-
-PRESETS: dict[str, Preset] = {p.name: p for p in (Preset(), Typeform())}
+__all__ = ["PRESETS", "Inbound", "Preset"]

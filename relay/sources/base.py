@@ -1,0 +1,199 @@
+"""The preset contract, and the HMAC schemes most senders share."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from relay.errors import SignatureError
+from relay.sources.body import parse_body
+
+if TYPE_CHECKING:
+    from relay.mapping import Mapping
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """A webhook request as received: raw bytes, lower-cased headers, the public URL."""
+
+    raw: bytes
+    headers: dict[str, str]
+    query: dict[str, Any] = field(default_factory=dict)
+    method: str = "POST"
+    url: str = ""
+
+
+class Preset:
+    """A sender. The base parses JSON, forms and XML and signs nothing."""
+
+    name = "generic"
+    signed = False  # a mapping needs `secret:` (or an explicit `verify: false`)
+    secret_env: str | None = None  # the environment variable the docs suggest for the secret
+    id: str | None = None  # default `id` expression
+    each: str | None = None  # default `each` expression
+
+    def parse(self, raw: bytes, content_type: str | None) -> Any:
+        return parse_body(raw, content_type)
+
+    def envelope(self, raw: bytes, headers: dict[str, str],
+                 query: dict[str, Any]) -> dict[str, Any]:
+        """The value expressions see: `{body, headers, query}`, header names lower-cased."""
+        lowered = {k.lower(): v for k, v in headers.items()}
+        return {"body": self.parse(raw, lowered.get("content-type")), "headers": lowered,
+                "query": query}
+
+    def verifies(self, mapping: Mapping) -> bool:
+        """Whether requests for `mapping` are verified at all."""
+        return self.signed and mapping.verify is not False
+
+    def verify(self, mapping: Mapping, inbound: Inbound, now: float) -> None:
+        """Raise SignatureError unless the request comes from the sender (raw bytes only).
+
+        Each of the mapping's secrets is tried, so that a rotation needs no downtime.
+        """
+        if not self.verifies(mapping):
+            return
+        reasons = []
+        for secret in mapping.secrets:
+            try:
+                self.check(secret, mapping, inbound, now)
+                return
+            except SignatureError as exc:
+                reasons.append(exc.reason)
+        raise SignatureError(reasons[0] if len(set(reasons)) == 1 else "; ".join(reasons))
+
+    def check(self, secret: str, mapping: Mapping, inbound: Inbound, now: float) -> None:
+        """Raise SignatureError unless `secret` signed this request."""
+
+    def admit(self, mapping: Mapping, envelope: dict[str, Any]) -> None:
+        """Checks that need the parsed body (Salesforce's OrganizationId)."""
+
+    def sign(self, secret: str, mapping: Mapping, inbound: Inbound,
+             now: float) -> tuple[dict[str, str], dict[str, str]]:
+        """Headers and query parameters the sender would add: for `relay send` and tests."""
+        return {}, {}
+
+    def respond(self, status: int, answer: dict[str, Any]) -> tuple[int, bytes, str]:
+        """The HTTP answer: (status, body, content type)."""
+        return status, json.dumps(answer).encode(), "application/json"
+
+
+def hmac_digest(algorithm: str, key: bytes, message: bytes) -> bytes:
+    return hmac.new(key, message, getattr(hashlib, algorithm)).digest()
+
+
+def encode(digest: bytes, encoding: str) -> str:
+    return base64.b64encode(digest).decode() if encoding == "base64" else digest.hex()
+
+
+def any_equal(expected: str, candidates: Iterable[str]) -> bool:
+    """Constant-time comparison against each candidate."""
+    return any(hmac.compare_digest(expected.encode(), c.strip().encode()) for c in candidates)
+
+
+def check_age(timestamp: str | None, now: float, tolerance: float, unit: float = 1.0) -> float:
+    """The timestamp as seconds, or SignatureError when missing, malformed or out of tolerance."""
+    if not timestamp:
+        raise SignatureError("no timestamp")
+    try:
+        seconds = float(timestamp) * unit
+    except ValueError:
+        raise SignatureError(f"malformed timestamp {timestamp[:40]!r}") from None
+    if abs(now - seconds) > tolerance:
+        raise SignatureError(f"timestamp is {now - seconds:.0f}s off (tolerance {tolerance:.0f}s)")
+    return seconds
+
+
+@dataclass(frozen=True)
+class HmacScheme:
+    """An HMAC of some content, in one header: the shape most senders use.
+
+    `signed` is the signed content: `{body}` (the raw bytes), `{timestamp}` (from
+    `timestamp_header`), `{method}` and `{url}`.
+    """
+
+    header: str
+    algorithm: str = "sha256"
+    encoding: str = "hex"
+    prefix: str = ""
+    signed: str = "{body}"
+    timestamp_header: str | None = None
+    tolerance: float | None = None
+
+    def signature(self, secret: str, inbound: Inbound, timestamp: str) -> str:
+        head, _, tail = (self.signed.replace("{timestamp}", timestamp)
+                         .replace("{method}", inbound.method).replace("{url}", inbound.url)
+                         .partition("{body}"))
+        message = head.encode() + (inbound.raw if _ else b"") + tail.encode()
+        return self.prefix + encode(hmac_digest(self.algorithm, secret.encode(), message),
+                                    self.encoding)
+
+    def check(self, secret: str, inbound: Inbound, now: float) -> None:
+        given = inbound.headers.get(self.header)
+        if not given:
+            raise SignatureError(f"no {self.header} header")
+        timestamp = ""
+        if self.timestamp_header:
+            timestamp = inbound.headers.get(self.timestamp_header, "")
+            if self.tolerance is not None:
+                check_age(timestamp, now, self.tolerance)
+        if not any_equal(self.signature(secret, inbound, timestamp), [given]):
+            raise SignatureError(f"{self.header} does not match")
+
+    def sign(self, secret: str, inbound: Inbound, now: float) -> dict[str, str]:
+        headers = {}
+        timestamp = ""
+        if self.timestamp_header:
+            timestamp = str(int(now))
+            headers[self.timestamp_header] = timestamp
+        headers[self.header] = self.signature(secret, inbound, timestamp)
+        return headers
+
+
+class HmacPreset(Preset):
+    """A sender whose signature is one HmacScheme over the raw body."""
+
+    signed = True
+    scheme: HmacScheme
+
+    def check(self, secret: str, mapping: Mapping, inbound: Inbound, now: float) -> None:
+        self.scheme.check(secret, inbound, now)
+
+    def sign(self, secret: str, mapping: Mapping, inbound: Inbound,
+             now: float) -> tuple[dict[str, str], dict[str, str]]:
+        return self.scheme.sign(secret, inbound, now), {}
+
+
+class TimestampedPreset(Preset):
+    """`t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body">` (Stripe, Calendly)."""
+
+    signed = True
+    header: str
+    tolerance: float
+
+    def check(self, secret: str, mapping: Mapping, inbound: Inbound, now: float) -> None:
+        value = inbound.headers.get(self.header)
+        if not value:
+            raise SignatureError(f"no {self.header} header")
+        pairs = [part.partition("=") for part in value.split(",")]
+        stamps = [v.strip() for k, _, v in pairs if k.strip() == "t"]
+        signatures = [v for k, _, v in pairs if k.strip() == "v1"]
+        if len(stamps) != 1 or not signatures:
+            raise SignatureError(f"malformed {self.header} header")
+        check_age(stamps[0], now, self.tolerance)
+        if not any_equal(self._signature(secret, stamps[0], inbound.raw), signatures):
+            raise SignatureError(f"no v1 signature in {self.header} matches")
+
+    def sign(self, secret: str, mapping: Mapping, inbound: Inbound,
+             now: float) -> tuple[dict[str, str], dict[str, str]]:
+        stamp = str(int(now))
+        return {self.header: f"t={stamp},v1={self._signature(secret, stamp, inbound.raw)}"}, {}
+
+    @staticmethod
+    def _signature(secret: str, stamp: str, raw: bytes) -> str:
+        return hmac_digest("sha256", secret.encode(), stamp.encode() + b"." + raw).hex()

@@ -1,0 +1,41 @@
+"""Jotform: multipart/form-data whose `rawRequest` field is the answers as a JSON string
+(decoded in place). Jotform signs nothing, so the webhook URL carries a secret token:
+`https://<host>/hooks/<name>?token=<secret>`."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import TYPE_CHECKING, Any
+
+from relay.errors import SignatureError
+from relay.sources.base import Inbound, Preset, any_equal
+
+if TYPE_CHECKING:
+    from relay.mapping import Mapping
+
+
+class Jotform(Preset):
+    name = "jotform"
+    signed = True
+    secret_env = "JOTFORM_TOKEN"
+    id = "body.submissionID"
+
+    def parse(self, raw: bytes, content_type: str | None) -> Any:
+        body = super().parse(raw, content_type)
+        if isinstance(body, dict) and isinstance(body.get("rawRequest"), str):
+            # Invalid JSON stays text; the mapping's expressions will say what is missing.
+            with contextlib.suppress(ValueError):
+                body["rawRequest"] = json.loads(body["rawRequest"])
+        return body
+
+    def check(self, secret: str, mapping: Mapping, inbound: Inbound, now: float) -> None:
+        token = inbound.query.get("token")
+        if not isinstance(token, str) or not token:
+            raise SignatureError("no token query parameter")
+        if not any_equal(secret, [token]):
+            raise SignatureError("the token query parameter does not match")
+
+    def sign(self, secret: str, mapping: Mapping, inbound: Inbound,
+             now: float) -> tuple[dict[str, str], dict[str, str]]:
+        return {}, {"token": secret}

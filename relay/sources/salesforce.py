@@ -1,0 +1,64 @@
+"""Salesforce Outbound Messages: SOAP 1.1, up to 100 Notifications per message, unsigned.
+
+The body expressions see is the `notifications` element (`OrganizationId`, `ActionId`, ...,
+`Notification` always a list), split into one delivery per Notification, deduplicated by its
+Id. Salesforce signs nothing, so the OrganizationId must be one the mapping names. It must be
+answered with `<Ack>true</Ack>`, or it retries for 24 hours.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+from xml.sax.saxutils import escape
+
+from relay.errors import BodyError, SignatureError
+from relay.sources.base import Preset
+from relay.sources.body import media_type, parse_xml
+
+if TYPE_CHECKING:
+    from relay.mapping import Mapping
+
+_ENVELOPE = ('<?xml version="1.0" encoding="UTF-8"?>\n'
+             '<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/">'
+             "<soapenv:Body>{}</soapenv:Body></soapenv:Envelope>")
+ACK = _ENVELOPE.format('<notificationsResponse xmlns="http://soap.sforce.com/2005/09/outbound">'
+                       "<Ack>true</Ack></notificationsResponse>")
+
+
+class Salesforce(Preset):
+    name = "salesforce"
+    each = "body.Notification"
+    id = "item.Id"
+
+    def parse(self, raw: bytes, content_type: str | None) -> Any:
+        if media_type(content_type) not in ("text/xml", "application/xml", ""):
+            raise BodyError("a Salesforce Outbound Message is text/xml", status=415)
+        document = parse_xml(raw)
+        try:
+            notifications = document["Envelope"]["Body"]["notifications"]
+        except (KeyError, TypeError):
+            raise BodyError("not a Salesforce Outbound Message: no soapenv:Body/notifications "
+                            "element") from None
+        if not isinstance(notifications, dict):
+            raise BodyError("the notifications element is empty")
+        found = notifications.get("Notification")
+        notifications["Notification"] = found if isinstance(found, list) else (
+            [] if found is None else [found])
+        return notifications
+
+    def admit(self, mapping: Mapping, envelope: dict[str, Any]) -> None:
+        if mapping.verify is False:
+            return
+        organization = envelope["body"].get("OrganizationId")
+        # Salesforce shows 15-character ids in Setup and sends 18: compare the first 15.
+        if not organization or organization[:15] not in {o[:15] for o in mapping.organizations}:
+            raise SignatureError(f"OrganizationId {organization!r} is not in organization_id")
+
+    def respond(self, status: int, answer: dict[str, Any]) -> tuple[int, bytes, str]:
+        if status < 300:
+            return 200, ACK.encode(), "text/xml; charset=utf-8"
+        message = answer.get("error") or answer.get("status", "error")
+        fault = ("<soapenv:Fault><faultcode>soapenv:{}</faultcode><faultstring>{}</faultstring>"
+                 "</soapenv:Fault>").format("Client" if status < 500 else "Server",
+                                            escape(str(message)))
+        return status, _ENVELOPE.format(fault).encode(), "text/xml; charset=utf-8"
