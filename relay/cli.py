@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import click
+import httpx
 
 from relay import operate, service
 from relay.checks import run_tests
@@ -16,6 +20,7 @@ from relay.engati import build_request
 from relay.errors import MappingLoadError, RelayError
 from relay.loader import SUFFIXES, load_file, schema
 from relay.mapping import Mapping, evaluate_raw
+from relay.sources import Inbound
 from relay.sources.body import content_type_for
 
 
@@ -93,11 +98,7 @@ def preview(mapping: str, body: Any, headers: tuple[str, ...], query: tuple[str,
     or - for standard input. The API key is masked.
     """
     loaded = load_file(_find_mapping(mapping))
-    header_map = dict(_split(h, ":", "-H", "'Name: value'") for h in headers)
-    guessed = content_type_for(getattr(body, "name", ""))
-    if guessed and not any(k.lower() == "content-type" for k in header_map):
-        header_map["Content-Type"] = guessed
-    query_map = dict(_split(q, "=", "-q", "key=value") for q in query)
+    header_map, query_map = _request_options(body, headers, query)
     result = evaluate_raw(loaded, body.read(), header_map, query_map)
     for error in result.errors:
         click.echo(f"error: {error}", err=True)
@@ -114,6 +115,57 @@ def preview(mapping: str, body: Any, headers: tuple[str, ...], query: tuple[str,
 for _command in (service.serve, service.worker, service.db, service.sandbox, operate.events,
                  operate.show, operate.replay):
     main.add_command(_command)
+
+
+@main.command()
+@click.argument("mapping")
+@click.argument("body", type=click.File("rb"))
+@click.option("--url", help="Where to post [default: http://127.0.0.1:$PORT/hooks/<mapping>].")
+@click.option("-H", "--header", "headers", multiple=True, metavar="'Name: value'",
+              help="An extra request header. Repeatable.")
+@click.option("-q", "--query", "query", multiple=True, metavar="key=value",
+              help="A query parameter to add to the URL. Repeatable.")
+def send(mapping: str, body: Any, url: str | None, headers: tuple[str, ...],
+         query: tuple[str, ...]) -> None:
+    """Sign BODY as MAPPING's sender would and post it to a running relay.
+
+    Uses the mapping's secret (from the environment), so you can test an endpoint without the
+    real provider. Prints the relay's answer; exits 1 unless it is a 2xx.
+    """
+    loaded = load_file(_find_mapping(mapping))
+    if loaded.locked:
+        raise RelayError(f"cannot sign as {loaded.source.name}: {loaded.locked}")
+    raw = body.read()
+    header_map, query_map = _request_options(body, headers, query)
+    port = os.environ.get("PORT") or "8000"
+    target = url or f"http://127.0.0.1:{port}/hooks/{loaded.name}"
+    if query_map:
+        target += ("&" if "?" in target else "?") + urlencode(query_map)
+    if loaded.source.verifies(loaded):
+        inbound = Inbound(raw, {k.lower(): v for k, v in header_map.items()}, query_map,
+                          "POST", target)
+        signed, extra = loaded.source.sign(loaded.secrets[0], loaded, inbound, time.time())
+        header_map.update(signed)
+        if extra:
+            target += ("&" if "?" in target else "?") + urlencode(extra)
+    try:
+        response = httpx.post(target, content=raw, headers=header_map, timeout=30)
+    except httpx.HTTPError as exc:
+        raise RelayError(f"could not reach {target}: {exc}") from None
+    click.echo(f"HTTP {response.status_code}", err=True)
+    click.echo(response.text)
+    if not response.is_success:
+        sys.exit(1)
+
+
+def _request_options(body: Any, headers: tuple[str, ...],
+                     query: tuple[str, ...]) -> tuple[dict[str, str], dict[str, str]]:
+    """-H and -q options as dicts; Content-Type guessed from the body file's suffix."""
+    header_map = dict(_split(h, ":", "-H", "'Name: value'") for h in headers)
+    guessed = content_type_for(getattr(body, "name", ""))
+    if guessed and not any(k.lower() == "content-type" for k in header_map):
+        header_map["Content-Type"] = guessed
+    return header_map, dict(_split(q, "=", "-q", "key=value") for q in query)
 
 
 def _mapping_files(paths: tuple[Path, ...]) -> list[Path]:
@@ -147,6 +199,14 @@ def _split(text: str, sep: str, option: str, form: str) -> tuple[str, str]:
 
 def _warnings(mapping: Mapping) -> list[str]:
     warnings = [unset] if (unset := _unset_engati(mapping)) else []
+    if mapping.locked:
+        warnings.append(f"secret not available: {mapping.locked}; /hooks/{mapping.name} answers "
+                        "503 until it is")
+    if mapping.verify is False:
+        warnings.append("verification is off (verify: false): anyone who knows the URL can post")
+    elif not mapping.source.verifies(mapping):
+        warnings.append("nothing verifies the sender: anyone who knows the URL can post "
+                        "(see `verify:` in docs/sources.md)")
     if not mapping.tests:
         warnings.append("no tests: add examples under `tests:` so changes can be checked")
     return warnings

@@ -45,8 +45,9 @@ class StandardWebhooks(Preset):
 
 
 def _signature(secret: str, msg_id: str, stamp: str, raw: bytes) -> str:
+    encoded = secret.removeprefix("whsec_")
     try:
-        key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
     except binascii.Error:
         raise SignatureError("the secret is not a whsec_<base64> key") from None
     return encode(hmac_digest("sha256", key, f"{msg_id}.{stamp}.".encode() + raw), "base64")
