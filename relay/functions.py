@@ -57,6 +57,14 @@ class RelayFunctions(functions.Functions):
     def _func_matches(self, s: str | None, pattern: str) -> bool:
         return s is not None and _regex(pattern).search(s) is not None
 
+    @functions.signature(_TEXT, _STRING)
+    def _func_extract(self, s: str | None, pattern: str) -> str | None:
+        # The first capture group of the first match (or the whole match); null if none.
+        match = None if s is None else _regex(pattern).search(s)
+        if match is None:
+            return None
+        return match.group(1) if match.re.groups else match.group(0)
+
     @functions.signature({"types": ["string", "number", "null"]})
     def _func_digits(self, s: str | float | None) -> str | None:
         if s is None:

@@ -40,6 +40,8 @@ class Registry:
             self._checked = time.monotonic()
         log.info("loaded %d mapping(s) from %s: %s", len(mappings), self.folder,
                  ", ".join(sorted(mappings)) or "(none)")
+        for mapping in mappings.values():
+            _warn_if_locked(mapping)
 
     def get(self, name: str) -> Mapping | None:
         self.refresh()
@@ -73,6 +75,7 @@ class Registry:
                     log.error("mapping %s is broken, %s:\n%s", file, kept, exc)
                     continue
                 log.info("mapping %s loaded from %s", by_file[file].name, file)
+                _warn_if_locked(by_file[file])
             self._by_file = by_file
             self._by_name = _by_name(by_file)
 
@@ -98,3 +101,9 @@ def _by_name(by_file: dict[Path, Mapping]) -> dict[str, Mapping]:
             continue
         names[mapping.name] = mapping
     return names
+
+
+def _warn_if_locked(mapping: Mapping) -> None:
+    if mapping.locked:
+        log.warning("mapping %s: %s; /hooks/%s answers 503 until it is", mapping.name,
+                    mapping.locked, mapping.name)

@@ -5,6 +5,7 @@ Everything listens on 127.0.0.1 on free ports and is stopped at the end.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import uuid
@@ -23,6 +24,14 @@ attributes:
   marker: body.marker
 flows: [{flow_key: E2EFLOW}]
 """
+SIGNED = """
+source: typeform
+secret: ${E2E_TYPEFORM_SECRET}
+phone: body.phone
+attributes:
+  marker: body.marker
+flows: [{flow_key: SIGNED}]
+"""
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +39,7 @@ def live(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
     (root / "mappings").mkdir()
     (root / "mappings" / "e2e.yaml").write_text(MAPPING)
+    (root / "mappings" / "signed.yaml").write_text(SIGNED)
     sandbox_port, relay_port = free_port(), free_port()
     env = {
         "DATABASE_URL": f"sqlite:///{root / 'relay.db'}",
@@ -41,6 +51,7 @@ def live(tmp_path_factory):
         "RELAY_RETRY_BASE": "0.2",
         "RELAY_RETRY_CAP": "2",
         "RELAY_POLL_INTERVAL": "0.05",
+        "E2E_TYPEFORM_SECRET": "e2e-typeform-secret",
     }
     sandbox = Relay(["sandbox", "--port", str(sandbox_port), "--api-key", "e2e-api-key"], env,
                     root / "sandbox.log")
@@ -80,8 +91,8 @@ class Live:
         (delivery,) = self.store.event(event_id)["deliveries"]
         return delivery
 
-    def relay(self, *args):
-        return subprocess.run([sys.executable, "-m", "relay", *args], env={**self.env},
+    def relay(self, *args, **env):
+        return subprocess.run([sys.executable, "-m", "relay", *args], env={**self.env, **env},
                               capture_output=True, text=True, timeout=60)
 
 
@@ -181,3 +192,23 @@ def test_show_prints_event_deliveries_and_attempts(live):
     assert "delivered after 2 attempt(s)" in shown
     assert "retry     HTTP 503" in shown
     assert "e2e-api-key" not in shown
+
+
+def test_relay_send_signs_as_the_sender(live):
+    """`relay send` signs with the mapping's secret; a wrong secret is refused with 401."""
+    lead = live.lead()
+    body = live.root / f"{lead['marker']}.json"
+    body.write_text(json.dumps(lead))
+    sent = live.relay("send", str(live.root / "mappings" / "signed.yaml"), str(body),
+                      "--url", f"{live.base}/hooks/signed")
+    assert sent.returncode == 0, sent.stderr
+    assert "HTTP 202" in sent.stderr
+    assert json.loads(sent.stdout)["status"] == "accepted"
+    (call,) = wait_for(lambda: live.calls(lead["marker"]), what="the signed delivery")
+    assert call["flow_key"] == "SIGNED"
+    forged = live.relay("send", str(live.root / "mappings" / "signed.yaml"), str(body),
+                        "--url", f"{live.base}/hooks/signed",
+                        E2E_TYPEFORM_SECRET="not-the-secret")
+    assert forged.returncode == 1
+    assert "HTTP 401" in forged.stderr
+    assert json.loads(forged.stdout) == {"error": "invalid signature"}

@@ -254,3 +254,61 @@ class TestFolder:
         """A folder that does not exist is a clear error."""
         with pytest.raises(MappingLoadError, match="no such folder"):
             load_folder(tmp_path / "nope")
+
+
+class TestVerification:
+    def test_signed_sender_needs_a_secret(self, write_mapping):
+        """A signed preset without `secret` is refused, naming the variable to use."""
+        found = problems(write_mapping, "source: stripe\nphone: a\nflows: [{flow_key: X}]\n")
+        assert found == ["FILE:1: source: stripe signs its webhooks: add secret: "
+                         "${STRIPE_WEBHOOK_SECRET}, or verify: false to accept unsigned ones"]
+
+    def test_verify_false_is_explicit_and_allowed(self, mapping):
+        """verify: false loads without a secret."""
+        loaded = mapping("source: stripe\nverify: false\nphone: a\nflows: [{flow_key: X}]\n")
+        assert loaded.verify is False
+        assert not loaded.source.verifies(loaded)
+
+    def test_unset_secret_locks_instead_of_failing(self, mapping):
+        """${NAME} unset in `secret` loads the mapping locked, naming the variable."""
+        loaded = mapping("source: typeform\nsecret: ${TF_SECRET}\nphone: a\n"
+                         "flows: [{flow_key: X}]\n")
+        assert loaded.locked == "TF_SECRET is not set"
+        unlocked = mapping("source: typeform\nsecret: ${TF_SECRET}\nphone: a\n"
+                           "flows: [{flow_key: X}]\n", env={"TF_SECRET": "s"})
+        assert (unlocked.locked, unlocked.secrets) == (None, ("s",))
+
+    def test_salesforce_needs_an_organization(self, write_mapping):
+        """Salesforce signs nothing, so the organization id is required."""
+        found = problems(write_mapping, "source: salesforce\nphone: a\nflows: [{flow_key: X}]\n")
+        assert found[0].startswith("FILE:1: source: Salesforce signs nothing: add organization_id")
+
+    def test_verify_options_are_for_generic_only(self, write_mapping):
+        """A preset checks its own signature; options for it are an error."""
+        found = problems(write_mapping, """
+            source: typeform
+            secret: s
+            verify: {type: token, header: X-Token}
+            phone: a
+            flows: [{flow_key: X}]
+        """)
+        assert found == ["FILE:4: verify: verify options are for source: generic; typeform is "
+                         "verified its own way (verify: false turns that off)"]
+
+    def test_generic_secret_needs_a_way_to_check_it(self, write_mapping):
+        """A generic secret without `verify` says how to use it."""
+        found = problems(write_mapping, "secret: s\nphone: a\nflows: [{flow_key: X}]\n")
+        assert found[0].startswith("FILE:1: secret: say how to check it")
+
+    @pytest.mark.parametrize(("verify", "message"), [
+        ("{type: token}", "a token is in a header or a query parameter"),
+        ("{type: token, header: A, query: b}", "a token is in a header or a query parameter"),
+        ("{type: hmac}", "hmac needs the header"),
+        ("{type: basic, header: A}", "verify.header: does not apply to type basic"),
+        ("{type: hmac, header: A, signed: '{timestamp}.{body}'}", "{timestamp} needs"),
+    ])
+    def test_generic_verify_options_are_checked(self, write_mapping, verify, message):
+        """Each verify type takes its own options."""
+        found = problems(write_mapping, f"secret: s\nverify: {verify}\nphone: a\n"
+                         "flows: [{flow_key: X}]\n")
+        assert any(message in f for f in found), found

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape
 
 from relay.errors import BodyError, SignatureError
-from relay.sources.base import Preset
+from relay.sources.base import Inbound, Preset
 from relay.sources.body import media_type, parse_xml
 
 if TYPE_CHECKING:
@@ -45,6 +45,12 @@ class Salesforce(Preset):
         notifications["Notification"] = found if isinstance(found, list) else (
             [] if found is None else [found])
         return notifications
+
+    def verifies(self, mapping: Mapping) -> bool:
+        return mapping.verify is not False
+
+    def verify(self, mapping: Mapping, inbound: Inbound, now: float) -> None:
+        """Nothing to check on the raw bytes: the OrganizationId is checked once parsed."""
 
     def admit(self, mapping: Mapping, envelope: dict[str, Any]) -> None:
         if mapping.verify is False:
