@@ -40,8 +40,10 @@ class Registry:
             self._checked = time.monotonic()
         log.info("loaded %d mapping(s) from %s: %s", len(mappings), self.folder,
                  ", ".join(sorted(mappings)) or "(none)")
-        for mapping in mappings.values():
-            _warn_if_locked(mapping)
+        locked = [f"{m.name} ({m.locked})" for m in mappings.values() if m.locked]
+        if locked:
+            log.warning("%d endpoint(s) answer 503 until their secret is set: %s", len(locked),
+                        ", ".join(sorted(locked)))
 
     def get(self, name: str) -> Mapping | None:
         self.refresh()
