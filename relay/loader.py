@@ -18,24 +18,20 @@ from pathlib import Path
 from typing import Any
 
 import jmespath
-import yaml
 from jmespath.exceptions import IncompleteExpressionError, JMESPathError, LexerError
 from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError, best_match
 
 from relay.errors import MappingLoadError, Problem
 from relay.functions import FUNCTION_TABLE
 from relay.mapping import Attribute, Engati, Expr, Flow, Mapping, Phone
 from relay.sources import PRESETS, Preset
+from relay.yamlfile import Path_, Report, parse_yaml, report_schema_error
 
 DEFAULT_BASE_URL = "https://api.engati.ai"
 RESERVED_ATTRIBUTES = ("user.channel", "user.phone_no")
 SUFFIXES = (".yaml", ".yml")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _ENV = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
-Path_ = tuple[str | int, ...]
-
 
 @cache
 def schema() -> dict[str, Any]:
@@ -78,14 +74,14 @@ def load_file(file: str | Path, env: AnyMapping[str, str] | None = None) -> Mapp
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise MappingLoadError([Problem(where, None, "", f"cannot read the file: {exc}")]) from None
-    data, lines, problems = _parse_yaml(where, text)
-    report = _Report(where, lines, problems)
+    data, lines, problems = parse_yaml(where, text)
+    report = Report(where, lines, problems)
     if not _NAME.match(file.stem):
         report.add((), f"the file name {file.stem!r} cannot be an endpoint name: use letters, "
                    "digits, '-', '_' and '.'")
     if data is not None:
         for error in Draft202012Validator(schema()).iter_errors(data):
-            _report_schema_error(report, error)
+            report_schema_error(report, error)
     if report.problems or data is None:
         raise MappingLoadError(report.problems)
     data = _interpolate(data, env, report)
@@ -95,104 +91,10 @@ def load_file(file: str | Path, env: AnyMapping[str, str] | None = None) -> Mapp
     return mapping
 
 
-# --- YAML with line numbers -------------------------------------------------------------------
-
-
-def _parse_yaml(where: str, text: str) -> tuple[Any, dict[Path_, int], list[Problem]]:
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return None, {}, [Problem(where, None, "", "the file is empty")]
-        data = loader.construct_document(node)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        message = f"invalid YAML: {exc.problem or exc}"
-        return None, {}, [Problem(where, line, "", message)]
-    except yaml.YAMLError as exc:
-        return None, {}, [Problem(where, None, "", f"invalid YAML: {exc}")]
-    finally:
-        loader.dispose()
-    lines: dict[Path_, int] = {}
-    problems: list[Problem] = []
-    _index_lines(node, (), lines, problems, where)
-    if not isinstance(data, dict):
-        problems.append(Problem(where, 1, "", "a mapping file is a YAML object of keys"))
-        return None, lines, problems
-    return data, lines, problems
-
-
-def _index_lines(node: yaml.Node, path: Path_, lines: dict, problems: list, where: str) -> None:
-    lines.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key_node, value_node in node.value:
-            key = key_node.value
-            if key in seen:
-                problems.append(Problem(where, key_node.start_mark.line + 1, _dotted((*path, key)),
-                                        "the key appears twice; the later one would win"))
-            seen.add(key)
-            lines[(*path, key)] = key_node.start_mark.line + 1
-            _index_lines(value_node, (*path, key), lines, problems, where)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, child in enumerate(node.value):
-            _index_lines(child, (*path, index), lines, problems, where)
-
-
-def _dotted(path: Path_) -> str:
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
-class _Report:
-    """Collects problems of one file, locating each key path on its line."""
-
-    def __init__(self, where: str, lines: dict[Path_, int], problems: list[Problem]):
-        self.where, self.lines, self.problems = where, lines, problems
-        self.unset_secrets: list[str] = []  # a missing secret locks the endpoint, see _verify
-
-    def add(self, path: Path_, message: str) -> None:
-        line = None
-        for end in range(len(path), -1, -1):
-            line = self.lines.get(tuple(path[:end]))
-            if line:
-                break
-        self.problems.append(Problem(self.where, line, _dotted(path), message))
-
-
-# --- schema errors as an integrator would want them ------------------------------------------
-
-
-def _report_schema_error(report: _Report, error: ValidationError) -> None:
-    if error.context:
-        # anyOf: explain the alternative meant for this kind of value (an object's mistakes,
-        # not "is not a string"), else the one that came closest.
-        meant = [e for e in error.context if not (e.validator == "type" and not e.path)]
-        error = best_match(meant or error.context)
-    path = tuple(error.absolute_path)
-    if error.validator == "additionalProperties":
-        allowed = sorted(error.schema.get("properties", {}))
-        for key in sorted(set(error.instance) - set(allowed)):
-            guess = difflib.get_close_matches(key, allowed, n=1)
-            hint = f"did you mean {guess[0]!r}?" if guess else "expected one of " + ", ".join(
-                allowed)
-            report.add((*path, key), f"unknown key; {hint}")
-        return
-    message = error.message
-    if error.validator in ("type", "pattern", "enum") and isinstance(error.instance, bool):
-        message += " (YAML reads yes/no/on/off/NO as booleans: put the value in quotes)"
-    elif error.validator == "required":
-        message = message.replace("is a required property", "is required here")
-    report.add(path, message)
-
-
 # --- ${NAME} from the environment ----------------------------------------------------------------
 
 
-def _interpolate(data: Any, env: AnyMapping[str, str], report: _Report, path: Path_ = ()) -> Any:
+def _interpolate(data: Any, env: AnyMapping[str, str], report: Report, path: Path_ = ()) -> Any:
     if isinstance(data, dict):
         # Test bodies are examples of what senders post, not configuration.
         return {k: v if path == () and k == "tests" else _interpolate(v, env, report, (*path, k))
@@ -223,7 +125,7 @@ def _interpolate(data: Any, env: AnyMapping[str, str], report: _Report, path: Pa
 # --- semantic checks and compilation ----------------------------------------------------------
 
 
-def _build(file: Path, data: dict[str, Any], env: AnyMapping[str, str], report: _Report) -> Mapping:
+def _build(file: Path, data: dict[str, Any], env: AnyMapping[str, str], report: Report) -> Mapping:
     def expr(path: Path_, text: str | None) -> Expr | None:
         return None if text is None else _compile(report, path, text)
 
@@ -278,7 +180,7 @@ def _build(file: Path, data: dict[str, Any], env: AnyMapping[str, str], report: 
     )
 
 
-def _verification(report: _Report, preset: Preset, data: dict[str, Any]
+def _verification(report: Report, preset: Preset, data: dict[str, Any]
                   ) -> tuple[tuple[str, ...], tuple[str, ...], str | None]:
     """Check how the sender is verified: (secrets, organization ids, why it is locked)."""
     verify = data.get("verify")
@@ -310,7 +212,7 @@ def _verification(report: _Report, preset: Preset, data: dict[str, Any]
     return secrets, organizations, locked
 
 
-def _check_generic(report: _Report, verify: dict[str, Any], has_secret: bool) -> None:
+def _check_generic(report: Report, verify: dict[str, Any], has_secret: bool) -> None:
     kind = verify["type"]
     allowed = {"token": {"header", "query"}, "basic": set(),
                "hmac": {"header", "algorithm", "encoding", "prefix", "signed",
@@ -343,7 +245,7 @@ def engati_settings(spec: dict[str, Any], env: AnyMapping[str, str]) -> Engati:
     )
 
 
-def _attribute(report: _Report, name: str, spec: Any, expr: Any) -> Attribute:
+def _attribute(report: Report, name: str, spec: Any, expr: Any) -> Attribute:
     path: Path_ = ("attributes", name)
     if name in RESERVED_ATTRIBUTES:
         report.add(path, f"{name} is set by the relay from `channel` and `phone`; "
@@ -364,7 +266,7 @@ def _attribute(report: _Report, name: str, spec: Any, expr: Any) -> Attribute:
     )
 
 
-def _compile(report: _Report, path: Path_, text: str) -> Expr | None:
+def _compile(report: Report, path: Path_, text: str) -> Expr | None:
     try:
         parsed = jmespath.compile(text)
     except JMESPathError as exc:

@@ -1,0 +1,105 @@
+"""YAML with line numbers, and problems located on them.
+
+PyYAML's node tree keeps where every key and value starts; `Report` turns a key path such as
+("flows", 0, "when") into `file:line: flows[0].when: message`.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+import yaml
+from jsonschema.exceptions import ValidationError, best_match
+
+from relay.errors import Problem
+
+Path_ = tuple[str | int, ...]
+
+
+def parse_yaml(where: str, text: str) -> tuple[Any, dict[Path_, int], list[Problem]]:
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, {}, [Problem(where, None, "", "the file is empty")]
+        data = loader.construct_document(node)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        message = f"invalid YAML: {exc.problem or exc}"
+        return None, {}, [Problem(where, line, "", message)]
+    except yaml.YAMLError as exc:
+        return None, {}, [Problem(where, None, "", f"invalid YAML: {exc}")]
+    finally:
+        loader.dispose()
+    lines: dict[Path_, int] = {}
+    problems: list[Problem] = []
+    _index_lines(node, (), lines, problems, where)
+    if not isinstance(data, dict):
+        problems.append(Problem(where, 1, "", "a mapping file is a YAML object of keys"))
+        return None, lines, problems
+    return data, lines, problems
+
+
+def _index_lines(node: yaml.Node, path: Path_, lines: dict, problems: list, where: str) -> None:
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = key_node.value
+            if key in seen:
+                problems.append(Problem(where, key_node.start_mark.line + 1, _dotted((*path, key)),
+                                        "the key appears twice; the later one would win"))
+            seen.add(key)
+            lines[(*path, key)] = key_node.start_mark.line + 1
+            _index_lines(value_node, (*path, key), lines, problems, where)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, child in enumerate(node.value):
+            _index_lines(child, (*path, index), lines, problems, where)
+
+
+def _dotted(path: Path_) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+class Report:
+    """Collects problems of one file, locating each key path on its line."""
+
+    def __init__(self, where: str, lines: dict[Path_, int], problems: list[Problem]):
+        self.where, self.lines, self.problems = where, lines, problems
+        self.unset_secrets: list[str] = []  # a missing secret locks the endpoint, see _verify
+
+    def add(self, path: Path_, message: str) -> None:
+        line = None
+        for end in range(len(path), -1, -1):
+            line = self.lines.get(tuple(path[:end]))
+            if line:
+                break
+        self.problems.append(Problem(self.where, line, _dotted(path), message))
+
+
+def report_schema_error(report: Report, error: ValidationError) -> None:
+    if error.context:
+        # anyOf: explain the alternative meant for this kind of value (an object's mistakes,
+        # not "is not a string"), else the one that came closest.
+        meant = [e for e in error.context if not (e.validator == "type" and not e.path)]
+        error = best_match(meant or error.context)
+    path = tuple(error.absolute_path)
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        for key in sorted(set(error.instance) - set(allowed)):
+            guess = difflib.get_close_matches(key, allowed, n=1)
+            hint = f"did you mean {guess[0]!r}?" if guess else "expected one of " + ", ".join(
+                allowed)
+            report.add((*path, key), f"unknown key; {hint}")
+        return
+    message = error.message
+    if error.validator in ("type", "pattern", "enum") and isinstance(error.instance, bool):
+        message += " (YAML reads yes/no/on/off/NO as booleans: put the value in quotes)"
+    elif error.validator == "required":
+        message = message.replace("is a required property", "is required here")
+    report.add(path, message)
