@@ -6,6 +6,7 @@ Everything listens on 127.0.0.1 on free ports and is stopped at the end.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import uuid
@@ -15,6 +16,7 @@ import httpx
 import pytest
 
 from relay.store import Store
+from tests.conftest import MAPPINGS
 from tests.live import Relay, answers, free_port, wait_for
 
 MAPPING = """
@@ -40,6 +42,7 @@ def live(tmp_path_factory):
     (root / "mappings").mkdir()
     (root / "mappings" / "e2e.yaml").write_text(MAPPING)
     (root / "mappings" / "signed.yaml").write_text(SIGNED)
+    shutil.copy(MAPPINGS / "salesforce-leads.yaml", root / "mappings")
     sandbox_port, relay_port = free_port(), free_port()
     env = {
         "DATABASE_URL": f"sqlite:///{root / 'relay.db'}",
@@ -212,3 +215,25 @@ def test_relay_send_signs_as_the_sender(live):
     assert forged.returncode == 1
     assert "HTTP 401" in forged.stderr
     assert json.loads(forged.stdout) == {"error": "invalid signature"}
+
+
+def test_salesforce_message_with_two_leads_is_two_calls_and_one_ack(live):
+    """One Outbound Message with two leads: the Ack at once, then one Engati call per lead."""
+    raw = (MAPPINGS / "examples" / "salesforce-two-leads.xml").read_bytes()
+    response = httpx.post(f"{live.base}/hooks/salesforce-leads", content=raw, timeout=10,
+                          headers={"Content-Type": "text/xml; charset=utf-8"})
+    assert response.status_code == 200
+    assert response.text.count("<Ack>true</Ack>") == 1
+
+    def calls():
+        every = httpx.get(f"{live.sandbox}/_sandbox/calls", timeout=5).json()
+        ours = [c for c in every if c["flow_key"] in ("6F8B0D2C4E6A8F0B2D4F6C8E0A2B4D6F",
+                                                        "5E7A9C1B3D5F7E9A1C3E5B7D9F1A3C5E")]
+        return ours if len(ours) >= 2 else None
+
+    first, second = sorted(wait_for(calls, what="two Salesforce deliveries"),
+                           key=lambda c: c["json"]["name"])
+    assert (first["json"]["name"], first["json"]["user.phone_no"]) == ("Anita Desai",
+                                                                       "919812345678")
+    assert (second["json"]["name"], second["json"]["user.phone_no"]) == ("Tom Becker",
+                                                                         "14155552671")
