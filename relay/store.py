@@ -13,13 +13,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import alembic.command
+import alembic.config
 import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 from sqlalchemy.dialects import postgresql, sqlite
 
 from relay.errors import FieldError, StoreUnavailable
 from relay.mapping import Result
-from relay.tables import attempts, deliveries, events, metadata
+from relay.tables import attempts, deliveries, events
 
 _UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError)
 
@@ -68,9 +70,12 @@ class Store:
             sqlite.insert)
 
     def upgrade(self) -> None:
-        """Create the tables and indexes that do not exist yet."""
+        """Bring the schema to the latest migration (an empty database gets every one)."""
+        config = alembic.config.Config()
+        config.set_main_option("script_location", "relay:migrations")
         with self._tx() as conn:
-            metadata.create_all(conn)
+            config.attributes["connection"] = conn
+            alembic.command.upgrade(config, "head")
 
     def ping(self) -> None:
         with self._tx() as conn:
@@ -177,7 +182,8 @@ class Store:
             conn.execute(attempts.insert().values(
                 delivery_id=claimed.id, started_at=attempt.started_at,
                 duration_ms=attempt.duration_ms, http_status=attempt.http_status,
-                engati_code=attempt.engati_code, outcome=attempt.outcome, error=attempt.error))
+                engati_code=attempt.engati_code, outcome=attempt.outcome, error=attempt.error,
+                worker=worker))
             updated = conn.execute(
                 deliveries.update().where(*condition).values(
                     status=status, attempts=deliveries.c.attempts + 1,

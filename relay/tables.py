@@ -42,7 +42,7 @@ deliveries = sa.Table(
     sa.Column("attributes", _json, nullable=False),
     # pending (waiting or in flight) | delivered | dead
     sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("next_at", sa.Float, nullable=False),
     sa.Column("lease_until", sa.Float),  # set while a worker holds the delivery
     sa.Column("leased_by", sa.String(100)),
@@ -58,6 +58,13 @@ deliveries = sa.Table(
         unique=True,
         sqlite_where=sa.text("dedup_key IS NOT NULL"),
         postgresql_where=sa.text("dedup_key IS NOT NULL"),
+    ),
+    # Operators find dead deliveries without scanning the history.
+    sa.Index(
+        "deliveries_dead",
+        "updated_at",
+        sqlite_where=sa.text("status = 'dead'"),
+        postgresql_where=sa.text("status = 'dead'"),
     ),
     # Claims scan only the queue, however long the history grows.
     sa.Index(
@@ -79,5 +86,6 @@ attempts = sa.Table(
     sa.Column("engati_code", sa.Integer),
     sa.Column("outcome", sa.String(16), nullable=False),  # delivered | retry | dead
     sa.Column("error", sa.Text),
+    sa.Column("worker", sa.String(100)),  # host:pid of the worker that made the call
     sa.Index("attempts_delivery", "delivery_id"),
 )

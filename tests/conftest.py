@@ -11,7 +11,6 @@ import sqlalchemy as sa
 
 from relay.loader import load_file
 from relay.store import Store
-from relay.tables import metadata
 
 ROOT = Path(__file__).resolve().parent.parent
 MAPPINGS = ROOT / "mappings"
@@ -71,7 +70,8 @@ def database_url(request, tmp_path):
     if reason:
         pytest.skip(reason)
     engine = sa.create_engine(POSTGRES_URL)
-    metadata.drop_all(engine)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
     engine.dispose()
     yield POSTGRES_URL
 
