@@ -113,7 +113,7 @@ def preview(mapping: str, body: Any, headers: tuple[str, ...], query: tuple[str,
 
 
 for _command in (service.serve, service.worker, service.db, service.sandbox, operate.events,
-                 operate.show, operate.replay):
+                 operate.show, operate.replay, operate.purge):
     main.add_command(_command)
 
 

@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import ClassVar
 
 from relay.errors import RelayError
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str, name: str = "duration") -> float:
+    """`30d`, `12h`, `15m`, `90s` -> seconds."""
+    match = _DURATION.match(text)
+    if not match or float(match[1]) <= 0:
+        raise RelayError(f"{name}={text!r}: expected a duration such as 30d, 12h, 15m or 90s")
+    return float(match[1]) * _UNITS[match[2]]
+
 
 _BOOLEANS = {"1": True, "true": True, "yes": True, "on": True,
              "0": False, "false": False, "no": False, "off": False}
@@ -28,6 +41,7 @@ class Settings:
     shutdown_grace: float = 10.0
     engati_timeout: float = 15.0
     db_timeout: float = 5.0
+    retention: str = ""  # e.g. 30d: the worker purges finished events older than that
     public_url: str = ""  # the relay's public base URL, for senders that sign the URL
     trust_proxy: bool = False  # take the public URL from X-Forwarded-Proto/-Host
 
@@ -60,4 +74,7 @@ class Settings:
                 expected = {int: "a whole number", float: "a number"}.get(kind, "text")
                 raise RelayError(f"{name}={raw!r}: expected {expected} greater than 0")
             values[f.name] = value
-        return cls(**values)  # type: ignore[arg-type]
+        settings = cls(**values)  # type: ignore[arg-type]
+        if settings.retention:
+            parse_duration(settings.retention, "RELAY_RETENTION")
+        return settings

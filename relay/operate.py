@@ -10,15 +10,14 @@ from typing import Any
 
 import click
 
-from relay.config import Settings
+from relay.config import Settings, parse_duration
 from relay.errors import BodyError, RelayError
 from relay.loader import load_folder
 from relay.mapping import evaluate_raw
 from relay.store import Store
 
 STATUSES = ("accepted", "skipped", "failed", "pending", "delivered", "dead")
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION = re.compile(r"^\d+(?:\.\d+)?[smhd]$")
 
 
 def _store() -> Store:
@@ -132,11 +131,21 @@ def _replay_one(store: Store, mappings: dict[str, Any], event_id: int) -> tuple[
     return True, message
 
 
+@click.command()
+@click.option("--older-than", "older_than", required=True, metavar="DURATION",
+              help="e.g. 30d: finished events received longer ago than that.")
+def purge(older_than: str) -> None:
+    """Delete finished events (and their deliveries and attempts); never pending ones."""
+    seconds = parse_duration(older_than, "--older-than")
+    removed = _store().purge(time.time() - seconds)
+    click.echo(f"purged {removed} event(s) received more than {older_than} ago")
+
+
 def _since(text: str | None) -> float | None:
     if text is None:
         return None
-    if match := _DURATION.match(text):
-        return time.time() - float(match[1]) * _UNITS[match[2]]
+    if _DURATION.match(text):
+        return time.time() - parse_duration(text, "--since")
     try:
         when = datetime.fromisoformat(text)
     except ValueError:

@@ -232,23 +232,19 @@ class Store:
         has (pending, delivered: all delivered, dead: any dead).
         """
         d = deliveries.c
-        counts = (
-            sa.select(
-                d.event_id,
-                sa.func.count().label("total"),
-                *(sa.func.sum(sa.case((d.status == s, 1), else_=0)).label(s)
-                  for s in ("pending", "delivered", "dead")),
-            ).group_by(d.event_id).subquery()
-        )
-        last_error = (
-            sa.select(d.last_error).where(d.event_id == events.c.id, d.last_error.is_not(None))
-            .order_by(d.updated_at.desc()).limit(1).scalar_subquery()
-        )
+        mine = d.event_id == events.c.id
+
+        def count(*where: Any) -> Any:
+            # Correlated, so only the page's events are counted, however long the history.
+            return sa.select(sa.func.count()).where(mine, *where).scalar_subquery()
+
+        last_error = (sa.select(d.last_error).where(mine, d.last_error.is_not(None))
+                      .order_by(d.updated_at.desc()).limit(1).scalar_subquery())
         query = (
             sa.select(events.c.id, events.c.mapping, events.c.received_at, events.c.status,
-                      events.c.errors, events.c.note, counts.c.total, counts.c.pending,
-                      counts.c.delivered, counts.c.dead, last_error.label("last_error"))
-            .outerjoin(counts, counts.c.event_id == events.c.id)
+                      events.c.errors, events.c.note, count().label("total"),
+                      *(count(d.status == s).label(s) for s in ("pending", "delivered", "dead")),
+                      last_error.label("last_error"))
             .order_by(events.c.id.desc()).limit(limit)
         )
         if mapping:
@@ -258,9 +254,10 @@ class Store:
         if status in ("accepted", "skipped", "failed"):
             query = query.where(events.c.status == status)
         elif status in ("pending", "dead"):
-            query = query.where(counts.c[status] > 0)
+            query = query.where(sa.exists().where(mine, d.status == status))
         elif status == "delivered":
-            query = query.where(counts.c.delivered == counts.c.total)
+            query = query.where(events.c.status == "accepted",
+                                ~sa.exists().where(mine, d.status != "delivered"))
         with self._tx() as conn:
             return [dict(r) for r in conn.execute(query).mappings()]
 
@@ -291,6 +288,28 @@ class Store:
                     lease_until=None, leased_by=None, created_at=now, updated_at=now))
                 counts["queued"] += 1
         return counts
+
+    def purge(self, before: float, batch: int = 1000) -> int:
+        """Delete finished events received before `before`, with their deliveries and
+        attempts; never one with a pending delivery. Batch by batch, each its own short
+        transaction, so that the queue is never stalled."""
+        d = deliveries.c
+        finished = ~sa.exists().where(d.event_id == events.c.id, d.status == "pending")
+        total = 0
+        while True:
+            with self._tx() as conn:
+                ids = conn.execute(
+                    sa.select(events.c.id).where(events.c.received_at < before, finished)
+                    .order_by(events.c.id).limit(batch)).scalars().all()
+                if not ids:
+                    return total
+                done = sa.select(d.id).where(d.event_id.in_(ids), d.status != "pending")
+                conn.execute(attempts.delete().where(attempts.c.delivery_id.in_(done)))
+                conn.execute(deliveries.delete().where(d.event_id.in_(ids),
+                                                       d.status != "pending"))
+                # Checked again: a replay may have queued one of them meanwhile.
+                conn.execute(events.delete().where(events.c.id.in_(ids), finished))
+            total += len(ids)
 
     def replayable(self, *, dead: bool, failed: bool, mapping: str | None,
                    since: float | None) -> list[int]:

@@ -7,6 +7,7 @@ reached from threads so that a slow commit never stalls the calls in flight.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
@@ -16,7 +17,7 @@ from collections.abc import Callable
 
 import httpx
 
-from relay.config import Settings
+from relay.config import Settings, parse_duration
 from relay.engati import EngatiClient, build_request
 from relay.errors import EngatiError, StoreUnavailable
 from relay.loader import engati_settings
@@ -61,11 +62,13 @@ class Worker:
         self.rng = rng
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self._in_flight: dict[int, asyncio.Task[None]] = {}
+        self.retention_every = 3600.0  # seconds between purges when RELAY_RETENTION is set
 
     async def run(self, stop: asyncio.Event, grace: float = 10.0) -> None:
         """Deliver until `stop` is set; then let calls in flight finish within `grace`."""
         log.info("worker %s started: concurrency %d", self.name, self.settings.concurrency)
         done = asyncio.Event()
+        retention = asyncio.create_task(self._retain(stop)) if self.settings.retention else None
         while not stop.is_set():
             claimed = await self._claim()
             if not claimed:
@@ -83,7 +86,28 @@ class Worker:
                 task.add_done_callback(lambda _t, i=delivery.id: (self._in_flight.pop(i, None),
                                                                    done.set()))
         await self._drain(grace)
+        if retention:
+            retention.cancel()
+            await asyncio.gather(retention, return_exceptions=True)
         log.info("worker %s stopped", self.name)
+
+    async def _retain(self, stop: asyncio.Event) -> None:
+        """Purge finished events older than RELAY_RETENTION, once an hour."""
+        keep = parse_duration(self.settings.retention, "RELAY_RETENTION")
+        # The first purge a little after start, jittered so that workers do not collide.
+        delay = self.retention_every / 60 * (1 + self.rng())
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+            if stop.is_set():
+                return
+            try:
+                removed = await asyncio.to_thread(self.store.purge, self.clock() - keep)
+                log.info("retention: purged %d event(s) older than %s", removed,
+                         self.settings.retention)
+            except StoreUnavailable as exc:
+                log.warning("retention purge failed: %s", exc)
+            delay = self.retention_every
 
     async def run_once(self) -> int:
         """Claim what is due and deliver it all; the number of deliveries tried (for tests)."""

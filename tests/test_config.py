@@ -31,3 +31,13 @@ def test_invalid_values_name_the_variable(name, value):
     """A bad value is an error naming the variable and what it expects."""
     with pytest.raises(RelayError, match=f"{name}='{value}': expected a .*number greater than 0"):
         Settings.from_env({name: value})
+
+
+def test_durations():
+    """Durations read as 30d, 12h, 15m, 90s; anything else is refused, naming the setting."""
+    from relay.config import parse_duration
+
+    assert [parse_duration(t) for t in ("30d", "12h", "15m", "90s", "1.5h")] == [
+        2592000, 43200, 900, 90, 5400]
+    with pytest.raises(RelayError, match="RELAY_RETENTION='30 days'"):
+        Settings.from_env({"RELAY_RETENTION": "30 days"})

@@ -196,3 +196,21 @@ def test_locked_sqlite_is_unavailable_not_an_error(tmp_path):
         blocker.execute("ROLLBACK")
         blocker.close()
     assert accept(store, planned("a")).status == "accepted"
+
+
+class TestPurge:
+    def test_purges_finished_events_and_keeps_pending_and_recent(self, store):
+        """Old finished events go with their attempts; pending and recent ones stay."""
+        old_done = accept(store, planned("a"), now=NOW).event_id
+        old_failed = accept(store, FAILED, now=NOW).event_id
+        old_pending = accept(store, planned("b"), now=NOW).event_id
+        recent = accept(store, planned("c"), now=NOW + 1000).event_id
+        claimed = {c.event_id: c for c in store.claim("w", 10, NOW + 2000, LEASE)}
+        for event_id in (old_done, recent):
+            store.record(claimed[event_id], "w", Attempt(NOW, 1, "delivered", 200), None, NOW)
+        assert store.purge(NOW + 500, batch=1) == 2
+        assert store.event(old_done) is None
+        assert store.event(old_failed) is None
+        assert store.event(old_pending)["deliveries"][0]["status"] == "pending"
+        assert store.event(recent) is not None
+        assert store.purge(NOW + 500) == 0

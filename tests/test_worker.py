@@ -191,3 +191,23 @@ class TestRun:
         asyncio.run(stop_while_in_flight(make_worker(store, registry, handler), grace=0.05))
         (d,) = deliveries(store, event_id)
         assert (d["status"], d["attempts"], d["leased_by"]) == ("pending", 0, None)
+
+
+def test_retention_purges_on_schedule(store, registry):
+    """With RELAY_RETENTION set, the worker purges finished events older than it."""
+    event_id = queue(store, now=NOW - 40 * 86400)
+    worker = make_worker(store, registry, lambda r: httpx.Response(200, json=SUCCESS),
+                         clock=lambda: NOW, retention="30d")
+    asyncio.run(worker.run_once())
+    worker.retention_every = 0.05
+
+    async def scenario():
+        stop = asyncio.Event()
+        task = asyncio.create_task(worker.run(stop))
+        while store.event(event_id) is not None:
+            await asyncio.sleep(0.01)
+        stop.set()
+        await asyncio.wait_for(task, 5)
+
+    asyncio.run(asyncio.wait_for(scenario(), 10))
+    assert store.event(event_id) is None
