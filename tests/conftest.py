@@ -48,7 +48,7 @@ POSTGRES_URL = os.environ.get(
     "RELAY_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
-def _postgres_reason() -> str | None:
+def postgres_reason() -> str | None:
     """Why PostgreSQL tests cannot run here, or None when a server answers."""
     try:
         engine = sa.create_engine(POSTGRES_URL, connect_args={"connect_timeout": 2})
@@ -66,7 +66,7 @@ def database_url(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'relay.db'}"
         return
-    reason = _postgres_reason()
+    reason = postgres_reason()
     if reason:
         pytest.skip(reason)
     engine = sa.create_engine(POSTGRES_URL)

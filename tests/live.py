@@ -33,15 +33,15 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "c
         time.sleep(0.05)
 
 
-class Relay:
-    """`relay <args>` as a child process, its output in a log file."""
+class Process:
+    """A child process in its own session, its output in a log file."""
 
-    def __init__(self, args: list[str], env: dict[str, str], log: Path):
+    def __init__(self, argv: list[str], env: dict[str, str], log: Path):
         self.log = log
         self._file = log.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "relay", *args], env={**os.environ, **env},
-            stdout=self._file, stderr=subprocess.STDOUT, start_new_session=True)
+            argv, env={**os.environ, **env}, stdout=self._file, stderr=subprocess.STDOUT,
+            start_new_session=True)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -64,3 +64,10 @@ def answers(url: str) -> bool:
         return httpx.get(url, timeout=1).status_code < 500
     except httpx.HTTPError:
         return False
+
+
+class Relay(Process):
+    """`relay <args>` as a child process."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path):
+        super().__init__([sys.executable, "-m", "relay", *args], env, log)
