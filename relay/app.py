@@ -10,7 +10,7 @@ import logging
 import time
 from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from relay.config import Settings
@@ -58,8 +58,6 @@ def create_app(
 
 
 def _relay() -> dict[str, Any]:
-    from flask import current_app
-
     return current_app.extensions["relay"]
 
 
