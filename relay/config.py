@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import ClassVar
 
 from relay.errors import RelayError
@@ -41,6 +41,7 @@ class Settings:
     shutdown_grace: float = 10.0
     engati_timeout: float = 15.0
     db_timeout: float = 5.0
+    admin_token: str = field(default="", repr=False)  # turns /api and /admin on
     retention: str = ""  # e.g. 30d: the worker purges finished events older than that
     public_url: str = ""  # the relay's public base URL, for senders that sign the URL
     trust_proxy: bool = False  # take the public URL from X-Forwarded-Proto/-Host
@@ -48,6 +49,7 @@ class Settings:
     # field -> environment variable; every other field is RELAY_<FIELD>
     _NAMES: ClassVar[dict[str, str]] = {
         "database_url": "DATABASE_URL",
+        "admin_token": "RELAY_ADMIN_TOKEN",
     }
 
     @classmethod

@@ -137,6 +137,8 @@ def _build(file: Path, data: dict[str, Any], env: AnyMapping[str, str], report: 
         preset = PRESETS["generic"]
 
     engati = engati_settings(data.get("engati", {}), env)
+    if engati.rate_limit is not None and not engati.rate_limit > 0:
+        report.add(("engati", "rate_limit"), "expected a number of calls a second above 0")
     channel = data.get("channel", "whatsapp")
     if channel == "rcs" and engati.api == "v1":
         report.add(("channel",), "rcs needs engati.api v2 (v1 triggers WhatsApp flows only)")
@@ -236,12 +238,18 @@ def engati_settings(spec: dict[str, Any], env: AnyMapping[str, str]) -> Engati:
         value = env.get(f"ENGATI_{key.upper()}") if value in (None, "") else value
         return None if value in (None, "") else str(value)
 
+    rate = setting("rate_limit")
+    try:
+        rate_limit = None if rate is None else float(rate)
+    except ValueError:
+        rate_limit = 0.0  # reported by the caller as not above 0
     return Engati(
         customer_id=setting("customer_id"),
         bot_key=setting("bot_key"),
         api_key=setting("api_key"),
         api=spec.get("api", "v2"),
         base_url=(setting("base_url") or DEFAULT_BASE_URL).rstrip("/"),
+        rate_limit=rate_limit,
     )
 
 

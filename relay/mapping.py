@@ -63,6 +63,12 @@ class Engati:
     api_key: str | None = field(repr=False)
     api: str = "v2"
     base_url: str = "https://api.engati.ai"
+    rate_limit: float | None = None  # calls a second to this bot, across every worker
+
+    @property
+    def bot(self) -> str:
+        """The bot's identity for pacing: customer id and bot key."""
+        return f"{self.customer_id}/{self.bot_key}"
 
     def missing(self) -> list[str]:
         return [k for k in ("customer_id", "bot_key", "api_key") if not getattr(self, k)]

@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 REDACTED = "[redacted]"
-_SENSITIVE = re.compile(r"authorization|cookie|token|secret|signature|api[-_]?key|password",
+_SENSITIVE = re.compile(r"authorization|cookie|token|secret|signature|hmac|api[-_]?key|password",
                         re.IGNORECASE)
 
 

@@ -21,7 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from relay.errors import FieldError, StoreUnavailable
 from relay.mapping import Result
-from relay.tables import attempts, deliveries, events
+from relay.tables import attempts, bots, deliveries, events
 
 _UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError)
 
@@ -114,7 +114,7 @@ class Store:
                 event_id = conn.execute(
                     events.insert()
                     .values(mapping=mapping, received_at=now, status=_event_status(result),
-                            body=raw, headers=headers, query=query,
+                            body=raw, headers=_storable(headers), query=_storable(query),
                             errors=_errors(result.errors), note=result.skipped)
                     .returning(events.c.id)
                 ).scalar_one()
@@ -122,7 +122,7 @@ class Store:
                 if result.deliveries and not inserted:
                     raise _AllDuplicates
         except _AllDuplicates:
-            key = result.deliveries[0].dedup_key
+            key = _storable(result.deliveries[0].dedup_key)
             with self._tx() as conn:
                 first = conn.execute(
                     sa.select(deliveries.c.event_id)
@@ -137,10 +137,11 @@ class Store:
         for d in result.deliveries:
             row = conn.execute(
                 self._insert(deliveries)
-                .values(event_id=event_id, mapping=mapping, item=d.item, dedup_key=d.dedup_key,
+                .values(event_id=event_id, mapping=mapping, item=d.item,
+                        dedup_key=_storable(d.dedup_key),
                         flow_key=d.flow_key, channel=d.channel, phone=d.phone,
-                        attributes=d.attributes, status="pending", attempts=0, next_at=now,
-                        created_at=now, updated_at=now)
+                        attributes=_storable(d.attributes), status="pending", attempts=0,
+                        next_at=now, created_at=now, updated_at=now)
                 .on_conflict_do_nothing()
                 .returning(deliveries.c.id)
             ).scalar_one_or_none()
@@ -191,6 +192,51 @@ class Store:
                     leased_by=None, updated_at=now, last_error=attempt.error)
             ).rowcount
         return bool(updated)
+
+    def defer(self, claimed: Claimed, worker: str, next_at: float, now: float) -> None:
+        """Give a delivery back untried, due again at `next_at` (its bot is paced or paused)."""
+        with self._tx() as conn:
+            conn.execute(
+                deliveries.update()
+                .where(deliveries.c.id == claimed.id, deliveries.c.leased_by == worker)
+                .values(next_at=next_at, lease_until=None, leased_by=None, updated_at=now))
+
+    # --- per-bot pacing, shared by every worker ----------------------------------------------
+
+    def reserve(self, bot: str, interval: float, now: float,
+                horizon: float) -> tuple[float, bool]:
+        """The time the next call to `bot` may start, and whether it was reserved.
+
+        A slot is reserved (the bot's next slot moves `interval` on) only when it starts within
+        `horizon` seconds; later ones are only reported, so that waiting costs no slots.
+        """
+        with self._tx() as conn:
+            row = self._bot(conn, bot)
+            slot = max(now, row.next_at, row.paused_until)
+            if slot - now > horizon:
+                return slot, False
+            conn.execute(bots.update().where(bots.c.bot == bot).values(next_at=slot + interval))
+        return slot, True
+
+    def pause(self, bot: str, until: float) -> None:
+        """No call to `bot` before `until` (Engati answered 429 with Retry-After)."""
+        with self._tx() as conn:
+            row = self._bot(conn, bot)
+            if until > row.paused_until:
+                conn.execute(bots.update().where(bots.c.bot == bot)
+                             .values(paused_until=until))
+
+    def pauses(self, now: float) -> dict[str, float]:
+        """Bots paused beyond `now`, with the end of each pause."""
+        with self._tx() as conn:
+            return dict(conn.execute(sa.select(bots.c.bot, bots.c.paused_until)
+                                     .where(bots.c.paused_until > now)).all())
+
+    def _bot(self, conn: sa.Connection, bot: str) -> Any:
+        conn.execute(self._insert(bots).values(bot=bot, next_at=0.0, paused_until=0.0)
+                     .on_conflict_do_nothing())
+        return conn.execute(sa.select(bots).where(bots.c.bot == bot)
+                            .with_for_update()).one()
 
     def release(self, ids: list[int], worker: str) -> None:
         """Give back leased deliveries untried (a worker shutting down)."""
@@ -284,7 +330,8 @@ class Store:
                     continue
                 conn.execute(deliveries.update().where(deliveries.c.id == before.id).values(
                     flow_key=d.flow_key, channel=d.channel, phone=d.phone,
-                    attributes=d.attributes, status="pending", next_at=now, attempts=0,
+                    attributes=_storable(d.attributes), status="pending", next_at=now,
+                    attempts=0,
                     lease_until=None, leased_by=None, created_at=now, updated_at=now))
                 counts["queued"] += 1
         return counts
@@ -344,7 +391,18 @@ def _event_status(result: Result) -> str:
 
 
 def _errors(errors: tuple[FieldError, ...]) -> list[dict[str, str]] | None:
-    return [e.to_dict() for e in errors] or None
+    return _storable([e.to_dict() for e in errors]) or None
+
+
+def _storable(value: Any) -> Any:
+    """Values both backends store: PostgreSQL refuses NUL characters in text and JSON."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    return value
 
 
 def _engine(url: str, timeout: float) -> sa.Engine:

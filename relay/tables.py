@@ -89,3 +89,13 @@ attempts = sa.Table(
     sa.Column("worker", sa.String(100)),  # host:pid of the worker that made the call
     sa.Index("attempts_delivery", "delivery_id"),
 )
+
+# Per-bot pacing shared by every worker: `next_at` is the next free slot under the bot's
+# `engati.rate_limit`; `paused_until` is when Engati's Retry-After (a 429) runs out.
+bots = sa.Table(
+    "bots",
+    metadata,
+    sa.Column("bot", sa.String(300), primary_key=True),  # customer_id/bot_key
+    sa.Column("next_at", sa.Float, nullable=False),
+    sa.Column("paused_until", sa.Float, nullable=False),
+)

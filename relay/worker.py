@@ -63,6 +63,8 @@ class Worker:
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self._in_flight: dict[int, asyncio.Task[None]] = {}
         self.retention_every = 3600.0  # seconds between purges when RELAY_RETENTION is set
+        self._pauses: dict[str, float] = {}  # bot -> end of a pause Engati asked for
+        self._pauses_read = float("-inf")
 
     async def run(self, stop: asyncio.Event, grace: float = 10.0) -> None:
         """Deliver until `stop` is set; then let calls in flight finish within `grace`."""
@@ -141,9 +143,20 @@ class Worker:
             log.info("released %d delivery(ies) for another worker", len(unfinished))
 
     async def _deliver(self, claimed: Claimed) -> None:
+        target = self._target(claimed.mapping)
+        try:
+            later = await self._pace(target)
+            if later is not None:  # the bot's turn is too far off to hold the lease for
+                await asyncio.to_thread(self.store.defer, claimed, self.name, later, self.clock())
+                return
+        except StoreUnavailable as exc:
+            log.error("delivery %d not tried: %s", claimed.id, exc)
+            return  # the lease runs out and the delivery is tried again
         started = self.clock()
         begun = time.perf_counter()
-        outcome, status, code, error, retry_after = await self._call(claimed)
+        outcome, status, code, error, retry_after = await self._call(claimed, target)
+        if status == 429 and retry_after:
+            await self._pause(target.bot, started + min(retry_after, self.settings.retry_cap))
         duration_ms = (time.perf_counter() - begun) * 1000
         now = self.clock()
         number = claimed.attempts + 1
@@ -173,11 +186,39 @@ class Worker:
             log.warning("delivery %d: the lease was lost before the outcome was recorded",
                         claimed.id)
 
+    async def _pace(self, target: Engati) -> float | None:
+        """Wait for the bot's turn (its rate limit, a pause Engati asked for), or return when
+        to come back if that is further off than a quarter of the lease."""
+        now = self.clock()
+        horizon = self.settings.lease / 4
+        if target.rate_limit:
+            # 2% slack, so that network jitter never squeezes one call too many into a second
+            interval = 1.02 / target.rate_limit
+            slot, reserved = await asyncio.to_thread(self.store.reserve, target.bot, interval,
+                                                     now, horizon)
+        else:
+            if now - self._pauses_read >= 1.0:  # other workers' pauses, read once a second
+                self._pauses = await asyncio.to_thread(self.store.pauses, now)
+                self._pauses_read = now
+            slot = max(now, self._pauses.get(target.bot, 0.0))
+            reserved = slot - now <= horizon
+        if not reserved:
+            return slot
+        if slot > now:
+            await asyncio.sleep(slot - now)
+        return None
+
+    async def _pause(self, bot: str, until: float) -> None:
+        self._pauses[bot] = max(until, self._pauses.get(bot, 0.0))
+        try:
+            await asyncio.to_thread(self.store.pause, bot, until)
+        except StoreUnavailable as exc:
+            log.warning("pause for bot %s not shared with other workers: %s", bot, exc)
+
     async def _call(
-        self, claimed: Claimed
+        self, claimed: Claimed, target: Engati
     ) -> tuple[str, int | None, int | None, str | None, float | None]:
         """One call: (outcome, HTTP status, Engati code, error, Retry-After)."""
-        target = self._target(claimed.mapping)
         if missing := target.missing():
             unset = ", ".join(f"ENGATI_{k.upper()}" for k in missing)
             return "retry", None, None, f"engati settings not set: {unset}", None

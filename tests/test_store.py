@@ -214,3 +214,27 @@ class TestPurge:
         assert store.event(old_pending)["deliveries"][0]["status"] == "pending"
         assert store.event(recent) is not None
         assert store.purge(NOW + 500) == 0
+
+
+class TestPacing:
+    def test_slots_are_spaced_by_the_interval(self, store):
+        """Each reservation gets the next free slot, `interval` after the previous one."""
+        slots = [store.reserve("1/bot", 0.5, NOW, 10) for _ in range(3)]
+        assert slots == [(NOW, True), (NOW + 0.5, True), (NOW + 1.0, True)]
+        assert store.reserve("2/other", 0.5, NOW, 10) == (NOW, True)
+
+    def test_far_slots_are_reported_not_taken(self, store):
+        """A slot beyond the horizon is returned without moving the bot's next slot."""
+        store.reserve("1/bot", 5, NOW, 10)
+        store.reserve("1/bot", 5, NOW, 10)
+        store.reserve("1/bot", 5, NOW, 10)
+        assert store.reserve("1/bot", 5, NOW, 10) == (NOW + 15, False)
+        assert store.reserve("1/bot", 5, NOW + 5, 10) == (NOW + 15, True)
+
+    def test_pause_holds_every_slot(self, store):
+        """A pause (429 Retry-After) moves the bot's next slot to its end; it only grows."""
+        store.pause("1/bot", NOW + 30)
+        store.pause("1/bot", NOW + 5)
+        assert store.pauses(NOW) == {"1/bot": NOW + 30}
+        assert store.reserve("1/bot", 0.1, NOW, 60) == (NOW + 30, True)
+        assert store.pauses(NOW + 31) == {}

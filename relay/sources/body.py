@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from pathlib import PurePath
 from typing import Any
 from urllib.parse import parse_qsl
@@ -65,13 +66,26 @@ def parse_body(raw: bytes, content_type: str | None) -> Any:
 
 def parse_json(raw: bytes) -> Any:
     try:
-        return json.loads(_text(raw))
+        return json.loads(_text(raw), parse_float=_finite, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise BodyError(
             f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
     except RecursionError:
         raise BodyError("the JSON body is nested too deeply") from None
+    except ValueError as exc:  # numbers too long or too large, NaN, Infinity
+        raise BodyError(f"the JSON body has a number we cannot take: {exc}") from None
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:20]} is out of range")
+    return value
+
+
+def _no_constant(text: str) -> float:
+    raise ValueError(f"{text} is not JSON")
 
 
 def parse_form(raw: bytes) -> dict[str, Any]:
