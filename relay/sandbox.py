@@ -42,6 +42,7 @@ class Sandbox:
     def answer(self, method: str, target: str, headers: dict[str, str],
                body: bytes) -> tuple[int, dict[str, str], bytes]:
         url = urlsplit(target)
+        received = time.time()
         with self.lock:
             planned = self.script.pop(0) if self.script else dict(self.mode)
         if planned.get("delay"):
@@ -53,7 +54,7 @@ class Sandbox:
             reply = None if code is None else {"responseObject": None,
                                                "status": {"code": code, "desc": "FAILURE"}}
         extra = {"Retry-After": str(planned["retry_after"])} if "retry_after" in planned else {}
-        call = self._record(url, headers, body, status)
+        call = self._record(url, headers, body, status, received)
         if self.echo:
             self.echo(_describe(call))
         data = json.dumps(reply).encode() if reply is not None else b""
@@ -85,14 +86,16 @@ class Sandbox:
             return 400, _failure("user.phone_no must be the number with its country code")
         return 200, SUCCESS
 
-    def _record(self, url: Any, headers: dict[str, str], body: bytes, status: int) -> dict:
+    def _record(self, url: Any, headers: dict[str, str], body: bytes, status: int,
+                received: float) -> dict:
         match = PATH.match(url.path)
         try:
             payload = json.loads(body) if body else None
         except ValueError:
             payload = body.decode("utf-8", "replace")
         call = {
-            "at": time.time(),
+            "received_at": received,
+            "at": time.time(),  # when it was answered
             "path": url.path,
             "query": dict(parse_qsl(url.query)),
             "flow_key": match["flow"] if match else None,

@@ -226,6 +226,13 @@ class Store:
                 conn.execute(bots.update().where(bots.c.bot == bot)
                              .values(paused_until=until))
 
+    def paused_until(self, bot: str) -> float:
+        """When a pause of `bot` ends (0 when it was never paused)."""
+        with self._tx() as conn:
+            until = conn.execute(sa.select(bots.c.paused_until)
+                                 .where(bots.c.bot == bot)).scalar_one_or_none()
+        return until or 0.0
+
     def pauses(self, now: float) -> dict[str, float]:
         """Bots paused beyond `now`, with the end of each pause."""
         with self._tx() as conn:

@@ -192,8 +192,8 @@ class Worker:
         now = self.clock()
         horizon = self.settings.lease / 4
         if target.rate_limit:
-            # 2% slack, so that network jitter never squeezes one call too many into a second
-            interval = 1.02 / target.rate_limit
+            # 10% slack: a call that starts late must not squeeze one too many into a second.
+            interval = 1.1 / target.rate_limit
             slot, reserved = await asyncio.to_thread(self.store.reserve, target.bot, interval,
                                                      now, horizon)
         else:
@@ -206,6 +206,11 @@ class Worker:
             return slot
         if slot > now:
             await asyncio.sleep(slot - now)
+            if target.rate_limit:
+                # Another worker may have met a 429 while this call waited for its slot.
+                until = await asyncio.to_thread(self.store.paused_until, target.bot)
+                if until > self.clock():
+                    return until
         return None
 
     async def _pause(self, bot: str, until: float) -> None:
