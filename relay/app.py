@@ -15,7 +15,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from relay import admin
 from relay.config import Settings
-from relay.errors import InboundError, SignatureError, StoreUnavailable
+from relay.errors import BodyError, InboundError, SignatureError, StoreUnavailable
 from relay.logs import configure_logging
 from relay.mapping import evaluate
 from relay.redact import redact
@@ -40,7 +40,6 @@ def create_app(
         registry = Registry(settings.mappings)
         registry.load()
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_body
     app.extensions["relay"] = {
         "settings": settings,
         "store": store or Store(settings.database_url, timeout=settings.db_timeout),
@@ -75,7 +74,7 @@ def receive(name: str) -> Any:
         return _error(503, f"/hooks/{name} is not ready: {mapping.locked}",
                       "set it in the relay's environment and restart; the sender's retries "
                       "will then be accepted", retry_after=60)
-    raw = request.get_data(cache=False)
+    raw = _read_body(relay["settings"].max_body)
     headers = {k.lower(): v for k, v in request.headers.items()}
     query = {k: v[0] if len(v) == 1 else v for k, v in request.args.lists()}
     now = time.time()
@@ -104,6 +103,20 @@ def receive(name: str) -> Any:
     elif receipt.status == "skipped":
         answer["reason"] = result.skipped
     return _respond(status, answer)
+
+
+def _read_body(limit: int) -> bytes:
+    """The whole body, or 413 past `limit` bytes, whether Content-Length is given, absent
+    (chunked) or lying; a body that ends before its Content-Length is refused, not guessed."""
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise RequestEntityTooLarge()
+    raw = request.stream.read(limit + 1)
+    if len(raw) > limit:
+        raise RequestEntityTooLarge()
+    if declared is not None and len(raw) < declared:
+        raise BodyError(f"the body ended after {len(raw)} of its {declared} bytes")
+    return raw
 
 
 def _public_url(settings: Settings) -> str:

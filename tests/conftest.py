@@ -83,3 +83,20 @@ def store(database_url):
     store.upgrade()
     yield store
     store.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request, tmp_path):
+    """A fresh database for a cluster of processes: SQLite, and PostgreSQL when it answers."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'relay.db'}"
+    reason = postgres_reason()
+    if reason:
+        pytest.skip(reason)
+    url = sa.engine.make_url(POSTGRES_URL)
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql("DROP DATABASE IF EXISTS relay_reliability WITH (FORCE)")
+        conn.exec_driver_sql("CREATE DATABASE relay_reliability")
+    admin.dispose()
+    return url.set(database="relay_reliability").render_as_string(hide_password=False)

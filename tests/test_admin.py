@@ -9,6 +9,8 @@ from relay.config import Settings
 from relay.registry import Registry
 from relay.store import Store
 
+pytestmark = pytest.mark.reliability
+
 TOKEN = "admin-token-for-tests-0123456789"
 PATHS = ["/api/events", "/api/events/1", "/api/nothing-here", "/admin", "/admin/events/1"]
 

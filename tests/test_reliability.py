@@ -13,29 +13,11 @@ import time
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 from tests.cluster import Cluster, report
-from tests.conftest import POSTGRES_URL, postgres_reason
 from tests.live import wait_for
 
 pytestmark = pytest.mark.reliability
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'relay.db'}"
-    reason = postgres_reason()
-    if reason:
-        pytest.skip(reason)
-    url = sa.engine.make_url(POSTGRES_URL)
-    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql("DROP DATABASE IF EXISTS relay_reliability WITH (FORCE)")
-        conn.exec_driver_sql("CREATE DATABASE relay_reliability")
-    admin.dispose()
-    return url.set(database="relay_reliability").render_as_string(hide_password=False)
 
 
 @pytest.fixture
