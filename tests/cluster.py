@@ -166,11 +166,15 @@ class Cluster:
                        if c["status"] == 200 and (c["json"] or {}).get("marker") in wanted)
 
     def wait_delivered(self, markers: list[str], timeout: float = 90) -> Counter[str]:
-        def done() -> Counter[str] | None:
-            counts = self.delivered(markers)
-            return counts if len(counts) == len(set(markers)) else None
+        """Wait until each marker reached Engati and nothing is left to deliver (so that a
+        repeat still to come is counted too); Engati's acceptances per marker."""
+        def done() -> bool:
+            settled = self.query(
+                "SELECT count(*) FROM deliveries WHERE status = 'pending'")[0][0] == 0
+            return settled and len(self.delivered(markers)) == len(set(markers))
 
-        return wait_for(done, timeout=timeout, what=f"{len(markers)} deliveries")
+        wait_for(done, timeout=timeout, what=f"{len(markers)} deliveries")
+        return self.delivered(markers)
 
     def query(self, sql: str) -> Any:
         engine = sa.create_engine(self.database)
