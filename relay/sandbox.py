@@ -167,4 +167,8 @@ def make_server(sandbox: Sandbox, host: str = "127.0.0.1", port: int = 0) -> Thr
         def log_message(self, format: str, *args: Any) -> None:
             pass  # each call is echoed by the sandbox itself
 
-    return ThreadingHTTPServer((host, port), Handler)
+    class Server(ThreadingHTTPServer):
+        request_queue_size = 1024  # thousands of calls may arrive at once, as at Engati
+        daemon_threads = True
+
+    return Server((host, port), Handler)

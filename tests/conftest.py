@@ -93,10 +93,15 @@ def database(request, tmp_path):
     reason = postgres_reason()
     if reason:
         pytest.skip(reason)
+    return fresh_postgres("relay_reliability")
+
+
+def fresh_postgres(name: str) -> str:
+    """The URL of a new, empty PostgreSQL database `name` (dropped first if it exists)."""
     url = sa.engine.make_url(POSTGRES_URL)
     admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.exec_driver_sql("DROP DATABASE IF EXISTS relay_reliability WITH (FORCE)")
-        conn.exec_driver_sql("CREATE DATABASE relay_reliability")
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
     admin.dispose()
-    return url.set(database="relay_reliability").render_as_string(hide_password=False)
+    return url.set(database=name).render_as_string(hide_password=False)

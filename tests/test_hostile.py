@@ -21,7 +21,7 @@ from relay.loader import load_file
 from relay.mapping import evaluate
 from relay.registry import Registry
 from relay.store import Store
-from tests.conftest import MAPPINGS
+from tests.conftest import MAPPINGS, fresh_postgres, postgres_reason
 from tests.live import Process, answers, free_port, wait_for
 
 pytestmark = pytest.mark.reliability
@@ -41,12 +41,17 @@ SALESFORCE = ("source: salesforce\norganization_id: 00D5g000004XyZ1EAC\nphone: i
 ACCEPTABLE = {200, 202, 400, 401, 404, 405, 413, 415, 422}
 
 
-@pytest.fixture(scope="module")
-def relay(tmp_path_factory):
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def relay(request, tmp_path_factory):
+    """The app in-process, on SQLite and on PostgreSQL (which refuses NUL characters)."""
     root = tmp_path_factory.mktemp("hostile")
     for name, text in (("leads", LEADS), ("signed", SIGNED), ("salesforce", SALESFORCE)):
         (root / f"{name}.yaml").write_text(text)
     url = f"sqlite:///{root / 'relay.db'}"
+    if request.param == "postgresql":
+        if reason := postgres_reason():
+            pytest.skip(reason)
+        url = fresh_postgres("relay_hostile")
     store = Store(url)
     store.upgrade()
     registry = Registry(root)
