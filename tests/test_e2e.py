@@ -64,7 +64,9 @@ def live(tmp_path_factory):
         wait_for(lambda: answers(f"http://127.0.0.1:{sandbox_port}/_sandbox/calls"),
                  what="the sandbox")
         wait_for(lambda: answers(f"{base}/readyz"), what="relay serve")
-        yield Live(base, f"http://127.0.0.1:{sandbox_port}", env, root)
+        live = Live(base, f"http://127.0.0.1:{sandbox_port}", env, root)
+        yield live
+        live.store.dispose()
     finally:
         serve_code = serve.stop()
         sandbox.stop()

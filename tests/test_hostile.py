@@ -58,7 +58,8 @@ def relay(request, tmp_path_factory):
     registry.load()
     app = create_app(Settings(database_url=url, mappings=str(root), max_body=65536),
                      store=store, registry=registry)
-    return app.test_client(), store
+    yield app.test_client(), store
+    store.dispose()
 
 
 def stored(store) -> int:
@@ -214,7 +215,9 @@ def gunicorn(tmp_path_factory):
                    "--worker-class", "gthread", "--threads", "4", "--timeout", "10",
                    "relay.app:create_app()"], env, root / "web.log")
     wait_for(lambda: answers(f"http://127.0.0.1:{port}/healthz"), what="gunicorn")
-    yield port, Store(env["DATABASE_URL"])
+    store = Store(env["DATABASE_URL"])
+    yield port, store
+    store.dispose()
     assert web.stop() == 0
 
 
