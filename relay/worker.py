@@ -26,6 +26,7 @@ from relay.registry import Registry
 from relay.store import Attempt, Claimed, Store
 
 log = logging.getLogger("relay.worker")
+LATE = 0.02  # seconds a paced call may start after its slot
 
 
 def backoff(attempt: int, settings: Settings, retry_after: float | None = None,
@@ -189,29 +190,40 @@ class Worker:
     async def _pace(self, target: Engati) -> float | None:
         """Wait for the bot's turn (its rate limit, a pause Engati asked for), or return when
         to come back if that is further off than a quarter of the lease."""
-        now = self.clock()
-        horizon = self.settings.lease / 4
         if target.rate_limit:
-            # 10% slack: a call that starts late must not squeeze one too many into a second.
-            interval = 1.1 / target.rate_limit
-            slot, reserved = await asyncio.to_thread(self.store.reserve, target.bot, interval,
-                                                     now, horizon)
-        else:
-            if now - self._pauses_read >= 1.0:  # other workers' pauses, read once a second
-                self._pauses = await asyncio.to_thread(self.store.pauses, now)
-                self._pauses_read = now
-            slot = max(now, self._pauses.get(target.bot, 0.0))
-            reserved = slot - now <= horizon
-        if not reserved:
-            return slot
-        if slot > now:
-            await asyncio.sleep(slot - now)
-            if target.rate_limit:
-                # Another worker may have met a 429 while this call waited for its slot.
-                until = await asyncio.to_thread(self.store.paused_until, target.bot)
-                if until > self.clock():
-                    return until
+            return await self._take_slot(target)
+        now = self.clock()
+        if now - self._pauses_read >= 1.0:  # other workers' pauses, read once a second
+            self._pauses = await asyncio.to_thread(self.store.pauses, now)
+            self._pauses_read = now
+        until = self._pauses.get(target.bot, 0.0)
+        if until - now > self.settings.lease / 4:
+            return until
+        if until > now:
+            await asyncio.sleep(until - now)
         return None
+
+    async def _take_slot(self, target: Engati) -> float | None:
+        """Reserve the bot's next slot and start in it. A call that wakes up late takes a new
+        slot rather than bunch up with the next one: calls start at least `interval` apart
+        (less the lateness allowed), whichever worker makes them."""
+        interval = 1.1 / target.rate_limit  # 10% slack for network jitter on the way
+        for _ in range(5):
+            now = self.clock()
+            slot, reserved = await asyncio.to_thread(self.store.reserve, target.bot, interval,
+                                                     now, self.settings.lease / 4)
+            if not reserved:
+                return slot
+            if slot <= now:
+                return None
+            await asyncio.sleep(slot - now)
+            # Another worker may have met a 429 while this call waited for its slot.
+            until = await asyncio.to_thread(self.store.paused_until, target.bot)
+            if until > self.clock():
+                return until
+            if self.clock() - slot <= LATE:
+                return None
+        return self.clock()  # this worker is too busy to start on time: come back later
 
     async def _pause(self, bot: str, until: float) -> None:
         self._pauses[bot] = max(until, self._pauses.get(bot, 0.0))
