@@ -13,7 +13,7 @@ from typing import Any
 from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from relay import admin
+from relay import admin, metrics
 from relay.config import Settings
 from relay.errors import BodyError, InboundError, SignatureError, StoreUnavailable
 from relay.logs import configure_logging
@@ -49,6 +49,7 @@ def create_app(
     app.add_url_rule("/hooks/<name>", "hook", receive, methods=["POST"])
     app.add_url_rule("/healthz", "healthz", lambda: {"status": "ok"})
     app.add_url_rule("/readyz", "readyz", ready)
+    app.add_url_rule("/metrics", "metrics", metrics_page)
     app.register_error_handler(InboundError, _inbound_error)
     app.register_error_handler(StoreUnavailable, _store_unavailable)
     app.register_error_handler(HTTPException, _http_error)
@@ -132,6 +133,11 @@ def _public_url(settings: Settings) -> str:
     return f"{request.scheme}://{request.host}{path}"
 
 
+def metrics_page() -> Response:
+    body, content_type = metrics.render(_relay()["store"])
+    return Response(body, content_type=content_type)
+
+
 def ready() -> Any:
     relay = _relay()
     try:
@@ -190,6 +196,8 @@ def _unexpected(exc: Exception) -> Any:
 
 def _log_request(response: Any) -> Any:
     if request.path.startswith("/hooks/"):
+        metrics.INBOUND.labels(g.get("mapping", "-") if g.get("preset") else "(unknown)",
+                               str(response.status_code)).inc()
         ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
         log.info("inbound mapping=%s status=%d event=%s bytes=%s ms=%.1f",
                  g.get("mapping", "-"), response.status_code, g.get("event_id", "-"),

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import click
@@ -35,12 +37,15 @@ def serve(host: str, port: int, web_workers: int) -> None:
     Registry(settings.mappings).load()  # refuse to start on a broken mapping
     click.echo(f"relay: http://{host}:{port}/hooks/<mapping>  database {_safe(settings)}  "
                f"mappings {settings.mappings}/", err=True)
+    # Metrics of every process, added up at /metrics (prometheus_client's multiprocess mode).
+    metrics_dir = tempfile.mkdtemp(prefix="relay-metrics-")
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": metrics_dir}
     web = subprocess.Popen([
         sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}",
         "--workers", str(web_workers), "--worker-class", "gthread", "--threads", "8",
         "--graceful-timeout", "10", "relay.app:create_app()",
-    ])
-    worker = subprocess.Popen([sys.executable, "-m", "relay", "worker"])
+    ], env=env)
+    worker = subprocess.Popen([sys.executable, "-m", "relay", "worker"], env=env)
     children = (web, worker)
     stopping: list[int] = []
 
@@ -60,6 +65,7 @@ def serve(host: str, port: int, web_workers: int) -> None:
         time.sleep(0.2)
     stop(signal.SIGTERM, None)
     codes = [child.wait() for child in children]
+    shutil.rmtree(metrics_dir, ignore_errors=True)
     sys.exit(max(abs(c) for c in codes) if any(codes) else 0)
 
 

@@ -365,6 +365,16 @@ class Store:
                 conn.execute(events.delete().where(events.c.id.in_(ids), finished))
             total += len(ids)
 
+    def queue_stats(self, now: float) -> tuple[int, float, int]:
+        """(pending deliveries, age of the oldest pending one in seconds, dead deliveries)."""
+        d = deliveries.c
+        with self._tx() as conn:
+            pending, oldest = conn.execute(
+                sa.select(sa.func.count(), sa.func.min(d.created_at))
+                .where(d.status == "pending")).one()
+            dead = conn.execute(sa.select(sa.func.count()).where(d.status == "dead")).scalar()
+        return pending, (now - oldest) if oldest is not None else 0.0, dead
+
     def replayable(self, *, dead: bool, failed: bool, mapping: str | None,
                    since: float | None) -> list[int]:
         """Ids of events with dead deliveries and/or events whose mapping failed."""

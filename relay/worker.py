@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import httpx
 
+from relay import metrics
 from relay.config import Settings, parse_duration
 from relay.engati import EngatiClient, build_request
 from relay.errors import EngatiError, StoreUnavailable
@@ -170,6 +171,9 @@ class Worker:
             else:
                 next_at = now + backoff(number, self.settings, retry_after, self.rng)
         attempt = Attempt(started, duration_ms, outcome, status, code, error)
+        metrics.ATTEMPTS.labels(claimed.mapping, outcome).inc()
+        if status is not None:
+            metrics.LATENCY.observe(duration_ms / 1000)
         try:
             kept = await asyncio.to_thread(self.store.record, claimed, self.name, attempt,
                                            next_at, now)

@@ -41,3 +41,18 @@ def test_durations():
         2592000, 43200, 900, 90, 5400]
     with pytest.raises(RelayError, match="RELAY_RETENTION='30 days'"):
         Settings.from_env({"RELAY_RETENTION": "30 days"})
+
+
+def test_json_log_lines():
+    """RELAY_LOG_FORMAT=json: each log line is one JSON object."""
+    import json
+    import logging
+
+    from relay.logs import JsonFormatter
+
+    record = logging.LogRecord("relay.inbound", logging.INFO, __file__, 1,
+                               "inbound mapping=%s status=%d", ("leads", 202), None)
+    line = json.loads(JsonFormatter().format(record))
+    assert line["message"] == "inbound mapping=leads status=202"
+    assert (line["level"], line["logger"]) == ("info", "relay.inbound")
+    assert line["time"].endswith("+00:00")

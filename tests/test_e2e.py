@@ -239,3 +239,27 @@ def test_salesforce_message_with_two_leads_is_two_calls_and_one_ack(live):
                                                                        "919812345678")
     assert (second["json"]["name"], second["json"]["user.phone_no"]) == ("Tom Becker",
                                                                          "14155552671")
+
+
+def test_metrics_add_up_every_process(live):
+    """/metrics: inbound counts from both web processes, the worker's attempts and latency,
+    and the queue read from the database."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    lead = live.lead()
+    event_id = live.post(lead).json()["event_id"]
+    wait_for(lambda: live.delivery(event_id)["status"] == "delivered", what="delivery")
+
+    def samples():
+        text = httpx.get(f"{live.base}/metrics", timeout=10).text
+        return {(s.name, tuple(sorted(s.labels.items()))): s.value
+                for family in text_string_to_metric_families(text) for s in family.samples}
+
+    found = wait_for(lambda: (s := samples()) and s.get(
+        ("relay_delivery_attempts_total", (("mapping", "e2e"), ("outcome", "delivered"))))
+        and s, what="the worker's counters at /metrics")
+    assert found[("relay_inbound_requests_total", (("mapping", "e2e"), ("status", "202")))] >= 1
+    assert found[("relay_engati_call_seconds_count", ())] >= 1
+    assert ("relay_queue_depth", ()) in found
+    assert ("relay_dead_deliveries", ()) in found
+    assert found[("relay_queue_oldest_seconds", ())] >= 0

@@ -1,0 +1,69 @@
+"""Prometheus metrics at /metrics, correct with several gunicorn processes and a worker.
+
+Counters and histograms live in each process; with PROMETHEUS_MULTIPROC_DIR set (`relay
+serve` sets it for its processes) they are written there and /metrics adds them up. Queue
+depth, the oldest pending delivery and the dead count are read from the database at scrape
+time, so they are right whichever process answers.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from relay.errors import StoreUnavailable
+
+if TYPE_CHECKING:
+    from relay.store import Store
+
+INBOUND = Counter("relay_inbound_requests", "Webhooks received, by mapping and HTTP status.",
+                  ["mapping", "status"])
+ATTEMPTS = Counter("relay_delivery_attempts", "Calls to Engati, by mapping and outcome "
+                   "(delivered, retry, dead).", ["mapping", "outcome"])
+LATENCY = Histogram("relay_engati_call_seconds", "How long Engati took to answer a call.",
+                    buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 2, 5, 10, 30))
+
+
+class QueueCollector(Collector):
+    """The queue as the database sees it, at scrape time."""
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        try:
+            pending, oldest, dead = self.store.queue_stats(time.time())
+        except StoreUnavailable:
+            return
+        yield GaugeMetricFamily("relay_queue_depth", "Deliveries waiting or in flight.",
+                                value=pending)
+        yield GaugeMetricFamily("relay_queue_oldest_seconds",
+                                "Age of the oldest pending delivery (0 when none).", value=oldest)
+        yield GaugeMetricFamily("relay_dead_deliveries", "Deliveries that gave up, not yet "
+                                "replayed or purged.", value=dead)
+
+
+def render(store: Store) -> tuple[bytes, str]:
+    """The /metrics page: every process's metrics (or this one's), then the queue."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        processes = CollectorRegistry()
+        multiprocess.MultiProcessCollector(processes)
+    else:
+        processes = REGISTRY
+    queue = CollectorRegistry()
+    queue.register(QueueCollector(store))
+    return generate_latest(processes) + generate_latest(queue), CONTENT_TYPE_LATEST
