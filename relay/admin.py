@@ -1,17 +1,25 @@
-"""The operator API under /api (and the console under /admin, when it comes).
+"""The operator API under /api (the console under /admin uses it too).
 
-Everything under /admin and /api needs RELAY_ADMIN_TOKEN as `Authorization: Bearer <token>`;
-with no token configured, both are off (404), never open.
+Everything under /admin and /api needs RELAY_ADMIN_TOKEN, as `Authorization: Bearer <token>`
+(scripts) or the console's session cookie; with no token configured both are off (404).
+/api/openapi.json describes every operation.
 """
 
 from __future__ import annotations
 
 import hmac
+import re
+import time
 from typing import Any
 
-from flask import Blueprint, Flask, current_app, jsonify, request
+from flask import Blueprint, Flask, current_app, jsonify, redirect, request, session, url_for
 
-from relay.operate import STATUSES
+from relay.engati import build_request
+from relay.errors import BodyError
+from relay.mapping import evaluate_raw
+from relay.openapi import OPENAPI
+from relay.replay import replay_event
+from relay.store import STATUSES
 
 api = Blueprint("api", __name__, url_prefix="/api")
 
@@ -21,43 +29,148 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(api)
 
 
+def _relay() -> dict[str, Any]:
+    return current_app.extensions["relay"]
+
+
+def token_matches(given: str) -> bool:
+    token = _relay()["settings"].admin_token
+    return bool(token) and hmac.compare_digest(given.encode(), token.encode())
+
+
 def _guard() -> Any:
-    if request.path.split("/")[1] not in ("api", "admin"):
+    area = request.path.split("/")[1]
+    if area not in ("api", "admin"):
         return None
-    token = current_app.extensions["relay"]["settings"].admin_token
-    if not token:
+    if not _relay()["settings"].admin_token:
         return jsonify(error="the admin API and console are off",
                        hint="set RELAY_ADMIN_TOKEN to turn them on"), 404
-    given = request.headers.get("Authorization", "")
-    scheme, _, value = given.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(),
-                                                             token.encode()):
-        response = jsonify(error="authentication required",
-                           hint="send Authorization: Bearer <RELAY_ADMIN_TOKEN>")
-        response.headers["WWW-Authenticate"] = "Bearer"
-        return response, 401
-    return None
+    if session.get("admin") or request.endpoint == "console.login":
+        return None
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token_matches(value.strip()):
+        return None
+    if area == "admin":
+        return redirect(url_for("console.login", next=request.full_path))
+    response = jsonify(error="authentication required",
+                       hint="send Authorization: Bearer <RELAY_ADMIN_TOKEN>")
+    response.headers["WWW-Authenticate"] = "Bearer"
+    return response, 401
+
+
+def _bad(message: str, hint: str | None = None, status: int = 400) -> Any:
+    body = {"error": message}
+    if hint:
+        body["hint"] = hint
+    return jsonify(body), status
+
+
+@api.get("/openapi.json")
+def openapi() -> Any:
+    return jsonify(OPENAPI)
 
 
 @api.get("/events")
 def list_events() -> Any:
     status = request.args.get("status")
     if status and status not in STATUSES:
-        return jsonify(error=f"unknown status {status!r}",
-                       hint="one of " + ", ".join(STATUSES)), 400
+        return _bad(f"unknown status {status!r}", "one of " + ", ".join(STATUSES))
     try:
         limit = min(int(request.args.get("limit", 50)), 500)
     except ValueError:
-        return jsonify(error="limit must be a whole number"), 400
-    rows = current_app.extensions["relay"]["store"].events(
-        status=status, mapping=request.args.get("mapping"), limit=limit)
+        return _bad("limit must be a whole number")
+    rows = _relay()["store"].events(status=status, mapping=request.args.get("mapping") or None,
+                                    limit=limit)
     return jsonify(events=rows)
 
 
 @api.get("/events/<int:event_id>")
 def show_event(event_id: int) -> Any:
-    event = current_app.extensions["relay"]["store"].event(event_id)
+    event = _relay()["store"].event(event_id)
     if event is None:
-        return jsonify(error=f"no event {event_id}"), 404
+        return _bad(f"no event {event_id}", status=404)
     event["body"] = event["body"].decode("utf-8", "replace")
     return jsonify(event)
+
+
+@api.post("/events/<int:event_id>/replay")
+def replay_one(event_id: int) -> Any:
+    replayed = replay_event(_relay()["store"], _relay()["registry"].get, event_id, time.time())
+    return jsonify(replayed.to_dict()), 200 if replayed.ok else 422
+
+
+@api.post("/replay")
+def replay_many() -> Any:
+    spec = request.get_json(silent=True)
+    if not isinstance(spec, dict) or not (spec.get("dead") or spec.get("failed")):
+        return _bad("say what to replay", 'send {"dead": true} and/or {"failed": true}, '
+                    'optionally with "mapping"')
+    store = _relay()["store"]
+    ids = store.replayable(dead=bool(spec.get("dead")), failed=bool(spec.get("failed")),
+                          mapping=spec.get("mapping") or None, since=None)
+    results = [replay_event(store, _relay()["registry"].get, i, time.time()).to_dict()
+               for i in ids]
+    return jsonify(events=results)
+
+
+@api.get("/failures")
+def failures() -> Any:
+    return jsonify(groups=group_failures(_relay()["store"].failures()))
+
+
+@api.post("/preview")
+def preview() -> Any:
+    spec = request.get_json(silent=True)
+    if not isinstance(spec, dict) or not isinstance(spec.get("mapping"), str):
+        return _bad("send {\"mapping\": name, \"body\": text, \"headers\": {}, \"query\": {}}")
+    mapping = _relay()["registry"].get(spec["mapping"])
+    if mapping is None:
+        return _bad(f"no mapping named {spec['mapping']!r}", status=404)
+    headers = spec.get("headers") or {}
+    if not any(k.lower() == "content-type" for k in headers):
+        headers = {**headers, "Content-Type": "application/json"}
+    try:
+        result = evaluate_raw(mapping, str(spec.get("body", "")).encode(), headers,
+                              spec.get("query") or {})
+    except BodyError as exc:
+        return _bad(str(exc))
+    requests = [build_request(mapping.engati, d, mask=True) for d in result.deliveries]
+    return jsonify(status=result.status, skipped=result.skipped, requests=requests,
+                   errors=[e.to_dict() for e in result.errors])
+
+
+def group_failures(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Failures grouped by reason: what a person fixes once for many events."""
+    groups: dict[str, dict[str, Any]] = {}
+    for item in items:
+        reason = _reason(item)
+        group = groups.setdefault(reason, {"reason": reason, "count": 0, "event_ids": [],
+                                           "example": ""})
+        group["count"] += 1
+        if item["event_id"] not in group["event_ids"]:
+            group["event_ids"].append(item["event_id"])
+        group["example"] = group["example"] or _detail(item)
+    return sorted(groups.values(), key=lambda g: -g["count"])
+
+
+def _reason(item: dict[str, Any]) -> str:
+    if item["kind"] == "failed":
+        field = re.sub(r"^each\[\d+\]\.", "", (item["errors"] or [{"field": ""}])[0]["field"])
+        for prefix, reason in (("phone", "missing or invalid phone"),
+                               ("flows", "no flow matched"),
+                               ("attributes", "missing required field")):
+            if field.startswith(prefix):
+                return reason
+        return "mapping error"
+    error = item["last_error"] or ""
+    if "gave up after" in error:
+        return "dead after retries"
+    if "HTTP 4" in error:
+        return "Engati refused (4xx)"
+    return "Engati failure"
+
+
+def _detail(item: dict[str, Any]) -> str:
+    if item["kind"] == "failed":
+        return "; ".join(f"{e['field']}: {e['message']}" for e in item["errors"] or [])
+    return item["last_error"] or ""

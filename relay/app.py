@@ -13,7 +13,7 @@ from typing import Any
 from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from relay import admin, metrics
+from relay import admin, console, metrics
 from relay.config import Settings
 from relay.errors import BodyError, InboundError, SignatureError, StoreUnavailable
 from relay.logs import configure_logging
@@ -46,6 +46,7 @@ def create_app(
         "registry": registry,
     }
     admin.init_app(app)
+    console.init_app(app)
     app.add_url_rule("/hooks/<name>", "hook", receive, methods=["POST"])
     app.add_url_rule("/healthz", "healthz", lambda: {"status": "ok"})
     app.add_url_rule("/readyz", "readyz", ready)

@@ -42,6 +42,7 @@ class Settings:
     engati_timeout: float = 15.0
     db_timeout: float = 5.0
     admin_token: str = field(default="", repr=False)  # turns /api and /admin on
+    mask_pii: bool = False  # mask phone numbers and emails in the console
     retention: str = ""  # e.g. 30d: the worker purges finished events older than that
     public_url: str = ""  # the relay's public base URL, for senders that sign the URL
     trust_proxy: bool = False  # take the public URL from X-Forwarded-Proto/-Host

@@ -11,12 +11,11 @@ from typing import Any
 import click
 
 from relay.config import Settings, parse_duration
-from relay.errors import BodyError, RelayError
+from relay.errors import RelayError
 from relay.loader import load_folder
-from relay.mapping import evaluate_raw
-from relay.store import Store
+from relay.replay import replay_event
+from relay.store import STATUSES, Store, event_state
 
-STATUSES = ("accepted", "skipped", "failed", "pending", "delivered", "dead")
 _DURATION = re.compile(r"^\d+(?:\.\d+)?[smhd]$")
 
 
@@ -40,7 +39,7 @@ def events(status: str | None, mapping: str | None, limit: int) -> None:
                f"{'DELIVERED':<9}  LAST ERROR")
     for row in rows:
         click.echo(f"{row['id']:>8}  {row['mapping'][:20]:<20} {_when(row['received_at'])}  "
-                   f"{_state(row):<9} {_delivered(row):<9}  {_last_error(row)}")
+                   f"{event_state(row):<9} {_delivered(row):<9}  {_last_error(row)}")
 
 
 @click.command()
@@ -102,33 +101,12 @@ def replay(event_ids: tuple[int, ...], dead: bool, failed: bool, mapping: str | 
     mappings = load_folder(settings.mappings)
     problems = 0
     for event_id in ids:
-        ok, message = _replay_one(store, mappings, event_id)
-        problems += not ok
-        click.echo(f"event {event_id}: {message}")
+        replayed = replay_event(store, mappings.get, event_id, time.time())
+        problems += not replayed.ok
+        click.echo(f"event {event_id}: {replayed.message}")
     click.echo(f"{len(ids)} event(s) replayed, {problems} with problems")
     if problems:
         raise SystemExit(1)
-
-
-def _replay_one(store: Store, mappings: dict[str, Any], event_id: int) -> tuple[bool, str]:
-    """(ok, what happened) for one event."""
-    event = store.event(event_id)
-    if event is None:
-        return False, "no such event"
-    mapping = mappings.get(event["mapping"])
-    if mapping is None:
-        return False, f"mapping {event['mapping']!r} no longer exists"
-    try:
-        result = evaluate_raw(mapping, event["body"], event["headers"], event["query"])
-    except BodyError as exc:
-        return False, str(exc)
-    counts = store.replay(event_id, result, time.time())
-    message = f"{counts['queued']} queued, {counts['already_delivered']} already delivered"
-    if result.status == "skipped":
-        message += f"; skipped ({result.skipped})"
-    if result.errors:
-        return False, message + "; " + "; ".join(str(e) for e in result.errors)
-    return True, message
 
 
 @click.command()
@@ -156,14 +134,6 @@ def _since(text: str | None) -> float | None:
 
 def _when(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _state(row: dict[str, Any]) -> str:
-    if row["status"] != "accepted":
-        return row["status"]
-    if row["dead"]:
-        return "dead"
-    return "pending" if row["pending"] else "delivered"
 
 
 def _delivered(row: dict[str, Any]) -> str:

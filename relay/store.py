@@ -24,6 +24,8 @@ from relay.mapping import Result
 from relay.tables import attempts, bots, deliveries, events
 
 _UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError)
+# What `events(status=...)` filters on: an event's own status, or its deliveries' state.
+STATUSES = ("accepted", "skipped", "failed", "pending", "delivered", "dead")
 
 
 @dataclass(frozen=True)
@@ -278,7 +280,8 @@ class Store:
         return found
 
     def events(self, *, status: str | None = None, mapping: str | None = None,
-               since: float | None = None, limit: int = 50) -> list[dict[str, Any]]:
+               since: float | None = None, phone: str | None = None,
+               before: int | None = None, limit: int = 50) -> list[dict[str, Any]]:
         """Recent events, newest first, with their deliveries counted by status.
 
         `status` is an event status (accepted, skipped, failed) or a delivery state an event
@@ -304,6 +307,11 @@ class Store:
             query = query.where(events.c.mapping == mapping)
         if since is not None:
             query = query.where(events.c.received_at >= since)
+        if before is not None:  # the next page
+            query = query.where(events.c.id < before)
+        if phone:
+            digits = "".join(ch for ch in phone if ch.isdigit())
+            query = query.where(sa.exists().where(mine, d.phone.contains(digits)))
         if status in ("accepted", "skipped", "failed"):
             query = query.where(events.c.status == status)
         elif status in ("pending", "dead"):
@@ -365,6 +373,23 @@ class Store:
                 conn.execute(events.delete().where(events.c.id.in_(ids), finished))
             total += len(ids)
 
+    def failures(self, limit: int = 500) -> list[dict[str, Any]]:
+        """Recent events whose mapping failed and recent dead deliveries, newest first."""
+        d = deliveries.c
+        with self._tx() as conn:
+            failed = conn.execute(
+                sa.select(events.c.id.label("event_id"), events.c.mapping, events.c.errors,
+                          events.c.received_at.label("at"))
+                .where(events.c.status == "failed").order_by(events.c.id.desc())
+                .limit(limit)).mappings().all()
+            dead = conn.execute(
+                sa.select(d.event_id, d.mapping, d.last_error, d.updated_at.label("at"))
+                .where(d.status == "dead").order_by(d.updated_at.desc())
+                .limit(limit)).mappings().all()
+        items = [{**row, "kind": "failed"} for row in failed]
+        items += [{**row, "kind": "dead"} for row in dead]
+        return sorted(items, key=lambda item: item["at"], reverse=True)
+
     def queue_stats(self, now: float) -> tuple[int, float, int]:
         """(pending deliveries, age of the oldest pending one in seconds, dead deliveries)."""
         d = deliveries.c
@@ -389,6 +414,15 @@ class Store:
                 query = sa.select(events.c.id).where(events.c.status == "failed")
                 ids.update(conn.execute(_narrow(query, mapping, since)).scalars())
         return sorted(ids)
+
+
+def event_state(row: dict[str, Any]) -> str:
+    """An event row's state as people read it: skipped, failed, pending, delivered or dead."""
+    if row["status"] != "accepted":
+        return row["status"]
+    if row["dead"]:
+        return "dead"
+    return "pending" if row["pending"] else "delivered"
 
 
 class _AllDuplicates(Exception):

@@ -1,0 +1,129 @@
+"""The OpenAPI document of /api (served at /api/openapi.json); tests check the API against it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_error = {"type": "object", "required": ["error"],
+          "properties": {"error": {"type": "string"}, "hint": {"type": "string"}}}
+_event_row = {
+    "type": "object",
+    "required": ["id", "mapping", "received_at", "status", "total", "pending", "delivered",
+                 "dead"],
+    "properties": {
+        "id": {"type": "integer"}, "mapping": {"type": "string"},
+        "received_at": {"type": "number", "description": "UNIX seconds"},
+        "status": {"enum": ["accepted", "skipped", "failed"]},
+        "errors": {"type": ["array", "null"]}, "note": {"type": ["string", "null"]},
+        "total": {"type": "integer"}, "pending": {"type": "integer"},
+        "delivered": {"type": "integer"}, "dead": {"type": "integer"},
+        "last_error": {"type": ["string", "null"]},
+    },
+}
+_attempt = {"type": "object", "required": ["started_at", "duration_ms", "outcome"],
+            "properties": {"started_at": {"type": "number"}, "duration_ms": {"type": "number"},
+                           "outcome": {"enum": ["delivered", "retry", "dead"]},
+                           "http_status": {"type": ["integer", "null"]},
+                           "engati_code": {"type": ["integer", "null"]},
+                           "error": {"type": ["string", "null"]},
+                           "worker": {"type": ["string", "null"]}}}
+_delivery = {"type": "object",
+             "required": ["id", "flow_key", "channel", "phone", "attributes", "status",
+                          "attempts", "attempt_log"],
+             "properties": {"id": {"type": "integer"}, "flow_key": {"type": "string"},
+                            "channel": {"enum": ["whatsapp", "rcs"]},
+                            "phone": {"type": "string"}, "attributes": {"type": "object"},
+                            "status": {"enum": ["pending", "delivered", "dead"]},
+                            "attempts": {"type": "integer"},
+                            "last_error": {"type": ["string", "null"]},
+                            "attempt_log": {"type": "array", "items": _attempt}}}
+_event = {"type": "object",
+          "required": ["id", "mapping", "received_at", "status", "body", "headers", "query",
+                       "deliveries"],
+          "properties": {"id": {"type": "integer"}, "mapping": {"type": "string"},
+                         "received_at": {"type": "number"},
+                         "status": {"enum": ["accepted", "skipped", "failed"]},
+                         "body": {"type": "string"}, "headers": {"type": "object"},
+                         "query": {"type": "object"}, "errors": {"type": ["array", "null"]},
+                         "note": {"type": ["string", "null"]},
+                         "deliveries": {"type": "array", "items": _delivery}}}
+_replayed = {"type": "object", "required": ["event_id", "ok", "message"],
+             "properties": {"event_id": {"type": "integer"}, "ok": {"type": "boolean"},
+                            "message": {"type": "string"}}}
+
+
+def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_errors = {"400": _json(_error, "Bad request"), "401": _json(_error, "No or wrong token"),
+           "404": _json(_error, "Not found, or the API is off")}
+
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {"title": "relay operator API", "version": "1",
+             "description": "Events, deliveries, attempts and replay. Authenticate with "
+                            "`Authorization: Bearer <RELAY_ADMIN_TOKEN>`."},
+    "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+    "security": [{"bearer": []}],
+    "paths": {
+        "/api/events": {"get": {
+            "summary": "Recent events, newest first",
+            "parameters": [
+                {"name": "status", "in": "query", "schema": {
+                    "enum": ["accepted", "skipped", "failed", "pending", "delivered", "dead"]}},
+                {"name": "mapping", "in": "query", "schema": {"type": "string"}},
+                {"name": "limit", "in": "query",
+                 "schema": {"type": "integer", "minimum": 1, "maximum": 500}}],
+            "responses": {"200": _json({"type": "object", "required": ["events"],
+                                        "properties": {"events": {"type": "array",
+                                                                  "items": _event_row}}}),
+                          **_errors}}},
+        "/api/events/{event_id}": {"get": {
+            "summary": "One event with its deliveries and every attempt",
+            "parameters": [{"name": "event_id", "in": "path", "required": True,
+                            "schema": {"type": "integer"}}],
+            "responses": {"200": _json(_event), **_errors}}},
+        "/api/events/{event_id}/replay": {"post": {
+            "summary": "Map the event again with the current mapping and queue what is not "
+                       "delivered",
+            "parameters": [{"name": "event_id", "in": "path", "required": True,
+                            "schema": {"type": "integer"}}],
+            "responses": {"200": _json(_replayed), "422": _json(_replayed, "Not replayed"),
+                          **_errors}}},
+        "/api/replay": {"post": {
+            "summary": "Replay every event with a dead delivery and/or a failed mapping",
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "properties": {"dead": {"type": "boolean"},
+                                                 "failed": {"type": "boolean"},
+                                                 "mapping": {"type": "string"}}}}}},
+            "responses": {"200": _json({"type": "object", "required": ["events"],
+                                        "properties": {"events": {"type": "array",
+                                                                  "items": _replayed}}}),
+                          **_errors}}},
+        "/api/failures": {"get": {
+            "summary": "Failed mappings and dead deliveries, grouped by reason",
+            "responses": {"200": _json({"type": "object", "required": ["groups"], "properties": {
+                "groups": {"type": "array", "items": {
+                    "type": "object", "required": ["reason", "count", "event_ids"],
+                    "properties": {"reason": {"type": "string"}, "count": {"type": "integer"},
+                                   "event_ids": {"type": "array",
+                                                 "items": {"type": "integer"}},
+                                   "example": {"type": "string"}}}}}}),
+                **_errors}}},
+        "/api/preview": {"post": {
+            "summary": "The Engati requests a body would trigger; nothing is sent",
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["mapping"],
+                "properties": {"mapping": {"type": "string"}, "body": {"type": "string"},
+                               "headers": {"type": "object"}, "query": {"type": "object"}}}}}},
+            "responses": {"200": _json({"type": "object",
+                                        "required": ["status", "requests", "errors"],
+                                        "properties": {
+                                            "status": {"enum": ["planned", "failed", "skipped"]},
+                                            "skipped": {"type": ["string", "null"]},
+                                            "requests": {"type": "array"},
+                                            "errors": {"type": "array"}}}),
+                          **_errors}}},
+    },
+}

@@ -1,0 +1,45 @@
+"""Replay: map a stored event again with the current mapping and queue what is not delivered.
+
+Shared by `relay replay`, the API and the console. A delivery that already succeeded is never
+queued again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from relay.errors import BodyError
+from relay.mapping import Mapping, evaluate_raw
+from relay.store import Store
+
+
+@dataclass(frozen=True)
+class Replayed:
+    event_id: int
+    ok: bool
+    message: str
+
+    def to_dict(self) -> dict[str, object]:
+        return {"event_id": self.event_id, "ok": self.ok, "message": self.message}
+
+
+def replay_event(store: Store, find: Callable[[str], Mapping | None], event_id: int,
+                 now: float) -> Replayed:
+    event = store.event(event_id)
+    if event is None:
+        return Replayed(event_id, False, "no such event")
+    mapping = find(event["mapping"])
+    if mapping is None:
+        return Replayed(event_id, False, f"mapping {event['mapping']!r} no longer exists")
+    try:
+        result = evaluate_raw(mapping, event["body"], event["headers"], event["query"])
+    except BodyError as exc:
+        return Replayed(event_id, False, str(exc))
+    counts = store.replay(event_id, result, now)
+    message = f"{counts['queued']} queued, {counts['already_delivered']} already delivered"
+    if result.status == "skipped":
+        message += f"; skipped ({result.skipped})"
+    if result.errors:
+        return Replayed(event_id, False, message + "; " + "; ".join(map(str, result.errors)))
+    return Replayed(event_id, True, message)
