@@ -27,6 +27,7 @@ from flask import (
     session,
     url_for,
 )
+from flask.sessions import SecureCookieSessionInterface
 
 from relay.admin import group_failures, token_matches
 from relay.config import parse_duration
@@ -47,10 +48,19 @@ def init_app(app: Flask) -> None:
     # everyone out.
     app.secret_key = hashlib.sha256(b"relay console " + settings.admin_token.encode()).digest()
     app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
-                      SESSION_COOKIE_SECURE=True, SESSION_COOKIE_NAME="relay_console")
+                      SESSION_COOKIE_NAME="relay_console")
+    app.session_interface = _SessionInterface()
     app.jinja_env.filters["when"] = _when
     app.jinja_env.filters["mask"] = lambda text: _mask(text, settings.mask_pii)
     app.register_blueprint(console)
+
+
+class _SessionInterface(SecureCookieSessionInterface):
+    def get_cookie_secure(self, app: Flask) -> bool:
+        # Secure (HTTPS only) everywhere but plain HTTP on this machine's loopback, where
+        # browsers would drop a Secure cookie and nothing travels over a network.
+        host = request.host.rsplit(":", 1)[0].strip("[]")
+        return request.is_secure or host not in ("127.0.0.1", "localhost", "::1")
 
 
 def _relay() -> dict[str, Any]:
