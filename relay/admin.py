@@ -147,13 +147,15 @@ def group_failures(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         group = groups.setdefault(reason, {"reason": reason, "count": 0, "event_ids": [],
                                            "example": ""})
         group["count"] += 1
-        if item["event_id"] not in group["event_ids"]:
+        if item["event_id"] is not None and item["event_id"] not in group["event_ids"]:
             group["event_ids"].append(item["event_id"])
         group["example"] = group["example"] or _detail(item)
     return sorted(groups.values(), key=lambda g: -g["count"])
 
 
 def _reason(item: dict[str, Any]) -> str:
+    if item["kind"] == "refused":
+        return f"signature refused ({item['mapping']})"
     if item["kind"] == "failed":
         field = re.sub(r"^each\[\d+\]\.", "", (item["errors"] or [{"field": ""}])[0]["field"])
         for prefix, reason in (("phone", "missing or invalid phone"),
@@ -171,6 +173,8 @@ def _reason(item: dict[str, Any]) -> str:
 
 
 def _detail(item: dict[str, Any]) -> str:
+    if item["kind"] == "refused":
+        return item["reason"]
     if item["kind"] == "failed":
         return "; ".join(f"{e['field']}: {e['message']}" for e in item["errors"] or [])
     return item["last_error"] or ""

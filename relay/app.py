@@ -6,6 +6,7 @@ event and its deliveries are committed; Engati is never called inside the reques
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from typing import Any
@@ -173,6 +174,8 @@ def _error(status: int, message: str, hint: str | None = None,
 def _inbound_error(exc: InboundError) -> Any:
     if isinstance(exc, SignatureError):
         log.warning("refused mapping=%s: %s", g.get("mapping", "-"), exc.reason)
+        with contextlib.suppress(StoreUnavailable):  # the refusal stands either way
+            _relay()["store"].refuse(g.get("mapping", "-"), exc.reason, time.time())
     return _error(exc.status, str(exc))
 
 

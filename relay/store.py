@@ -21,7 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from relay.errors import FieldError, StoreUnavailable
 from relay.mapping import Result
-from relay.tables import attempts, bots, deliveries, events
+from relay.tables import attempts, bots, deliveries, events, refusals
 
 _UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError)
 # What `events(status=...)` filters on: an event's own status, or its deliveries' state.
@@ -358,6 +358,8 @@ class Store:
         d = deliveries.c
         finished = ~sa.exists().where(d.event_id == events.c.id, d.status == "pending")
         total = 0
+        with self._tx() as conn:
+            conn.execute(refusals.delete().where(refusals.c.at < before))
         while True:
             with self._tx() as conn:
                 ids = conn.execute(
@@ -373,8 +375,14 @@ class Store:
                 conn.execute(events.delete().where(events.c.id.in_(ids), finished))
             total += len(ids)
 
+    def refuse(self, mapping: str, reason: str, now: float) -> None:
+        """Note a request refused for its signature (why, never what it carried)."""
+        with self._tx() as conn:
+            conn.execute(refusals.insert().values(mapping=mapping, at=now,
+                                                  reason=_storable(reason)[:500]))
+
     def failures(self, limit: int = 500) -> list[dict[str, Any]]:
-        """Recent events whose mapping failed and recent dead deliveries, newest first."""
+        """Recent failed mappings, dead deliveries and refused signatures, newest first."""
         d = deliveries.c
         with self._tx() as conn:
             failed = conn.execute(
@@ -386,8 +394,12 @@ class Store:
                 sa.select(d.event_id, d.mapping, d.last_error, d.updated_at.label("at"))
                 .where(d.status == "dead").order_by(d.updated_at.desc())
                 .limit(limit)).mappings().all()
+            refused = conn.execute(
+                sa.select(refusals.c.mapping, refusals.c.reason, refusals.c.at)
+                .order_by(refusals.c.at.desc()).limit(limit)).mappings().all()
         items = [{**row, "kind": "failed"} for row in failed]
         items += [{**row, "kind": "dead"} for row in dead]
+        items += [{**row, "kind": "refused", "event_id": None} for row in refused]
         return sorted(items, key=lambda item: item["at"], reverse=True)
 
     def queue_stats(self, now: float) -> tuple[int, float, int]:

@@ -99,3 +99,15 @@ bots = sa.Table(
     sa.Column("next_at", sa.Float, nullable=False),
     sa.Column("paused_until", sa.Float, nullable=False),
 )
+
+# Requests refused for their signature: nothing of them is kept but when, where and why, so
+# that the console's failures inbox can show them.
+refusals = sa.Table(
+    "refusals",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("mapping", sa.String(200), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Index("refusals_at", "at"),
+)

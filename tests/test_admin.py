@@ -139,3 +139,26 @@ def test_the_api_matches_its_openapi_document(make_client):
         assert errors == [], (path, method, errors[:1])
     failures = client.get("/api/failures", headers=auth).get_json()["groups"]
     assert failures[0]["reason"] == "missing or invalid phone"
+
+
+def test_pii_masking(make_client, tmp_path, write_mapping):
+    """RELAY_MASK_PII masks phone numbers and emails on the console's pages."""
+    from relay.console import _mask
+
+    assert _mask("call +91 98123 45678 or asha@example.com", True) == (
+        "call •••••••••••5678 or a•••@example.com")
+    assert _mask("asha@example.com", False) == "asha@example.com"
+    folder = write_mapping(name="leads").parent
+    url = f"sqlite:///{tmp_path / 'masked.db'}"
+    store = Store(url)
+    store.upgrade()
+    registry = Registry(folder)
+    registry.load()
+    client = create_app(Settings(database_url=url, mappings=str(folder), admin_token=TOKEN,
+                                 mask_pii=True), store=store, registry=registry).test_client()
+    event_id = client.post("/hooks/leads", json={"phone": "+919812345678"}).get_json()["event_id"]
+    client.post("/admin/login", data={"token": TOKEN})
+    page = client.get(f"/admin/events/{event_id}").get_data(as_text=True)
+    assert "919812345678" not in page
+    assert "•5678" in page
+    store.dispose()
