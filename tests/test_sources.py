@@ -272,3 +272,14 @@ class TestParsing:
                 b"<l>&b;</l>")
         with pytest.raises(BodyError, match="DTD or entities"):
             loaded.source.envelope(bomb, {"Content-Type": "text/xml"}, {})
+
+
+def test_bodies_become_objects():
+    """Forms and XML: a repeated name is a list, namespaces and attributes dropped, nil null."""
+    from relay.sources.body import parse_body
+
+    assert parse_body(b"a=1&b=2&a=3&c=", "application/x-www-form-urlencoded") == {
+        "a": ["1", "3"], "b": "2", "c": ""}
+    xml = (b'<r xmlns:x="urn:x" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">'
+           b'<x:i k="v">1</x:i><i>2</i><n xsi:nil="true"/><o><p>3</p></o></r>')
+    assert parse_body(xml, "text/xml") == {"r": {"i": ["1", "2"], "n": None, "o": {"p": "3"}}}

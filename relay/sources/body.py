@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import math
+from collections.abc import Iterable
 from pathlib import PurePath
 from typing import Any
 from urllib.parse import parse_qsl
@@ -126,30 +127,19 @@ def _element(element: Element) -> Any:
     children = list(element)
     if not children:
         return element.text
-    value: dict[str, Any] = {}
-    for child in children:
-        name, item = _local(child.tag), _element(child)
-        if name in value:
-            previous = value[name]
-            value[name] = [*previous, item] if isinstance(previous, list) else [previous, item]
-        else:
-            value[name] = item
-    return value
+    return _fields((_local(child.tag), _element(child)) for child in children)
 
 
 def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
-def _fields(items: list[tuple[str, Any]]) -> dict[str, Any]:
-    fields: dict[str, Any] = {}
-    for key, value in items:
-        if key in fields:
-            previous = fields[key]
-            fields[key] = [*previous, value] if isinstance(previous, list) else [previous, value]
-        else:
-            fields[key] = value
-    return fields
+def _fields(pairs: Iterable[tuple[str, Any]]) -> dict[str, Any]:
+    """Name-value pairs as an object; a repeated name becomes the list of its values."""
+    grouped: dict[str, list[Any]] = {}
+    for key, value in pairs:
+        grouped.setdefault(key, []).append(value)
+    return {key: values[0] if len(values) == 1 else values for key, values in grouped.items()}
 
 
 def _text(raw: bytes) -> str:
