@@ -2,8 +2,6 @@
 
     RelayError                      anything the relay reports on purpose
     ├── MappingLoadError            a mapping file is invalid (.problems: every problem found)
-    ├── MappingError                a webhook cannot be turned into Engati requests
-    │                               (.errors: every failing field)
     ├── InboundError                an inbound request is refused (.status: the HTTP status)
     │   ├── BodyError               the body cannot be parsed (400) or its type is unknown (415)
     │   └── SignatureError          the sender could not be verified (401)
@@ -47,7 +45,11 @@ class MappingLoadError(RelayError):
 
 @dataclass(frozen=True)
 class FieldError:
-    """One field of a webhook that could not be mapped, e.g. ("phone", "no value at ...")."""
+    """One field of a webhook that could not be mapped, e.g. ("phone", "no value at ...").
+
+    Not an exception: a mapping's Result lists every failing field, so that one answer names
+    them all.
+    """
 
     field: str
     message: str
@@ -57,15 +59,6 @@ class FieldError:
 
     def to_dict(self) -> dict[str, str]:
         return {"field": self.field, "message": self.message}
-
-
-class MappingError(RelayError):
-    """A webhook could not be mapped; `errors` lists every failing field, not only the first."""
-
-    def __init__(self, mapping: str, errors: list[FieldError]):
-        self.mapping = mapping
-        self.errors = errors
-        super().__init__(f"{mapping}: " + "; ".join(str(e) for e in errors))
 
 
 class InboundError(RelayError):
