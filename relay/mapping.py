@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from jmespath.exceptions import JMESPathError
 from jmespath.parser import ParsedResult
+from jmespath.visitor import TreeInterpreter
 
 from relay.errors import FieldError
 from relay.functions import OPTIONS
@@ -19,6 +20,8 @@ from relay.phone import PhoneError, normalise
 
 if TYPE_CHECKING:
     from relay.sources import Preset
+
+_INTERPRETER = TreeInterpreter(OPTIONS)
 
 
 @dataclass(frozen=True)
@@ -29,7 +32,9 @@ class Expr:
     parsed: ParsedResult = field(repr=False, compare=False)
 
     def search(self, data: Any) -> Any:
-        return self.parsed.search(data, options=OPTIONS)
+        # One interpreter for every search: jmespath's own search() builds a new one each
+        # time, losing its per-node-type method cache (a third of the cost of a mapping).
+        return _INTERPRETER.visit(self.parsed.parsed, data)
 
 
 @dataclass(frozen=True)
