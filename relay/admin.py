@@ -16,10 +16,10 @@ from flask import Blueprint, Flask, current_app, jsonify, redirect, request, ses
 
 from relay.engati import build_request
 from relay.errors import BodyError
+from relay.history import STATUSES
 from relay.mapping import evaluate_raw
 from relay.openapi import OPENAPI
 from relay.replay import replay_event
-from relay.store import STATUSES
 
 api = Blueprint("api", __name__, url_prefix="/api")
 

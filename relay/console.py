@@ -33,9 +33,9 @@ from relay.admin import group_failures, token_matches
 from relay.config import parse_duration
 from relay.engati import build_request
 from relay.errors import BodyError, RelayError
+from relay.history import STATUSES, event_state
 from relay.mapping import evaluate_raw
 from relay.replay import replay_event
-from relay.store import STATUSES, event_state
 
 console = Blueprint("console", __name__, url_prefix="/admin")
 _PHONE = re.compile(r"\+?\d[\d ()-]{6,}\d")

@@ -12,9 +12,10 @@ import click
 
 from relay.config import Settings, parse_duration
 from relay.errors import RelayError
+from relay.history import STATUSES, event_state
 from relay.loader import load_folder
 from relay.replay import replay_event
-from relay.store import STATUSES, Store, event_state
+from relay.store import Store
 
 _DURATION = re.compile(r"^\d+(?:\.\d+)?[smhd]$")
 

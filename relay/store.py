@@ -19,13 +19,12 @@ import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 from sqlalchemy.dialects import postgresql, sqlite
 
-from relay.errors import FieldError, StoreUnavailable
+from relay.errors import StoreUnavailable
+from relay.history import History, errors_json, event_status, storable
 from relay.mapping import Result
-from relay.tables import attempts, bots, deliveries, events, refusals
+from relay.tables import attempts, bots, deliveries, events
 
 _UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError)
-# What `events(status=...)` filters on: an event's own status, or its deliveries' state.
-STATUSES = ("accepted", "skipped", "failed", "pending", "delivered", "dead")
 
 
 @dataclass(frozen=True)
@@ -64,7 +63,9 @@ class Attempt:
     error: str | None = None
 
 
-class Store:
+class Store(History):
+    """The store contract. Reading and tidying the history for operators: history.py."""
+
     def __init__(self, url: str, *, timeout: float = 5.0):
         self.url = url
         self.engine = _engine(url, timeout)
@@ -115,23 +116,23 @@ class Store:
             with self._tx() as conn:
                 event_id = conn.execute(
                     events.insert()
-                    .values(mapping=mapping, received_at=now, status=_event_status(result),
-                            body=raw, headers=_storable(headers), query=_storable(query),
-                            errors=_errors(result.errors), note=result.skipped)
+                    .values(mapping=mapping, received_at=now, status=event_status(result),
+                            body=raw, headers=storable(headers), query=storable(query),
+                            errors=errors_json(result.errors), note=result.skipped)
                     .returning(events.c.id)
                 ).scalar_one()
                 inserted = self._plan(conn, event_id, mapping, result, now)
                 if result.deliveries and not inserted:
                     raise _AllDuplicates
         except _AllDuplicates:
-            key = _storable(result.deliveries[0].dedup_key)
+            key = storable(result.deliveries[0].dedup_key)
             with self._tx() as conn:
                 first = conn.execute(
                     sa.select(deliveries.c.event_id)
                     .where(deliveries.c.mapping == mapping, deliveries.c.dedup_key == key)
                 ).scalar_one()
             return Receipt("duplicate", first)
-        return Receipt(_event_status(result), event_id, inserted)
+        return Receipt(event_status(result), event_id, inserted)
 
     def _plan(self, conn: sa.Connection, event_id: int, mapping: str, result: Result,
               now: float) -> int:
@@ -140,9 +141,9 @@ class Store:
             row = conn.execute(
                 self._insert(deliveries)
                 .values(event_id=event_id, mapping=mapping, item=d.item,
-                        dedup_key=_storable(d.dedup_key),
+                        dedup_key=storable(d.dedup_key),
                         flow_key=d.flow_key, channel=d.channel, phone=d.phone,
-                        attributes=_storable(d.attributes), status="pending", attempts=0,
+                        attributes=storable(d.attributes), status="pending", attempts=0,
                         next_at=now, created_at=now, updated_at=now)
                 .on_conflict_do_nothing()
                 .returning(deliveries.c.id)
@@ -203,6 +204,16 @@ class Store:
                 .where(deliveries.c.id == claimed.id, deliveries.c.leased_by == worker)
                 .values(next_at=next_at, lease_until=None, leased_by=None, updated_at=now))
 
+    def release(self, ids: list[int], worker: str) -> None:
+        """Give back leased deliveries untried (a worker shutting down)."""
+        if not ids:
+            return
+        with self._tx() as conn:
+            conn.execute(
+                deliveries.update()
+                .where(deliveries.c.id.in_(ids), deliveries.c.leased_by == worker)
+                .values(lease_until=None, leased_by=None))
+
     # --- per-bot pacing, shared by every worker ----------------------------------------------
 
     def reserve(self, bot: str, interval: float, now: float,
@@ -247,225 +258,8 @@ class Store:
         return conn.execute(sa.select(bots).where(bots.c.bot == bot)
                             .with_for_update()).one()
 
-    def release(self, ids: list[int], worker: str) -> None:
-        """Give back leased deliveries untried (a worker shutting down)."""
-        if not ids:
-            return
-        with self._tx() as conn:
-            conn.execute(
-                deliveries.update()
-                .where(deliveries.c.id.in_(ids), deliveries.c.leased_by == worker)
-                .values(lease_until=None, leased_by=None))
-
-    # --- operators -------------------------------------------------------------------------
-
-    def event(self, event_id: int) -> dict[str, Any] | None:
-        """An event with its deliveries, each with its attempts."""
-        with self._tx() as conn:
-            row = conn.execute(sa.select(events).where(events.c.id == event_id)).mappings().first()
-            if row is None:
-                return None
-            found = dict(row)
-            found["deliveries"] = [dict(d) for d in conn.execute(
-                sa.select(deliveries).where(deliveries.c.event_id == event_id)
-                .order_by(deliveries.c.id)).mappings()]
-            by_delivery: dict[int, list[dict[str, Any]]] = {
-                d["id"]: [] for d in found["deliveries"]}
-            for a in conn.execute(
-                sa.select(attempts).where(attempts.c.delivery_id.in_(list(by_delivery)))
-                .order_by(attempts.c.id)).mappings():
-                by_delivery[a["delivery_id"]].append(dict(a))
-        for d in found["deliveries"]:
-            d["attempt_log"] = by_delivery[d["id"]]
-        return found
-
-    def events(self, *, status: str | None = None, mapping: str | None = None,
-               since: float | None = None, phone: str | None = None,
-               before: int | None = None, limit: int = 50) -> list[dict[str, Any]]:
-        """Recent events, newest first, with their deliveries counted by status.
-
-        `status` is an event status (accepted, skipped, failed) or a delivery state an event
-        has (pending, delivered: all delivered, dead: any dead).
-        """
-        d = deliveries.c
-        mine = d.event_id == events.c.id
-
-        def count(*where: Any) -> Any:
-            # Correlated, so only the page's events are counted, however long the history.
-            return sa.select(sa.func.count()).where(mine, *where).scalar_subquery()
-
-        last_error = (sa.select(d.last_error).where(mine, d.last_error.is_not(None))
-                      .order_by(d.updated_at.desc()).limit(1).scalar_subquery())
-        query = (
-            sa.select(events.c.id, events.c.mapping, events.c.received_at, events.c.status,
-                      events.c.errors, events.c.note, count().label("total"),
-                      *(count(d.status == s).label(s) for s in ("pending", "delivered", "dead")),
-                      last_error.label("last_error"))
-            .order_by(events.c.id.desc()).limit(limit)
-        )
-        if mapping:
-            query = query.where(events.c.mapping == mapping)
-        if since is not None:
-            query = query.where(events.c.received_at >= since)
-        if before is not None:  # the next page
-            query = query.where(events.c.id < before)
-        if phone:
-            digits = "".join(ch for ch in phone if ch.isdigit())
-            query = query.where(sa.exists().where(mine, d.phone.contains(digits)))
-        if status in ("accepted", "skipped", "failed"):
-            query = query.where(events.c.status == status)
-        elif status in ("pending", "dead"):
-            query = query.where(sa.exists().where(mine, d.status == status))
-        elif status == "delivered":
-            query = query.where(events.c.status == "accepted",
-                                ~sa.exists().where(mine, d.status != "delivered"))
-        with self._tx() as conn:
-            return [dict(r) for r in conn.execute(query).mappings()]
-
-    def replay(self, event_id: int, result: Result, now: float) -> dict[str, int]:
-        """Apply a fresh mapping result to a stored event and queue what is not delivered.
-
-        A delivery that already succeeded is never queued again.
-        """
-        counts = {"queued": 0, "already_delivered": 0}
-        with self._tx() as conn:
-            existing = {row.item: row for row in conn.execute(
-                sa.select(deliveries).where(deliveries.c.event_id == event_id))}
-            conn.execute(events.update().where(events.c.id == event_id).values(
-                status=_event_status(result), errors=_errors(result.errors), note=result.skipped))
-            for d in result.deliveries:
-                before = existing.get(d.item)
-                if before is not None and before.status == "delivered":
-                    counts["already_delivered"] += 1
-                    continue
-                if before is None:
-                    mapping = conn.execute(sa.select(events.c.mapping)
-                                           .where(events.c.id == event_id)).scalar_one()
-                    counts["queued"] += self._plan(conn, event_id, mapping, Result((d,)), now)
-                    continue
-                conn.execute(deliveries.update().where(deliveries.c.id == before.id).values(
-                    flow_key=d.flow_key, channel=d.channel, phone=d.phone,
-                    attributes=_storable(d.attributes), status="pending", next_at=now,
-                    attempts=0,
-                    lease_until=None, leased_by=None, created_at=now, updated_at=now))
-                counts["queued"] += 1
-        return counts
-
-    def purge(self, before: float, batch: int = 1000) -> int:
-        """Delete finished events received before `before`, with their deliveries and
-        attempts; never one with a pending delivery. Batch by batch, each its own short
-        transaction, so that the queue is never stalled."""
-        d = deliveries.c
-        finished = ~sa.exists().where(d.event_id == events.c.id, d.status == "pending")
-        total = 0
-        with self._tx() as conn:
-            conn.execute(refusals.delete().where(refusals.c.at < before))
-        while True:
-            with self._tx() as conn:
-                ids = conn.execute(
-                    sa.select(events.c.id).where(events.c.received_at < before, finished)
-                    .order_by(events.c.id).limit(batch)).scalars().all()
-                if not ids:
-                    return total
-                done = sa.select(d.id).where(d.event_id.in_(ids), d.status != "pending")
-                conn.execute(attempts.delete().where(attempts.c.delivery_id.in_(done)))
-                conn.execute(deliveries.delete().where(d.event_id.in_(ids),
-                                                       d.status != "pending"))
-                # Checked again: a replay may have queued one of them meanwhile.
-                conn.execute(events.delete().where(events.c.id.in_(ids), finished))
-            total += len(ids)
-
-    def refuse(self, mapping: str, reason: str, now: float) -> None:
-        """Note a request refused for its signature (why, never what it carried)."""
-        with self._tx() as conn:
-            conn.execute(refusals.insert().values(mapping=mapping, at=now,
-                                                  reason=_storable(reason)[:500]))
-
-    def failures(self, limit: int = 500) -> list[dict[str, Any]]:
-        """Recent failed mappings, dead deliveries and refused signatures, newest first."""
-        d = deliveries.c
-        with self._tx() as conn:
-            failed = conn.execute(
-                sa.select(events.c.id.label("event_id"), events.c.mapping, events.c.errors,
-                          events.c.received_at.label("at"))
-                .where(events.c.status == "failed").order_by(events.c.id.desc())
-                .limit(limit)).mappings().all()
-            dead = conn.execute(
-                sa.select(d.event_id, d.mapping, d.last_error, d.updated_at.label("at"))
-                .where(d.status == "dead").order_by(d.updated_at.desc())
-                .limit(limit)).mappings().all()
-            refused = conn.execute(
-                sa.select(refusals.c.mapping, refusals.c.reason, refusals.c.at)
-                .order_by(refusals.c.at.desc()).limit(limit)).mappings().all()
-        items = [{**row, "kind": "failed"} for row in failed]
-        items += [{**row, "kind": "dead"} for row in dead]
-        items += [{**row, "kind": "refused", "event_id": None} for row in refused]
-        return sorted(items, key=lambda item: item["at"], reverse=True)
-
-    def queue_stats(self, now: float) -> tuple[int, float, int]:
-        """(pending deliveries, age of the oldest pending one in seconds, dead deliveries)."""
-        d = deliveries.c
-        with self._tx() as conn:
-            pending, oldest = conn.execute(
-                sa.select(sa.func.count(), sa.func.min(d.created_at))
-                .where(d.status == "pending")).one()
-            dead = conn.execute(sa.select(sa.func.count()).where(d.status == "dead")).scalar()
-        return pending, (now - oldest) if oldest is not None else 0.0, dead
-
-    def replayable(self, *, dead: bool, failed: bool, mapping: str | None,
-                   since: float | None) -> list[int]:
-        """Ids of events with dead deliveries and/or events whose mapping failed."""
-        ids: set[int] = set()
-        with self._tx() as conn:
-            if dead:
-                query = (sa.select(deliveries.c.event_id).distinct()
-                         .join(events, events.c.id == deliveries.c.event_id)
-                         .where(deliveries.c.status == "dead"))
-                ids.update(conn.execute(_narrow(query, mapping, since)).scalars())
-            if failed:
-                query = sa.select(events.c.id).where(events.c.status == "failed")
-                ids.update(conn.execute(_narrow(query, mapping, since)).scalars())
-        return sorted(ids)
-
-
-def event_state(row: dict[str, Any]) -> str:
-    """An event row's state as people read it: skipped, failed, pending, delivered or dead."""
-    if row["status"] != "accepted":
-        return row["status"]
-    if row["dead"]:
-        return "dead"
-    return "pending" if row["pending"] else "delivered"
-
-
 class _AllDuplicates(Exception):
     """Rolls back an event whose every delivery was accepted before."""
-
-
-def _narrow(query: sa.Select, mapping: str | None, since: float | None) -> sa.Select:
-    if mapping:
-        query = query.where(events.c.mapping == mapping)
-    if since is not None:
-        query = query.where(events.c.received_at >= since)
-    return query
-
-
-def _event_status(result: Result) -> str:
-    return {"planned": "accepted"}.get(result.status, result.status)
-
-
-def _errors(errors: tuple[FieldError, ...]) -> list[dict[str, str]] | None:
-    return _storable([e.to_dict() for e in errors]) or None
-
-
-def _storable(value: Any) -> Any:
-    """Values both backends store: PostgreSQL refuses NUL characters in text and JSON."""
-    if isinstance(value, str):
-        return value.replace("\x00", "\ufffd") if "\x00" in value else value
-    if isinstance(value, dict):
-        return {_storable(k): _storable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_storable(v) for v in value]
-    return value
 
 
 def _engine(url: str, timeout: float) -> sa.Engine:
