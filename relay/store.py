@@ -178,22 +178,36 @@ class Store(History):
     def record(self, claimed: Claimed, worker: str, attempt: Attempt, next_at: float | None,
                now: float) -> bool:
         """Record an attempt and its outcome; False when the lease had been lost."""
+        return self.record_many([(claimed, attempt, next_at)], worker, now)[0]
+
+    def record_many(self, outcomes: list[tuple[Claimed, Attempt, float | None]], worker: str,
+                    now: float) -> list[bool]:
+        """Record several attempts in one transaction (one commit, one sync to disk).
+
+        Each `next_at` is when a retry is due (None when the outcome is final); each result
+        is False where the worker's lease had been lost meanwhile.
+        """
+        with self._tx() as conn:
+            return [self._record(conn, claimed, worker, attempt, next_at, now)
+                    for claimed, attempt, next_at in outcomes]
+
+    def _record(self, conn: sa.Connection, claimed: Claimed, worker: str, attempt: Attempt,
+                next_at: float | None, now: float) -> bool:
         status = {"delivered": "delivered", "dead": "dead"}.get(attempt.outcome, "pending")
         condition = [deliveries.c.id == claimed.id, deliveries.c.status == "pending"]
         if attempt.outcome != "delivered":  # a success always counts, even after a lost lease
             condition.append(deliveries.c.leased_by == worker)
-        with self._tx() as conn:
-            conn.execute(attempts.insert().values(
-                delivery_id=claimed.id, started_at=attempt.started_at,
-                duration_ms=attempt.duration_ms, http_status=attempt.http_status,
-                engati_code=attempt.engati_code, outcome=attempt.outcome, error=attempt.error,
-                worker=worker))
-            updated = conn.execute(
-                deliveries.update().where(*condition).values(
-                    status=status, attempts=deliveries.c.attempts + 1,
-                    next_at=next_at if next_at is not None else now, lease_until=None,
-                    leased_by=None, updated_at=now, last_error=attempt.error)
-            ).rowcount
+        conn.execute(attempts.insert().values(
+            delivery_id=claimed.id, started_at=attempt.started_at,
+            duration_ms=attempt.duration_ms, http_status=attempt.http_status,
+            engati_code=attempt.engati_code, outcome=attempt.outcome, error=attempt.error,
+            worker=worker))
+        updated = conn.execute(
+            deliveries.update().where(*condition).values(
+                status=status, attempts=deliveries.c.attempts + 1,
+                next_at=next_at if next_at is not None else now, lease_until=None,
+                leased_by=None, updated_at=now, last_error=attempt.error)
+        ).rowcount
         return bool(updated)
 
     def defer(self, claimed: Claimed, worker: str, next_at: float, now: float) -> None:

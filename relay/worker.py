@@ -66,6 +66,9 @@ class Worker:
         self._in_flight: dict[int, asyncio.Task[None]] = {}
         self.retention_every = 3600.0  # seconds between purges when RELAY_RETENTION is set
         self._pauses: dict[str, float] = {}  # bot -> end of a pause Engati asked for
+        self._outcomes: asyncio.Queue = asyncio.Queue()
+        self._recorder: asyncio.Task[None] | None = None
+        self._recorder_loop: asyncio.AbstractEventLoop | None = None
         self._pauses_read = float("-inf")
 
     async def run(self, stop: asyncio.Event, grace: float = 10.0) -> None:
@@ -90,6 +93,10 @@ class Worker:
                 task.add_done_callback(lambda _t, i=delivery.id: (self._in_flight.pop(i, None),
                                                                    done.set()))
         await self._drain(grace)
+        if self._recorder is not None and self._recorder_loop is asyncio.get_running_loop():
+            self._recorder.cancel()  # idle: every outcome was awaited by its delivery
+            await asyncio.gather(self._recorder, return_exceptions=True)
+        self._recorder = None
         if retention:
             retention.cancel()
             await asyncio.gather(retention, return_exceptions=True)
@@ -175,8 +182,7 @@ class Worker:
         if status is not None:
             metrics.LATENCY.observe(duration_ms / 1000)
         try:
-            kept = await asyncio.to_thread(self.store.record, claimed, self.name, attempt,
-                                           next_at, now)
+            kept = await self._record(claimed, attempt, next_at)
         except StoreUnavailable as exc:
             # The lease runs out and the delivery is tried again: at-least-once.
             log.error("attempt delivery=%d not recorded: %s", claimed.id, exc)
@@ -190,6 +196,35 @@ class Worker:
         if not kept:
             log.warning("delivery %d: the lease was lost before the outcome was recorded",
                         claimed.id)
+
+    async def _record(self, claimed: Claimed, attempt: Attempt, next_at: float | None) -> bool:
+        """Hand an outcome to the recorder, which writes whatever has piled up in one
+        transaction: with hundreds of calls in flight, one commit per call would queue them
+        all behind the database lock."""
+        loop = asyncio.get_running_loop()
+        if self._recorder is None or self._recorder_loop is not loop:
+            self._outcomes = asyncio.Queue()
+            self._recorder_loop = loop
+            self._recorder = asyncio.create_task(self._record_loop(self._outcomes))
+        done: asyncio.Future[bool] = loop.create_future()
+        self._outcomes.put_nowait((claimed, attempt, next_at, done))
+        return await done
+
+    async def _record_loop(self, outcomes: asyncio.Queue) -> None:
+        while True:
+            batch = [await outcomes.get()]
+            while not outcomes.empty() and len(batch) < 500:
+                batch.append(outcomes.get_nowait())
+            try:
+                kept = await asyncio.to_thread(
+                    self.store.record_many, [item[:3] for item in batch], self.name,
+                    self.clock())
+            except StoreUnavailable as exc:
+                for *_, done in batch:
+                    done.set_exception(exc)
+                continue
+            for (*_, done), result in zip(batch, kept, strict=True):
+                done.set_result(result)
 
     async def _pace(self, target: Engati) -> float | None:
         """Wait for the bot's turn (its rate limit, a pause Engati asked for), or return when

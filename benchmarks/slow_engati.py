@@ -1,0 +1,106 @@
+"""One worker against a slow Engati: deliveries a second and memory, by concurrency.
+
+    .venv/bin/python benchmarks/slow_engati.py [--latency 0.2] [--deliveries 3000]
+                                               [--concurrency 32,256]
+
+For each concurrency: a fresh SQLite database with `--deliveries` pending deliveries, the
+asyncio Engati stand-in answering after `--latency` seconds, and one `relay worker`. Prints
+deliveries a second against the ideal (concurrency / latency), and the worker's peak RSS.
+Everything runs on 127.0.0.1. BENCH_KEEP_LOGS=FILE keeps the last worker's log there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from relay.mapping import Delivery, Result
+from relay.store import Store
+
+MAPPING = "phone: body.phone\nflows: [{flow_key: BENCH}]\n"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def stats(port: int) -> dict:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stats", timeout=10) as answer:
+        return json.load(answer)
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):  # the peak resident set
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def run(concurrency: int, deliveries: int, latency: float, folder: Path) -> tuple[float, float]:
+    url = f"sqlite:///{folder}/slow-{concurrency}.db"
+    store = Store(url)
+    store.upgrade()
+    now = time.time()
+    for i in range(deliveries):
+        delivery = Delivery("BENCH", "whatsapp", "919812345678", {"marker": str(i)}, str(i))
+        store.accept("bench", b"{}", {}, {}, Result((delivery,)), now)
+    store.dispose()
+    port = free_port()
+    standin = subprocess.Popen([sys.executable, str(Path(__file__).parent / "engati_standin.py"),
+                                "--port", str(port), "--latency", str(latency)],
+                               stdout=subprocess.DEVNULL)
+    env = {**os.environ, "DATABASE_URL": url, "RELAY_MAPPINGS": str(folder / "mappings"),
+           "ENGATI_BASE_URL": f"http://127.0.0.1:{port}", "ENGATI_CUSTOMER_ID": "1",
+           "ENGATI_BOT_KEY": "b", "ENGATI_API_KEY": "k", "RELAY_CONCURRENCY": str(concurrency),
+           "RELAY_POLL_INTERVAL": "0.05"}
+    time.sleep(0.5)
+    log = (folder / f"worker-{concurrency}.log").open("wb")
+    worker = subprocess.Popen([sys.executable, "-m", "relay", "worker"], env=env, stderr=log)
+    try:
+        deadline = time.time() + 600
+        while stats(port)["calls"] < deliveries and time.time() < deadline:
+            time.sleep(0.2)
+        peak = rss_mb(worker.pid)
+        seen = stats(port)
+    finally:
+        worker.terminate()
+        worker.wait(30)
+        standin.terminate()
+        standin.wait(10)
+        log.close()
+    if keep := os.environ.get("BENCH_KEEP_LOGS"):
+        Path(keep).write_text((folder / f"worker-{concurrency}.log").read_text())
+    rate = seen["calls"] / (seen["last"] - seen["first"]) if seen["calls"] > 1 else 0.0
+    return rate, peak
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--latency", type=float, default=0.2)
+    parser.add_argument("--deliveries", type=int, default=3000)
+    parser.add_argument("--concurrency", default="32,256")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / "mappings").mkdir()
+        (Path(folder) / "mappings" / "bench.yaml").write_text(MAPPING)
+        print(f"{'concurrency':>11} {'deliveries/s':>13} {'ideal':>7} {'share':>6} "
+              f"{'worker peak RSS':>16}")
+        for concurrency in (int(c) for c in args.concurrency.split(",")):
+            rate, peak = run(concurrency, args.deliveries, args.latency, Path(folder))
+            ideal = concurrency / args.latency
+            print(f"{concurrency:>11} {rate:>13.0f} {ideal:>7.0f} {rate / ideal:>6.0%} "
+                  f"{peak:>13.0f} MB", flush=True)
+
+
+if __name__ == "__main__":
+    main()
