@@ -8,6 +8,7 @@ Both authenticate with `Authorization: Basic <api key>`: the raw key, not base64
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -74,15 +75,19 @@ SUCCESS_CODE = 1000
 
 
 class EngatiClient:
-    """Sends built requests with an injected httpx.AsyncClient (tests pass a MockTransport)."""
+    """Sends built requests with injected httpx.AsyncClients (tests pass a MockTransport).
 
-    def __init__(self, client: httpx.AsyncClient):
-        self.client = client
+    Several clients take turns: one httpx pool slows down as its connections grow past a few
+    dozen, so a worker with hundreds of calls in flight spreads them over small pools.
+    """
+
+    def __init__(self, clients: httpx.AsyncClient | list[httpx.AsyncClient]):
+        self._turns = itertools.cycle(clients if isinstance(clients, list) else [clients])
 
     async def send(self, request: dict[str, Any]) -> Answer:
         """Send one request; raise EngatiError saying whether a retry can help."""
         try:
-            response = await self.client.request(
+            response = await next(self._turns).request(
                 request["method"], request["url"], headers=request["headers"],
                 json=request["json"])
         except httpx.TimeoutException:

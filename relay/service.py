@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -83,11 +84,15 @@ def worker() -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        limits = httpx.Limits(max_connections=settings.concurrency,
-                              max_keepalive_connections=settings.concurrency)
+        # Pools of at most 16 connections: see EngatiClient.
+        pools = -(-settings.concurrency // 16)
+        size = -(-settings.concurrency // pools)
+        limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
         timeout = httpx.Timeout(settings.engati_timeout, connect=min(5.0, settings.engati_timeout))
-        async with httpx.AsyncClient(limits=limits, timeout=timeout) as client:
-            await Worker(store, settings, registry, client).run(stop, settings.shutdown_grace)
+        async with contextlib.AsyncExitStack() as stack:
+            clients = [await stack.enter_async_context(
+                httpx.AsyncClient(limits=limits, timeout=timeout)) for _ in range(pools)]
+            await Worker(store, settings, registry, clients).run(stop, settings.shutdown_grace)
 
     asyncio.run(run())
     store.dispose()

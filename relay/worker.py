@@ -50,7 +50,7 @@ class Worker:
         store: Store,
         settings: Settings,
         registry: Registry,
-        client: httpx.AsyncClient,
+        client: httpx.AsyncClient | list[httpx.AsyncClient],
         *,
         clock: Callable[[], float] = time.time,
         rng: Callable[[], float] = random.random,
