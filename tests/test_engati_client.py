@@ -105,3 +105,27 @@ def test_network_errors_and_timeouts_are_retried():
     assert failure(refuse).retryable is True
     assert "could not reach Engati: ConnectError" in str(failure(refuse))
     assert str(failure(slow)) == "timed out waiting for Engati"
+
+
+def test_calls_take_turns_over_several_pools():
+    """With several clients, calls are spread evenly over their pools."""
+    seen = {"a": 0, "b": 0}
+
+    def counting(name):
+        def handler(request):
+            seen[name] += 1
+            return httpx.Response(200, json=SUCCESS)
+        return handler
+
+    request = build_request(TARGET, Delivery("FLOW", "whatsapp", "919812345678", {}))
+
+    async def go():
+        clients = [httpx.AsyncClient(transport=httpx.MockTransport(counting(n))) for n in "ab"]
+        engati = EngatiClient(clients)
+        for _ in range(4):
+            await engati.send(request)
+        for client in clients:
+            await client.aclose()
+
+    asyncio.run(go())
+    assert seen == {"a": 2, "b": 2}
