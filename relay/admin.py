@@ -17,7 +17,7 @@ from flask import Blueprint, Flask, current_app, jsonify, redirect, request, ses
 from relay.engati import build_request
 from relay.errors import BodyError
 from relay.history import STATUSES
-from relay.mapping import evaluate_raw
+from relay.mapping import Mapping, evaluate_raw
 from relay.openapi import OPENAPI
 from relay.replay import replay_event
 
@@ -126,17 +126,26 @@ def preview() -> Any:
     mapping = _relay()["registry"].get(spec["mapping"])
     if mapping is None:
         return _bad(f"no mapping named {spec['mapping']!r}", status=404)
-    headers = spec.get("headers") or {}
-    if not any(k.lower() == "content-type" for k in headers):
-        headers = {**headers, "Content-Type": "application/json"}
     try:
-        result = evaluate_raw(mapping, str(spec.get("body", "")).encode(), headers,
-                              spec.get("query") or {})
+        previewed = preview_body(mapping, str(spec.get("body", "")).encode(),
+                                 spec.get("headers") or {}, spec.get("query") or {})
     except BodyError as exc:
         return _bad(str(exc))
-    requests = [build_request(mapping.engati, d, mask=True) for d in result.deliveries]
-    return jsonify(status=result.status, skipped=result.skipped, requests=requests,
-                   errors=[e.to_dict() for e in result.errors])
+    return jsonify(previewed)
+
+
+def preview_body(mapping: Mapping, raw: bytes, headers: dict[str, str],
+                 query: dict[str, Any]) -> dict[str, Any]:
+    """What a pasted body would trigger (JSON unless headers say otherwise); nothing is sent.
+
+    Raises BodyError when the body cannot be parsed.
+    """
+    if not any(k.lower() == "content-type" for k in headers):
+        headers = {**headers, "Content-Type": "application/json"}
+    result = evaluate_raw(mapping, raw, headers, query)
+    return {"status": result.status, "skipped": result.skipped,
+            "requests": [build_request(mapping.engati, d, mask=True) for d in result.deliveries],
+            "errors": [e.to_dict() for e in result.errors]}
 
 
 def group_failures(items: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -29,12 +29,10 @@ from flask import (
 )
 from flask.sessions import SecureCookieSessionInterface
 
-from relay.admin import group_failures, token_matches
+from relay.admin import group_failures, preview_body, token_matches
 from relay.config import parse_duration
-from relay.engati import build_request
 from relay.errors import BodyError, RelayError
 from relay.history import STATUSES, event_state
-from relay.mapping import evaluate_raw
 from relay.replay import replay_event
 
 console = Blueprint("console", __name__, url_prefix="/admin")
@@ -175,17 +173,12 @@ def _preview(form: dict[str, str]) -> dict[str, Any]:
     mapping = _relay()["registry"].get(form["mapping"])
     if mapping is None:
         return {"status": "failed", "errors": [{"field": "mapping", "message": "not found"}]}
-    headers = dict(line.split(":", 1) for line in form["headers"].splitlines() if ":" in line)
-    headers = {k.strip(): v.strip() for k, v in headers.items()}
-    if not any(k.lower() == "content-type" for k in headers):
-        headers["Content-Type"] = "application/json"
+    lines = (line.partition(":") for line in form["headers"].splitlines() if ":" in line)
+    headers = {name.strip(): value.strip() for name, _, value in lines}
     try:
-        result = evaluate_raw(mapping, form["body"].encode(), headers, {})
+        return preview_body(mapping, form["body"].encode(), headers, {})
     except BodyError as exc:
         return {"status": "failed", "errors": [{"field": "body", "message": str(exc)}]}
-    return {"status": result.status, "skipped": result.skipped,
-            "errors": [e.to_dict() for e in result.errors],
-            "requests": [build_request(mapping.engati, d, mask=True) for d in result.deliveries]}
 
 
 def _since(text: str) -> float:
