@@ -6,6 +6,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
 from typing import ClassVar
 
 from relay.errors import RelayError
@@ -20,6 +21,17 @@ def parse_duration(text: str, name: str = "duration") -> float:
     if not match or float(match[1]) <= 0:
         raise RelayError(f"{name}={text!r}: expected a duration such as 30d, 12h, 15m or 90s")
     return float(match[1]) * _UNITS[match[2]]
+
+
+def parse_since(text: str, now: float, name: str = "since") -> float:
+    """`24h` (that long before `now`) or an ISO date such as 2026-11-01 (UTC) -> UNIX time."""
+    if re.fullmatch(r"\s*\d+(\.\d+)?\s*[smhd]\s*", text):
+        return now - parse_duration(text, name)
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise RelayError(f"{name}={text!r}: use 24h, 7d, 30m or a date like 2026-11-01") from None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 
 _BOOLEANS = {"1": True, "true": True, "yes": True, "on": True,

@@ -30,7 +30,7 @@ from flask import (
 from flask.sessions import SecureCookieSessionInterface
 
 from relay.admin import group_failures, preview_body, token_matches
-from relay.config import parse_duration
+from relay.config import parse_since
 from relay.errors import BodyError, RelayError
 from relay.history import STATUSES, event_state
 from relay.replay import replay_event
@@ -107,8 +107,8 @@ def events() -> Any:
     since = None
     if filters["since"]:
         try:
-            since = _since(filters["since"])
-        except (RelayError, ValueError):
+            since = parse_since(filters["since"], time.time())
+        except RelayError:
             flash(f"Since {filters['since']!r}: use 24h, 7d or a date like 2026-11-01.", "error")
     before = request.args.get("before", type=int)
     rows = _relay()["store"].events(status=filters["status"], mapping=filters["mapping"],
@@ -179,13 +179,6 @@ def _preview(form: dict[str, str]) -> dict[str, Any]:
         return preview_body(mapping, form["body"].encode(), headers, {})
     except BodyError as exc:
         return {"status": "failed", "errors": [{"field": "body", "message": str(exc)}]}
-
-
-def _since(text: str) -> float:
-    if re.fullmatch(r"\d+(\.\d+)?[smhd]", text):
-        return time.time() - parse_duration(text)
-    when = datetime.fromisoformat(text)
-    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 
 def _when(ts: float | None) -> str:

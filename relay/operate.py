@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import json
-import re
 import time
 from datetime import UTC, datetime
 from typing import Any
 
 import click
 
-from relay.config import Settings, parse_duration
+from relay.config import Settings, parse_duration, parse_since
 from relay.errors import RelayError
 from relay.history import STATUSES, event_state
 from relay.loader import load_folder
 from relay.replay import replay_event
 from relay.store import Store
-
-_DURATION = re.compile(r"^\d+(?:\.\d+)?[smhd]$")
 
 
 def _store() -> Store:
@@ -97,8 +94,12 @@ def replay(event_ids: tuple[int, ...], dead: bool, failed: bool, mapping: str | 
         raise click.UsageError("--mapping and --since go with --dead or --failed")
     settings = Settings.from_env()
     store = Store(settings.database_url, timeout=settings.db_timeout)
+    try:
+        start = None if since is None else parse_since(since, time.time(), "--since")
+    except RelayError as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from None
     ids = list(event_ids) or store.replayable(dead=dead, failed=failed, mapping=mapping,
-                                              since=_since(since))
+                                              since=start)
     mappings = load_folder(settings.mappings)
     problems = 0
     for event_id in ids:
@@ -118,19 +119,6 @@ def purge(older_than: str) -> None:
     seconds = parse_duration(older_than, "--older-than")
     removed = _store().purge(time.time() - seconds)
     click.echo(f"purged {removed} event(s) received more than {older_than} ago")
-
-
-def _since(text: str | None) -> float | None:
-    if text is None:
-        return None
-    if _DURATION.match(text):
-        return time.time() - parse_duration(text, "--since")
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        raise click.BadParameter(f"{text!r}: use 24h, 7d, 30m or a date like 2026-11-01",
-                                 param_hint="--since") from None
-    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 
 def _when(ts: float) -> str:

@@ -56,3 +56,13 @@ def test_json_log_lines():
     assert line["message"] == "inbound mapping=leads status=202"
     assert (line["level"], line["logger"]) == ("info", "relay.inbound")
     assert line["time"].endswith("+00:00")
+
+
+def test_since():
+    """--since and the console's filter: a duration before now, or a UTC date."""
+    from relay.config import parse_since
+
+    assert parse_since("2h", 10_000.0) == 2800.0
+    assert parse_since("2026-11-01", 0) == 1793491200.0
+    with pytest.raises(RelayError, match="use 24h, 7d, 30m or a date"):
+        parse_since("last tuesday", 0)
