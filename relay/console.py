@@ -12,7 +12,6 @@ import json
 import re
 import secrets
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 from flask import (
@@ -32,7 +31,7 @@ from flask.sessions import SecureCookieSessionInterface
 from relay.admin import group_failures, preview_body, token_matches
 from relay.config import parse_since
 from relay.errors import BodyError, RelayError
-from relay.history import STATUSES, event_state
+from relay.history import STATUSES, event_problem, event_state, utc_text
 from relay.replay import replay_event
 
 console = Blueprint("console", __name__, url_prefix="/admin")
@@ -48,7 +47,7 @@ def init_app(app: Flask) -> None:
     app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
                       SESSION_COOKIE_NAME="relay_console")
     app.session_interface = _SessionInterface()
-    app.jinja_env.filters["when"] = _when
+    app.jinja_env.filters["when"] = utc_text
     app.jinja_env.filters["mask"] = lambda text: _mask(text, settings.mask_pii)
     app.register_blueprint(console)
 
@@ -116,8 +115,7 @@ def events() -> Any:
                                     limit=51)
     for row in rows:
         row["state"] = event_state(row)
-        row["problem"] = "; ".join(f"{e['field']}: {e['message']}" for e in row["errors"] or [])
-        row["problem"] = row["problem"] or row["last_error"] or row["note"] or ""
+        row["problem"] = event_problem(row)
     return render_template("events.html", events=rows[:50], more=len(rows) > 50,
                            filters={k: v for k, v in filters.items() if v},
                            mappings=_relay()["registry"].names(), statuses=STATUSES)
@@ -179,10 +177,6 @@ def _preview(form: dict[str, str]) -> dict[str, Any]:
         return preview_body(mapping, form["body"].encode(), headers, {})
     except BodyError as exc:
         return {"status": "failed", "errors": [{"field": "body", "message": str(exc)}]}
-
-
-def _when(ts: float | None) -> str:
-    return "" if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _mask(text: Any, enabled: bool) -> Any:

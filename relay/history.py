@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -195,6 +196,19 @@ class History:
                 query = sa.select(events.c.id).where(events.c.status == "failed")
                 ids.update(conn.execute(_narrow(query, mapping, since)).scalars())
         return sorted(ids)
+
+
+def event_problem(row: dict[str, Any]) -> str:
+    """What went wrong with a listed event: its mapping errors, else its last delivery error,
+    else why it was skipped ('' when nothing did)."""
+    if row["errors"]:
+        return "; ".join(f"{e['field']}: {e['message']}" for e in row["errors"])
+    return row["last_error"] or row["note"] or ""
+
+
+def utc_text(ts: float | None) -> str:
+    """UNIX seconds as `2026-11-25 13:50:22` (UTC), as the CLI and the console show times."""
+    return "" if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def event_state(row: dict[str, Any]) -> str:

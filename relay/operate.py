@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import click
 
 from relay.config import Settings, parse_duration, parse_since
 from relay.errors import RelayError
-from relay.history import STATUSES, event_state
+from relay.history import STATUSES, event_problem, event_state, utc_text
 from relay.loader import load_folder
 from relay.replay import replay_event
 from relay.store import Store
@@ -36,7 +35,7 @@ def events(status: str | None, mapping: str | None, limit: int) -> None:
     click.echo(f"{'ID':>8}  {'MAPPING':<20} {'RECEIVED (UTC)':<19}  {'STATUS':<9} "
                f"{'DELIVERED':<9}  LAST ERROR")
     for row in rows:
-        click.echo(f"{row['id']:>8}  {row['mapping'][:20]:<20} {_when(row['received_at'])}  "
+        click.echo(f"{row['id']:>8}  {row['mapping'][:20]:<20} {utc_text(row['received_at'])}  "
                    f"{event_state(row):<9} {_delivered(row):<9}  {_last_error(row)}")
 
 
@@ -53,7 +52,7 @@ def show(event_id: int, as_json: bool) -> None:
         click.echo(json.dumps(event, indent=2, ensure_ascii=False, default=str))
         return
     click.echo(f"event {event['id']}  mapping {event['mapping']}  received "
-               f"{_when(event['received_at'])} UTC  status {event['status']}")
+               f"{utc_text(event['received_at'])} UTC  status {event['status']}")
     if event["note"]:
         click.echo(f"skipped: {event['note']}")
     for error in event["errors"] or ():
@@ -67,12 +66,12 @@ def show(event_id: int, as_json: bool) -> None:
                    f"-> {d['status']} after {d['attempts']} attempt(s)")
         click.echo("  attributes: " + json.dumps(d["attributes"], ensure_ascii=False))
         if d["status"] == "pending":
-            click.echo(f"  next attempt at {_when(d['next_at'])} UTC")
+            click.echo(f"  next attempt at {utc_text(d['next_at'])} UTC")
         for a in d["attempt_log"]:
             answer = " ".join(filter(None, [
                 a["http_status"] and f"HTTP {a['http_status']}",
                 a["engati_code"] and f"code {a['engati_code']}"])) or "no answer"
-            click.echo(f"  {_when(a['started_at'])}  {a['outcome']:<9} {answer:<20} "
+            click.echo(f"  {utc_text(a['started_at'])}  {a['outcome']:<9} {answer:<20} "
                        f"{a['duration_ms']:.0f} ms  {a['error'] or ''}".rstrip())
 
 
@@ -121,19 +120,12 @@ def purge(older_than: str) -> None:
     click.echo(f"purged {removed} event(s) received more than {older_than} ago")
 
 
-def _when(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
 def _delivered(row: dict[str, Any]) -> str:
     return f"{row['delivered'] or 0}/{row['total'] or 0}"
 
 
 def _last_error(row: dict[str, Any]) -> str:
-    if row["errors"]:
-        text = "; ".join(f"{e['field']}: {e['message']}" for e in row["errors"])
-    else:
-        text = row["last_error"] or row["note"] or ""
+    text = event_problem(row)
     return text if len(text) <= 80 else text[:77] + "..."
 
 
