@@ -66,8 +66,7 @@ class Worker:
         self._in_flight: dict[int, asyncio.Task[None]] = {}
         self.retention_every = 3600.0  # seconds between purges when RELAY_RETENTION is set
         self._pauses: dict[str, float] = {}  # bot -> end of a pause Engati asked for
-        self._outcomes: asyncio.Queue = asyncio.Queue()
-        self._recorder: asyncio.Task[None] | None = None
+        self._recorder: asyncio.Task[None] | None = None  # with its queue, made per loop
         self._recorder_loop: asyncio.AbstractEventLoop | None = None
         self._pauses_read = float("-inf")
 
@@ -203,7 +202,7 @@ class Worker:
         all behind the database lock."""
         loop = asyncio.get_running_loop()
         if self._recorder is None or self._recorder_loop is not loop:
-            self._outcomes = asyncio.Queue()
+            self._outcomes: asyncio.Queue = asyncio.Queue()
             self._recorder_loop = loop
             self._recorder = asyncio.create_task(self._record_loop(self._outcomes))
         done: asyncio.Future[bool] = loop.create_future()
