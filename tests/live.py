@@ -14,11 +14,19 @@ from typing import Any
 
 import httpx
 
+_GIVEN: set[int] = set()
+
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A free port on 127.0.0.1, never one this test run handed out before (the kernel may
+    offer a port again once its probe socket is closed)."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port not in _GIVEN:
+            _GIVEN.add(port)
+            return port
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
@@ -60,8 +68,9 @@ class Process:
 
 
 def answers(url: str) -> bool:
+    """Whether `url` answers 200 (a 404 may be another server on the port)."""
     try:
-        return httpx.get(url, timeout=1).status_code < 500
+        return httpx.get(url, timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
 
