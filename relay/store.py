@@ -49,6 +49,7 @@ class Claimed:
     attributes: dict[str, Any]
     attempts: int
     created_at: float
+    lease_until: float
 
 
 @dataclass(frozen=True)
@@ -171,7 +172,7 @@ class Store(History):
                 .returning(deliveries.c.id, deliveries.c.event_id, deliveries.c.mapping,
                            deliveries.c.flow_key, deliveries.c.channel, deliveries.c.phone,
                            deliveries.c.attributes, deliveries.c.attempts,
-                           deliveries.c.created_at)
+                           deliveries.c.created_at, deliveries.c.lease_until)
             ).all()
         return sorted((Claimed(*row) for row in rows), key=lambda c: c.id)
 

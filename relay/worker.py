@@ -182,7 +182,7 @@ class Worker:
             metrics.LATENCY.observe(duration_ms / 1000)
         try:
             kept = await self._record(claimed, attempt, next_at)
-        except StoreUnavailable as exc:
+        except Exception as exc:
             # The lease runs out and the delivery is tried again: at-least-once.
             log.error("attempt delivery=%d not recorded: %s", claimed.id, exc)
             return
@@ -215,15 +215,34 @@ class Worker:
             while not outcomes.empty() and len(batch) < 500:
                 batch.append(outcomes.get_nowait())
             try:
+                await self._record_batch(batch)
+            except Exception as exc:  # a bug here must not stop every later recording
+                log.exception("recording %d outcome(s) failed", len(batch))
+                for *_, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+
+    async def _record_batch(self, batch: list) -> None:
+        """Write a batch of outcomes; while the database is unavailable, try again for as
+        long as the leases last: an outcome recorded late beats a call made twice."""
+        delay = 0.05
+        while batch:
+            try:
                 kept = await asyncio.to_thread(
                     self.store.record_many, [item[:3] for item in batch], self.name,
                     self.clock())
             except StoreUnavailable as exc:
-                for *_, done in batch:
-                    done.set_exception(exc)
+                give_up = self.clock() + delay
+                for claimed, *_, done in batch:
+                    if claimed.lease_until <= give_up:
+                        done.set_exception(exc)
+                batch = [item for item in batch if not item[-1].done()]
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
                 continue
             for (*_, done), result in zip(batch, kept, strict=True):
                 done.set_result(result)
+            return
 
     async def _pace(self, target: Engati) -> float | None:
         """Wait for the bot's turn (its rate limit, a pause Engati asked for), or return when

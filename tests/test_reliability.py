@@ -152,7 +152,8 @@ def test_database_trouble_is_503_and_the_worker_recovers(cluster, database, tmp_
     commit), and the worker carries on without a restart."""
     relay = cluster(RELAY_DB_TIMEOUT="0.3").start(workers=1)
     first = relay.markers(50)
-    relay.post(first)
+    # A busy machine can hold the write lock past the 0.3 s timeout even now: senders retry.
+    assert set(relay.post(first, retry=True).values()) == {202}
     if backend(database) == "sqlite":
         blocker = sqlite3.connect(tmp_path / "relay.db", isolation_level=None)
         blocker.execute("BEGIN IMMEDIATE")

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from relay.config import Settings
+from relay.errors import StoreUnavailable
 from relay.mapping import Delivery, Result
 from relay.registry import Registry
 from relay.worker import Worker, backoff
@@ -124,6 +125,44 @@ class TestOutcomes:
         worker = make_worker(store, registry, lambda r: httpx.Response(503), clock, max_age=50)
         asyncio.run(worker.run_once())
         assert deliveries(store, event_id)[0]["last_error"].endswith("gave up after 50s")
+
+    def test_an_outcome_is_recorded_once_the_database_is_back(self, store, registry,
+                                                              monkeypatch):
+        """The database is unavailable when the call returns: the outcome is written when
+        it answers again, within the lease, and Engati is not called twice."""
+        event_id = queue(store)
+        calls, failures = [], iter([StoreUnavailable("database is locked")] * 2)
+        record_many = store.record_many
+
+        def flaky(*args):
+            if failure := next(failures, None):
+                raise failure
+            return record_many(*args)
+
+        monkeypatch.setattr(store, "record_many", flaky)
+        worker = make_worker(store, registry,
+                             lambda r: calls.append(r) or httpx.Response(200, json=SUCCESS))
+        asyncio.run(worker.run_once())
+        (d,) = deliveries(store, event_id)
+        assert (d["status"], d["attempts"], len(calls)) == ("delivered", 1, 1)
+
+    def test_an_outcome_not_recorded_within_the_lease_is_left_to_it(self, store, registry,
+                                                                  monkeypatch):
+        """Past the lease, the worker stops trying to record: the delivery stays pending and
+        is called again once the lease runs out (at least once, never lost)."""
+        event_id = queue(store)
+        clock = Clock()
+
+        def down(*args):
+            clock.now += 20  # each try takes a while: the 60 s lease runs out on the 3rd
+            raise StoreUnavailable("database is locked")
+
+        monkeypatch.setattr(store, "record_many", down)
+        worker = make_worker(store, registry, lambda r: httpx.Response(200, json=SUCCESS),
+                             clock, lease=60)
+        asyncio.run(asyncio.wait_for(worker.run_once(), 10))
+        (d,) = deliveries(store, event_id)
+        assert (d["status"], d["attempts"], d["leased_by"]) == ("pending", 0, "w1")
 
     def test_missing_settings_wait(self, store, write_mapping, monkeypatch):
         """Without an API key anywhere, the delivery waits and says what to set."""
