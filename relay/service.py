@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import shutil
 import signal
@@ -13,9 +12,9 @@ import tempfile
 import time
 
 import click
-import httpx
 
 from relay.config import Settings
+from relay.engati import EngatiClient
 from relay.logs import configure_logging
 from relay.registry import Registry
 from relay.sandbox import Sandbox, make_server
@@ -84,15 +83,8 @@ def worker() -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        # Pools of at most 16 connections: see EngatiClient.
-        pools = -(-settings.concurrency // 16)
-        size = -(-settings.concurrency // pools)
-        limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
-        timeout = httpx.Timeout(settings.engati_timeout, connect=min(5.0, settings.engati_timeout))
-        async with contextlib.AsyncExitStack() as stack:
-            clients = [await stack.enter_async_context(
-                httpx.AsyncClient(limits=limits, timeout=timeout)) for _ in range(pools)]
-            await Worker(store, settings, registry, clients).run(stop, settings.shutdown_grace)
+        engati = EngatiClient(connections=settings.concurrency, timeout=settings.engati_timeout)
+        await Worker(store, settings, registry, engati).run(stop, settings.shutdown_grace)
 
     asyncio.run(run())
     store.dispose()

@@ -15,8 +15,6 @@ import socket
 import time
 from collections.abc import Callable
 
-import httpx
-
 from relay import metrics
 from relay.config import Settings, parse_duration
 from relay.engati import EngatiClient, build_request
@@ -50,7 +48,7 @@ class Worker:
         store: Store,
         settings: Settings,
         registry: Registry,
-        client: httpx.AsyncClient | list[httpx.AsyncClient],
+        engati: EngatiClient,
         *,
         clock: Callable[[], float] = time.time,
         rng: Callable[[], float] = random.random,
@@ -59,7 +57,7 @@ class Worker:
         self.store = store
         self.settings = settings
         self.registry = registry
-        self.engati = EngatiClient(client)
+        self.engati = engati
         self.clock = clock
         self.rng = rng
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
@@ -72,6 +70,10 @@ class Worker:
 
     async def run(self, stop: asyncio.Event, grace: float = 10.0) -> None:
         """Deliver until `stop` is set; then let calls in flight finish within `grace`."""
+        async with self.engati:
+            await self._run(stop, grace)
+
+    async def _run(self, stop: asyncio.Event, grace: float) -> None:
         log.info("worker %s started: concurrency %d", self.name, self.settings.concurrency)
         done = asyncio.Event()
         retention = asyncio.create_task(self._retain(stop)) if self.settings.retention else None
@@ -121,8 +123,9 @@ class Worker:
 
     async def run_once(self) -> int:
         """Claim what is due and deliver it all; the number of deliveries tried (for tests)."""
-        claimed = await self._claim()
-        await asyncio.gather(*(self._deliver(d) for d in claimed))
+        async with self.engati:
+            claimed = await self._claim()
+            await asyncio.gather(*(self._deliver(d) for d in claimed))
         return len(claimed)
 
     async def _claim(self) -> list[Claimed]:

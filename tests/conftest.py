@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from relay.loader import load_file
 from relay.store import Store
+from tests.fake_engati import FakeEngati
 
 ROOT = Path(__file__).resolve().parent.parent
 MAPPINGS = ROOT / "mappings"
@@ -32,6 +33,14 @@ def write_mapping(tmp_path):
         return path
 
     return write
+
+
+@pytest.fixture
+def engati():
+    """A real HTTP server on 127.0.0.1 standing in for Engati; set its `handler`."""
+    fake = FakeEngati().start()
+    yield fake
+    fake.stop()
 
 
 @pytest.fixture

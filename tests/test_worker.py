@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from relay.config import Settings
+from relay.engati import EngatiClient
 from relay.errors import StoreUnavailable
 from relay.mapping import Delivery, Result
 from relay.registry import Registry
@@ -16,7 +17,7 @@ from relay.worker import Worker, backoff
 NOW = 1_700_000_000.0
 SUCCESS = {"status": {"code": 1000, "desc": "SUCCESS"}}
 MAPPING = """
-engati: {customer_id: "1", bot_key: b, api_key: k, base_url: "http://engati.test"}
+engati: {customer_id: "1", bot_key: b, api_key: k, base_url: "%s"}
 phone: body.phone
 flows: [{flow_key: F}]
 """
@@ -31,8 +32,8 @@ class Clock:
 
 
 @pytest.fixture
-def registry(write_mapping):
-    path = write_mapping(MAPPING, name="leads")
+def registry(write_mapping, engati):
+    path = write_mapping(MAPPING % engati.url, name="leads")
     registry = Registry(path.parent)
     registry.load()
     return registry
@@ -44,11 +45,17 @@ def queue(store, count=1, now=NOW):
     return store.accept("leads", b"{}", {}, {}, Result(deliveries), now).event_id
 
 
-def make_worker(store, registry, handler, clock=None, **settings):
-    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-    defaults = {"retry_base": 2.0, "retry_cap": 3600.0, "max_attempts": 5, "max_age": 86400.0}
-    return Worker(store, Settings(**{**defaults, **settings}), registry, client,
-                  clock=clock or Clock(), rng=lambda: 0.5, name="w1")
+@pytest.fixture
+def make_worker(engati):
+    """A worker whose calls go to the fake Engati, answered by `handler`."""
+    def make(store, registry, handler, clock=None, **settings):
+        engati.handler = handler
+        defaults = {"retry_base": 2.0, "retry_cap": 3600.0, "max_attempts": 5,
+                    "max_age": 86400.0}
+        return Worker(store, Settings(**{**defaults, **settings}), registry, EngatiClient(),
+                      clock=clock or Clock(), rng=lambda: 0.5, name="w1")
+
+    return make
 
 
 def deliveries(store, event_id):
@@ -79,7 +86,7 @@ class TestBackoff:
 
 
 class TestOutcomes:
-    def test_success_is_recorded(self, store, registry):
+    def test_success_is_recorded(self, store, registry, make_worker):
         """A 200 with code 1000 marks the delivery delivered."""
         event_id = queue(store)
         worker = make_worker(store, registry, lambda r: httpx.Response(200, json=SUCCESS))
@@ -88,7 +95,7 @@ class TestOutcomes:
         assert (d["status"], d["attempts"], d["attempt_log"][0]["http_status"]) == (
             "delivered", 1, 200)
 
-    def test_503_is_retried_after_the_backoff(self, store, registry):
+    def test_503_is_retried_after_the_backoff(self, store, registry, make_worker):
         """A transient failure schedules the next attempt base * 2^0 * jitter later."""
         event_id = queue(store)
         clock = Clock()
@@ -98,13 +105,13 @@ class TestOutcomes:
         assert (d["status"], d["next_at"], d["last_error"]) == (
             "pending", NOW + 1.0, "Engati answered HTTP 503")
 
-    def test_400_is_dead_at_once(self, store, registry):
+    def test_400_is_dead_at_once(self, store, registry, make_worker):
         """A refused request is not retried."""
         event_id = queue(store)
         asyncio.run(make_worker(store, registry, lambda r: httpx.Response(400)).run_once())
         assert deliveries(store, event_id)[0]["status"] == "dead"
 
-    def test_gives_up_after_max_attempts(self, store, registry):
+    def test_gives_up_after_max_attempts(self, store, registry, make_worker):
         """The last allowed attempt that fails makes the delivery dead, saying why."""
         event_id = queue(store)
         clock = Clock()
@@ -117,7 +124,7 @@ class TestOutcomes:
         assert d["status"] == "dead"
         assert d["last_error"] == "Engati answered HTTP 503; gave up after 2 attempts"
 
-    def test_gives_up_after_max_age(self, store, registry):
+    def test_gives_up_after_max_age(self, store, registry, make_worker):
         """A delivery older than RELAY_MAX_AGE that fails again is dead."""
         event_id = queue(store)
         clock = Clock()
@@ -127,7 +134,7 @@ class TestOutcomes:
         assert deliveries(store, event_id)[0]["last_error"].endswith("gave up after 50s")
 
     def test_an_outcome_is_recorded_once_the_database_is_back(self, store, registry,
-                                                              monkeypatch):
+                                                              monkeypatch, make_worker):
         """The database is unavailable when the call returns: the outcome is written when
         it answers again, within the lease, and Engati is not called twice."""
         event_id = queue(store)
@@ -147,7 +154,7 @@ class TestOutcomes:
         assert (d["status"], d["attempts"], len(calls)) == ("delivered", 1, 1)
 
     def test_an_outcome_not_recorded_within_the_lease_is_left_to_it(self, store, registry,
-                                                                  monkeypatch):
+                                                                  monkeypatch, make_worker):
         """Past the lease, the worker stops trying to record: the delivery stays pending and
         is called again once the lease runs out (at least once, never lost)."""
         event_id = queue(store)
@@ -164,7 +171,7 @@ class TestOutcomes:
         (d,) = deliveries(store, event_id)
         assert (d["status"], d["attempts"], d["leased_by"]) == ("pending", 0, "w1")
 
-    def test_missing_settings_wait(self, store, write_mapping, monkeypatch):
+    def test_missing_settings_wait(self, store, write_mapping, monkeypatch, make_worker):
         """Without an API key anywhere, the delivery waits and says what to set."""
         for name in ("ENGATI_CUSTOMER_ID", "ENGATI_BOT_KEY", "ENGATI_API_KEY"):
             monkeypatch.delenv(name, raising=False)
@@ -192,7 +199,7 @@ async def stop_while_in_flight(worker, grace):
 
 
 class TestRun:
-    def test_many_calls_are_in_flight_at_once(self, store, registry):
+    def test_many_calls_are_in_flight_at_once(self, store, registry, make_worker):
         """With concurrency 8, eight slow calls overlap instead of running one by one."""
         queue(store, count=8)
         active = peak = 0
@@ -201,7 +208,10 @@ class TestRun:
             nonlocal active, peak
             active += 1
             peak = max(peak, active)
-            await asyncio.sleep(0.05)
+            for _ in range(200):  # hold each call until all eight are in, or 2 s pass
+                if peak == 8:
+                    break
+                await asyncio.sleep(0.01)
             active -= 1
             return httpx.Response(200, json=SUCCESS)
 
@@ -209,7 +219,7 @@ class TestRun:
         asyncio.run(worker.run_once())
         assert peak == 8
 
-    def test_stop_lets_calls_finish_within_grace(self, store, registry):
+    def test_stop_lets_calls_finish_within_grace(self, store, registry, make_worker):
         """On stop, calls in flight finish and are recorded; nothing new is claimed."""
         event_id = queue(store, count=2)
 
@@ -220,7 +230,7 @@ class TestRun:
         asyncio.run(stop_while_in_flight(make_worker(store, registry, handler), grace=5))
         assert [d["status"] for d in deliveries(store, event_id)] == ["delivered", "delivered"]
 
-    def test_calls_past_the_grace_are_released(self, store, registry):
+    def test_calls_past_the_grace_are_released(self, store, registry, make_worker):
         """A call still running after the grace period is cancelled and its claim given back."""
         event_id = queue(store)
 
@@ -232,7 +242,7 @@ class TestRun:
         assert (d["status"], d["attempts"], d["leased_by"]) == ("pending", 0, None)
 
 
-def test_retention_purges_on_schedule(store, registry):
+def test_retention_purges_on_schedule(store, registry, make_worker):
     """With RELAY_RETENTION set, the worker purges finished events older than it."""
     event_id = queue(store, now=NOW - 40 * 86400)
     worker = make_worker(store, registry, lambda r: httpx.Response(200, json=SUCCESS),
