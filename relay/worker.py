@@ -14,6 +14,8 @@ import random
 import socket
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from relay import metrics
 from relay.config import Settings, parse_duration
@@ -25,6 +27,7 @@ from relay.registry import Registry
 from relay.store import Attempt, Claimed, Store
 
 log = logging.getLogger("relay.worker")
+T = TypeVar("T")
 LATE = 0.02  # seconds a paced call may start after its slot
 
 
@@ -61,12 +64,21 @@ class Worker:
         self.clock = clock
         self.rng = rng
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
-        self._in_flight: dict[int, asyncio.Task[None]] = {}
+        self._in_flight: dict[int, asyncio.Task[None]] = {}  # deliveries not yet recorded
+        self._calling: set[int] = set()  # deliveries holding one of the concurrency slots
+        self._freed = asyncio.Event()
         self.retention_every = 3600.0  # seconds between purges when RELAY_RETENTION is set
         self._pauses: dict[str, float] = {}  # bot -> end of a pause Engati asked for
         self._recorder: asyncio.Task[None] | None = None  # with its queue, made per loop
         self._recorder_loop: asyncio.AbstractEventLoop | None = None
         self._pauses_read = float("-inf")
+        self._claimed_at = float("-inf")
+        # One thread for the store: writers in one process would otherwise contend for
+        # SQLite's lock, and its busy handler makes the loser sleep for milliseconds.
+        self._db = ThreadPoolExecutor(1, thread_name_prefix="relay-store")
+
+    async def _db_call(self, function: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._db, function, *args)
 
     async def run(self, stop: asyncio.Event, grace: float = 10.0) -> None:
         """Deliver until `stop` is set; then let calls in flight finish within `grace`."""
@@ -75,24 +87,25 @@ class Worker:
 
     async def _run(self, stop: asyncio.Event, grace: float) -> None:
         log.info("worker %s started: concurrency %d", self.name, self.settings.concurrency)
-        done = asyncio.Event()
         retention = asyncio.create_task(self._retain(stop)) if self.settings.retention else None
         while not stop.is_set():
             claimed = await self._claim()
             if not claimed:
-                done.clear()
+                self._freed.clear()
                 # Sleep until the poll interval passes, a call finishes, or we are stopped.
-                waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(done.wait())]
+                waiters = [asyncio.ensure_future(stop.wait()),
+                           asyncio.ensure_future(self._freed.wait())]
                 await asyncio.wait(waiters, timeout=self.settings.poll_interval,
                                    return_when=asyncio.FIRST_COMPLETED)
                 for waiter in waiters:
                     waiter.cancel()
                 continue
             for delivery in claimed:
+                self._calling.add(delivery.id)
                 task = asyncio.create_task(self._deliver(delivery))
                 self._in_flight[delivery.id] = task
                 task.add_done_callback(lambda _t, i=delivery.id: (self._in_flight.pop(i, None),
-                                                                   done.set()))
+                                                                   self._free(i)))
         await self._drain(grace)
         if self._recorder is not None and self._recorder_loop is asyncio.get_running_loop():
             self._recorder.cancel()  # idle: every outcome was awaited by its delivery
@@ -129,15 +142,24 @@ class Worker:
         return len(claimed)
 
     async def _claim(self) -> list[Claimed]:
-        free = self.settings.concurrency - len(self._in_flight)
-        if free <= 0:
+        free = self.settings.concurrency - len(self._calling)
+        # Under load, claim in batches (an eighth of the slots) rather than one delivery per
+        # call that ends: every claim is a commit, and commits are what the database rations.
+        batch = max(1, self.settings.concurrency // 8)
+        overdue = self.clock() - self._claimed_at >= self.settings.poll_interval
+        if free <= 0 or (free < batch and self._calling and not overdue):
             return []
+        self._claimed_at = self.clock()
         try:
-            return await asyncio.to_thread(self.store.claim, self.name, free, self.clock(),
+            return await self._db_call(self.store.claim, self.name, free, self.clock(),
                                            self.settings.lease)
         except StoreUnavailable as exc:
             log.warning("cannot claim deliveries: %s", exc)
             return []
+
+    def _free(self, delivery_id: int) -> None:
+        self._calling.discard(delivery_id)
+        self._freed.set()
 
     async def _drain(self, grace: float) -> None:
         if not self._in_flight:
@@ -150,7 +172,7 @@ class Worker:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
         if unfinished:
-            await asyncio.to_thread(self.store.release, unfinished, self.name)
+            await self._db_call(self.store.release, unfinished, self.name)
             log.info("released %d delivery(ies) for another worker", len(unfinished))
 
     async def _deliver(self, claimed: Claimed) -> None:
@@ -158,7 +180,7 @@ class Worker:
         try:
             later = await self._pace(target)
             if later is not None:  # the bot's turn is too far off to hold the lease for
-                await asyncio.to_thread(self.store.defer, claimed, self.name, later, self.clock())
+                await self._db_call(self.store.defer, claimed, self.name, later, self.clock())
                 return
         except StoreUnavailable as exc:
             log.error("delivery %d not tried: %s", claimed.id, exc)
@@ -166,6 +188,7 @@ class Worker:
         started = self.clock()
         begun = time.perf_counter()
         outcome, status, code, error, retry_after = await self._call(claimed, target)
+        self._free(claimed.id)  # the next call may start while this outcome is written
         if status == 429 and retry_after:
             await self._pause(target.bot, started + min(retry_after, self.settings.retry_cap))
         duration_ms = (time.perf_counter() - begun) * 1000
@@ -231,7 +254,7 @@ class Worker:
         delay = 0.05
         while batch:
             try:
-                kept = await asyncio.to_thread(
+                kept = await self._db_call(
                     self.store.record_many, [item[:3] for item in batch], self.name,
                     self.clock())
             except StoreUnavailable as exc:
@@ -254,7 +277,7 @@ class Worker:
             return await self._take_slot(target)
         now = self.clock()
         if now - self._pauses_read >= 1.0:  # other workers' pauses, read once a second
-            self._pauses = await asyncio.to_thread(self.store.pauses, now)
+            self._pauses = await self._db_call(self.store.pauses, now)
             self._pauses_read = now
         until = self._pauses.get(target.bot, 0.0)
         if until - now > self.settings.lease / 4:
@@ -270,7 +293,7 @@ class Worker:
         interval = 1.1 / target.rate_limit  # 10% slack for network jitter on the way
         for _ in range(5):
             now = self.clock()
-            slot, reserved = await asyncio.to_thread(self.store.reserve, target.bot, interval,
+            slot, reserved = await self._db_call(self.store.reserve, target.bot, interval,
                                                      now, self.settings.lease / 4)
             if not reserved:
                 return slot
@@ -278,7 +301,7 @@ class Worker:
                 return None
             await asyncio.sleep(slot - now)
             # Another worker may have met a 429 while this call waited for its slot.
-            until = await asyncio.to_thread(self.store.paused_until, target.bot)
+            until = await self._db_call(self.store.paused_until, target.bot)
             if until > self.clock():
                 return until
             if self.clock() - slot <= LATE:
@@ -288,7 +311,7 @@ class Worker:
     async def _pause(self, bot: str, until: float) -> None:
         self._pauses[bot] = max(until, self._pauses.get(bot, 0.0))
         try:
-            await asyncio.to_thread(self.store.pause, bot, until)
+            await self._db_call(self.store.pause, bot, until)
         except StoreUnavailable as exc:
             log.warning("pause for bot %s not shared with other workers: %s", bot, exc)
 
