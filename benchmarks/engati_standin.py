@@ -1,10 +1,11 @@
 """A fast Engati stand-in for benchmarks: asyncio, so that thousands of slow calls can be in
 flight at once, answering like Engati after an optional delay and counting what it received.
 
-    .venv/bin/python benchmarks/engati_standin.py [--port 8081] [--latency 0.2]
+    .venv/bin/python benchmarks/engati_standin.py [--port 8081] [--latency 0.2] [--count-by marker]
 
 GET /_stats answers {"calls": N, "first": t, "last": t, "markers": {marker: count}} where a
-marker is the JSON body's `marker` attribute (benchmarks use it to find repeats and losses);
+marker is the JSON body's `--count-by` attribute, `marker` unless told (benchmarks use it to
+find repeats and losses);
 DELETE /_stats clears it. `relay sandbox` is the checking, printing stand-in for people; this one
 only counts, as fast as it can.
 """
@@ -23,7 +24,8 @@ SUCCESS = json.dumps({"responseObject": {"success": True},
 
 
 class Stats:
-    def __init__(self) -> None:
+    def __init__(self, key: str = "marker") -> None:
+        self.key = key
         self.clear()
 
     def clear(self) -> None:
@@ -38,7 +40,7 @@ class Stats:
         self.first = self.first or now
         self.last = now
         try:
-            marker = json.loads(body).get("marker")
+            marker = json.loads(body).get(self.key)
         except (ValueError, AttributeError):
             marker = None
         if marker is not None:
@@ -77,8 +79,8 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, sta
         writer.close()
 
 
-async def serve(port: int, latency: float) -> None:
-    stats = Stats()
+async def serve(port: int, latency: float, key: str) -> None:
+    stats = Stats(key)
     server = await asyncio.start_server(lambda r, w: handle(r, w, stats, latency), "127.0.0.1",
                                         port, backlog=4096)
     print(f"Engati stand-in on http://127.0.0.1:{port}, latency {latency * 1000:.0f} ms",
@@ -91,9 +93,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, default=8081)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds per call")
+    parser.add_argument("--count-by", default="marker", help="the attribute that tells calls apart")
     args = parser.parse_args()
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args.port, args.latency))
+        asyncio.run(serve(args.port, args.latency, args.count_by))
 
 
 if __name__ == "__main__":

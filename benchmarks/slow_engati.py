@@ -12,38 +12,19 @@ Everything runs on 127.0.0.1. BENCH_KEEP_LOGS=FILE keeps the last worker's log t
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
+
+from harness import free_port, peak_rss_mb, start_standin, stats
 
 from relay.mapping import Delivery, Result
 from relay.store import Store
 
 MAPPING = "phone: body.phone\nflows: [{flow_key: BENCH}]\n"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def stats(port: int) -> dict:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stats", timeout=10) as answer:
-        return json.load(answer)
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):  # the peak resident set
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def run(concurrency: int, deliveries: int, latency: float, folder: Path) -> tuple[float, float]:
@@ -56,21 +37,18 @@ def run(concurrency: int, deliveries: int, latency: float, folder: Path) -> tupl
         store.accept("bench", b"{}", {}, {}, Result((delivery,)), now)
     store.dispose()
     port = free_port()
-    standin = subprocess.Popen([sys.executable, str(Path(__file__).parent / "engati_standin.py"),
-                                "--port", str(port), "--latency", str(latency)],
-                               stdout=subprocess.DEVNULL)
+    standin = start_standin(port, latency)
     env = {**os.environ, "DATABASE_URL": url, "RELAY_MAPPINGS": str(folder / "mappings"),
            "ENGATI_BASE_URL": f"http://127.0.0.1:{port}", "ENGATI_CUSTOMER_ID": "1",
            "ENGATI_BOT_KEY": "b", "ENGATI_API_KEY": "k", "RELAY_CONCURRENCY": str(concurrency),
            "RELAY_POLL_INTERVAL": "0.05"}
-    time.sleep(0.5)
     log = (folder / f"worker-{concurrency}.log").open("wb")
     worker = subprocess.Popen([sys.executable, "-m", "relay", "worker"], env=env, stderr=log)
     try:
         deadline = time.time() + 600
         while stats(port)["calls"] < deliveries and time.time() < deadline:
             time.sleep(0.2)
-        peak = rss_mb(worker.pid)
+        peak = peak_rss_mb(worker.pid)
         seen = stats(port)
     finally:
         worker.terminate()

@@ -1,0 +1,270 @@
+"""End to end, side by side: bare Flask, a naive relay and the relay, under the same load.
+
+    .venv/bin/python benchmarks/e2e.py [--webhooks 5000] [--senders 32] [--database URL]
+
+wrk (Debian's package) posts `--webhooks` signed Typeform webhooks (the 2 KB example, each
+with its own event id and email) from `--senders` connections, a new connection per webhook
+as senders open them. Each system runs under gunicorn as the Procfile runs the relay (gthread,
+2 workers x 8 threads); the relay adds one `relay worker` (RELAY_CONCURRENCY at its default)
+and SQLite in a temporary folder unless `--database` names another. Engati is the asyncio
+stand-in, answering at once. Everything runs on 127.0.0.1.
+
+Printed per system: webhooks answered a second; deliveries a second from the first post to
+Engati's last call; missing and repeated deliveries; how long after the last 2xx the last
+delivery came; server CPU per webhook (web and worker processes, not wrk or the stand-in);
+peak RSS per web process and of the worker; wrk's own CPU, to show it is not the bottleneck.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import hmac
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sqlalchemy as sa
+from harness import (
+    HERE,
+    cpu_seconds,
+    family,
+    free_port,
+    peak_rss_mb,
+    start_standin,
+    stats,
+    wait_until,
+)
+
+ROOT = HERE.parent
+SECRET = "bench-secret"
+EXAMPLE = ROOT / "mappings" / "examples" / "typeform-standard.json"
+
+
+@dataclass
+class Figures:
+    name: str
+    answered_per_s: float = 0.0
+    delivered_per_s: float = 0.0
+    missing: int | None = None
+    repeats: int | None = None
+    lag_s: float | None = None
+    web_cpu_ms: float = 0.0
+    worker_cpu_ms: float = 0.0
+    web_rss_mb: list[float] = field(default_factory=list)
+    worker_rss_mb: float | None = None
+    wrk_cpu_share: float = 0.0
+    failed: int = 0
+
+
+def build_requests(path: Path, count: int) -> int:
+    """`count` unique signed webhooks, one per line for replay.lua; the body's size."""
+    example = json.loads(EXAMPLE.read_text())
+    with path.open("w") as out:
+        for i in range(count):
+            example["event_id"] = example["form_response"]["token"] = f"bench{i:07d}"
+            for answer in example["form_response"]["answers"]:
+                if answer["type"] == "email":
+                    answer["email"] = f"lead{i}@example.com"
+            body = json.dumps(example, indent=1).replace("\n", "")  # one line, ~2 KB
+            digest = hmac.new(SECRET.encode(), body.encode(), hashlib.sha256).digest()
+            out.write(f"sha256={base64.b64encode(digest).decode()}\t{body}\n")
+    return len(body)
+
+
+def gunicorn(app: str, port: int, env: dict[str, str], log: Path,
+             chdir: Path | None = None) -> subprocess.Popen:
+    command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers",
+               "2", "--worker-class", "gthread", "--threads", "8", "--backlog", "4096"]
+    if chdir:
+        command += ["--chdir", str(chdir)]
+    return subprocess.Popen([*command, app], env=env, stdout=log.open("wb"),
+                            stderr=subprocess.STDOUT)
+
+
+def warm_up(port: int, path: str) -> None:
+    """A few requests so that every web process has imported and connected what it needs."""
+    import httpx
+
+    body = json.loads(EXAMPLE.read_text())
+    for i in range(40):
+        body["event_id"] = f"warm{i}"
+        raw = json.dumps(body).encode()
+        signature = base64.b64encode(hmac.new(SECRET.encode(), raw, hashlib.sha256).digest())
+        httpx.post(f"http://127.0.0.1:{port}{path}", content=raw, timeout=10, headers={
+            "Content-Type": "application/json",
+            "Typeform-Signature": f"sha256={signature.decode()}"}).raise_for_status()
+
+
+def load(port: int, path: str, requests: Path, count: int, senders: int,
+         folder: Path) -> tuple[float, float, int, float]:
+    """Run wrk until `count` answers: (start, end, non-2xx answers, wrk's CPU seconds)."""
+    done = folder / "wrk.done"
+    done.unlink(missing_ok=True)
+    env = {**os.environ, "BENCH_REQUESTS": str(requests), "BENCH_COUNT": str(count),
+           "BENCH_PATH": path, "BENCH_DONE": str(done)}
+    before = os.times()
+    start = time.time()
+    wrk = subprocess.Popen(["wrk", "-t1", f"-c{senders}", "-d300s", "--timeout", "30s", "-s",
+                            str(HERE / "replay.lua"), f"http://127.0.0.1:{port}"], env=env,
+                           stdout=subprocess.DEVNULL)
+    wait_until(done.exists, "wrk", timeout=300, every=0.002)
+    end = time.time()
+    wrk.send_signal(signal.SIGINT)
+    wrk.wait(30)
+    after = os.times()
+    wrk_cpu = (after.children_user - before.children_user
+               + after.children_system - before.children_system)
+    _, failed = (int(n) for n in done.read_text().split())
+    return start, end, failed, wrk_cpu
+
+
+def stop(*processes: subprocess.Popen | None) -> None:
+    for process in processes:
+        if process is not None and process.poll() is None:
+            process.terminate()
+            process.wait(30)
+
+
+def run(name: str, args: argparse.Namespace, folder: Path, requests: Path,
+        standin_port: int) -> Figures:
+    figures = Figures(name)
+    port = free_port()
+    engati = f"http://127.0.0.1:{standin_port}"
+    env = {**os.environ, "ENGATI_URL": f"{engati}/bot-api/v2.0/customer/1/bot/b/flow/F"}
+    path, worker, database = "/hooks/bench", None, None
+    if name == "relay":
+        database = args.database or f"sqlite:///{folder}/relay.db"
+        mappings = folder / "mappings"
+        mappings.mkdir(exist_ok=True)
+        shutil.copy(ROOT / "mappings" / "typeform-leads.yaml", mappings)
+        path = "/hooks/typeform-leads"
+        env.update(DATABASE_URL=database, RELAY_MAPPINGS=str(mappings), TYPEFORM_SECRET=SECRET,
+                   ENGATI_BASE_URL=engati, ENGATI_CUSTOMER_ID="1", ENGATI_BOT_KEY="b",
+                   ENGATI_API_KEY="k")
+        subprocess.run([sys.executable, "-m", "relay", "db", "upgrade"], env=env, check=True)
+        web = gunicorn("relay.app:create_app()", port, env, folder / "relay-web.log")
+        worker = subprocess.Popen([sys.executable, "-m", "relay", "worker"], env=env,
+                                  stderr=(folder / "relay-worker.log").open("wb"))
+    else:
+        web = gunicorn(f"references:{name}()", port, env, folder / f"{name}.log", chdir=HERE)
+    try:
+        wait_until(lambda: len(family(web.pid)) == 3, f"{name}'s web processes")
+        wait_until(lambda: _accepts(port), f"{name} to listen")
+        stats(standin_port, clear=True)
+        warm_up(port, path)
+        if name != "bare":
+            wait_until(lambda: stats(standin_port)["calls"] >= 40, "the warm-up deliveries")
+        stats(standin_port, clear=True)
+        baseline = _query(database, "SELECT max(id) FROM events") if database else 0
+        webs, workers = family(web.pid), [worker.pid] if worker else []
+        web_before, worker_before = cpu_seconds(webs), cpu_seconds(workers)
+        start, end, figures.failed, wrk_cpu = load(port, path, requests, args.webhooks,
+                                                   args.senders, folder)
+        figures.answered_per_s = args.webhooks / (end - start)
+        figures.wrk_cpu_share = wrk_cpu / (end - start)
+        if name != "bare":
+            expected = _accepted(database, baseline) if database else args.webhooks
+            wait_until(lambda: len(stats(standin_port)["markers"]) >= expected,
+                       f"{expected} deliveries", timeout=120)
+            if worker:  # let a repeat, if there is one, arrive before counting
+                time.sleep(1.0)
+            seen = stats(standin_port)
+            figures.delivered_per_s = len(seen["markers"]) / (seen["last"] - start)
+            figures.repeats = sum(n - 1 for n in seen["markers"].values())
+            if database:
+                figures.lag_s = seen["last"] - _last_received(database)
+                figures.missing = _accepted(database, baseline) - len(seen["markers"])
+            handled = len(seen["markers"])
+        else:
+            handled = args.webhooks
+        figures.web_cpu_ms = (cpu_seconds(webs) - web_before) / handled * 1000
+        figures.worker_cpu_ms = (cpu_seconds(workers) - worker_before) / handled * 1000
+        figures.web_rss_mb = [peak_rss_mb(pid) for pid in family(web.pid)[1:]]
+        if worker:
+            figures.worker_rss_mb = peak_rss_mb(worker.pid)
+    finally:
+        stop(worker, web)
+    return figures
+
+
+def _accepts(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _query(database: str, sql: str):
+    engine = sa.create_engine(database)
+    try:
+        with engine.connect() as conn:
+            return conn.exec_driver_sql(sql).scalar()
+    finally:
+        engine.dispose()
+
+
+def _accepted(database: str, after: int) -> int:
+    return _query(database,
+                  f"SELECT count(*) FROM events WHERE status = 'accepted' AND id > {after}")
+
+
+def _last_received(database: str) -> float:
+    return _query(database, "SELECT max(received_at) FROM events")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--webhooks", type=int, default=5000)
+    parser.add_argument("--senders", type=int, default=32)
+    parser.add_argument("--database", help="the relay's DATABASE_URL (default: SQLite)")
+    parser.add_argument("--systems", default="bare,naive,relay")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is needed: apt-get install wrk")
+    with tempfile.TemporaryDirectory() as name:
+        folder = Path(name)
+        requests = folder / "requests.txt"
+        size = build_requests(requests, args.webhooks + 2 * args.senders)
+        standin_port = free_port()
+        standin = start_standin(standin_port, count_by="email")
+        try:
+            results = [run(system, args, folder, requests, standin_port)
+                       for system in args.systems.split(",")]
+        finally:
+            stop(standin)
+    print(f"{args.webhooks} webhooks of {size} bytes, {args.senders} senders, "
+          f"a new connection each; {os.cpu_count()} cores")
+    report(results)
+
+
+def report(results: list[Figures]) -> None:
+    by_name = {f.name: f for f in results}
+    naive = by_name.get("naive")
+    print(f"{'system':<7} {'answered/s':>10} {'delivered/s':>11} {'vs naive':>8} {'missing':>7} "
+          f"{'repeats':>7} {'lag s':>6} {'CPU ms':>13} {'web RSS MB':>11} {'worker MB':>9} "
+          f"{'wrk CPU':>7} {'non-2xx':>7}")
+    for f in results:
+        ratio = (f"{f.delivered_per_s / naive.delivered_per_s:.2f}x"
+                 if naive and f.delivered_per_s else "-")
+        print(f"{f.name:<7} {f.answered_per_s:>10.0f} {f.delivered_per_s or 0:>11.0f} "
+              f"{ratio:>8} {_opt(f.missing):>7} {_opt(f.repeats):>7} {_opt(f.lag_s, '.2f'):>6} "
+              f"{f.web_cpu_ms + f.worker_cpu_ms:>5.2f} ({f.web_cpu_ms:.2f}+{f.worker_cpu_ms:.2f}) "
+              f"{'/'.join(f'{r:.0f}' for r in f.web_rss_mb):>11} "
+              f"{_opt(f.worker_rss_mb, '.0f'):>9} {f.wrk_cpu_share:>7.0%} {f.failed:>7}")
+
+
+def _opt(value, spec: str = "") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""What the benchmark scripts share: ports, the Engati stand-in, and reading a process's CPU
+time and peak memory from /proc (Linux)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_standin(port: int, latency: float = 0.0, count_by: str = "marker") -> subprocess.Popen:
+    standin = subprocess.Popen(
+        [sys.executable, str(HERE / "engati_standin.py"), "--port", str(port),
+         "--latency", str(latency), "--count-by", count_by], stdout=subprocess.DEVNULL)
+    wait_until(lambda: answers(f"http://127.0.0.1:{port}/_stats"), "the Engati stand-in")
+    return standin
+
+
+def stats(port: int, *, clear: bool = False) -> dict:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/_stats",
+                                     method="DELETE" if clear else "GET")
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return json.load(answer)
+
+
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as answer:
+            return answer.status == 200
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+def wait_until(predicate, what: str, timeout: float = 60.0, every: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(every)
+
+
+def family(pid: int) -> list[int]:
+    """A process and its children (gunicorn's master and its workers)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
+    return [pid, *(p for child in children for p in family(int(child)))]
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds the processes have used so far."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / TICK
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):  # the peak resident set
+            return int(line.split()[1]) / 1024
+    return 0.0
