@@ -83,7 +83,8 @@ def build_requests(path: Path, count: int) -> int:
 def gunicorn(app: str, port: int, env: dict[str, str], log: Path,
              chdir: Path | None = None) -> subprocess.Popen:
     command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers",
-               "2", "--worker-class", "gthread", "--threads", "8", "--backlog", "4096"]
+               os.environ.get("BENCH_WEB_WORKERS", "2"), "--worker-class", "gthread", "--threads",
+               os.environ.get("BENCH_THREADS", "8"), "--backlog", "4096"]
     if chdir:
         command += ["--chdir", str(chdir)]
     return subprocess.Popen([*command, app], env=env, stdout=log.open("wb"),

@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness import free_port, peak_rss_mb, start_standin, stats
+from harness import cpu_seconds, free_port, peak_rss_mb, start_standin, stats
 
 from relay.mapping import Delivery, Result
 from relay.store import Store
@@ -27,7 +27,8 @@ from relay.store import Store
 MAPPING = "phone: body.phone\nflows: [{flow_key: BENCH}]\n"
 
 
-def run(concurrency: int, deliveries: int, latency: float, folder: Path) -> tuple[float, float]:
+def run(concurrency: int, deliveries: int, latency: float,
+        folder: Path) -> tuple[float, float, float]:
     url = f"sqlite:///{folder}/slow-{concurrency}.db"
     store = Store(url)
     store.upgrade()
@@ -49,6 +50,7 @@ def run(concurrency: int, deliveries: int, latency: float, folder: Path) -> tupl
         while stats(port)["calls"] < deliveries and time.time() < deadline:
             time.sleep(0.2)
         peak = peak_rss_mb(worker.pid)
+        cpu = cpu_seconds([worker.pid])
         seen = stats(port)
     finally:
         worker.terminate()
@@ -59,7 +61,7 @@ def run(concurrency: int, deliveries: int, latency: float, folder: Path) -> tupl
     if keep := os.environ.get("BENCH_KEEP_LOGS"):
         Path(keep).write_text((folder / f"worker-{concurrency}.log").read_text())
     rate = seen["calls"] / (seen["last"] - seen["first"]) if seen["calls"] > 1 else 0.0
-    return rate, peak
+    return rate, peak, cpu / seen["calls"] * 1000
 
 
 def main() -> None:
@@ -72,12 +74,12 @@ def main() -> None:
         (Path(folder) / "mappings").mkdir()
         (Path(folder) / "mappings" / "bench.yaml").write_text(MAPPING)
         print(f"{'concurrency':>11} {'deliveries/s':>13} {'ideal':>7} {'share':>6} "
-              f"{'worker peak RSS':>16}")
+              f"{'worker peak RSS':>16} {'CPU ms/delivery':>16}")
         for concurrency in (int(c) for c in args.concurrency.split(",")):
-            rate, peak = run(concurrency, args.deliveries, args.latency, Path(folder))
-            ideal = concurrency / args.latency
+            rate, peak, cpu_ms = run(concurrency, args.deliveries, args.latency, Path(folder))
+            ideal = concurrency / args.latency if args.latency else float("inf")
             print(f"{concurrency:>11} {rate:>13.0f} {ideal:>7.0f} {rate / ideal:>6.0%} "
-                  f"{peak:>13.0f} MB", flush=True)
+                  f"{peak:>13.0f} MB {cpu_ms:>16.2f}", flush=True)
 
 
 if __name__ == "__main__":

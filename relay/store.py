@@ -11,10 +11,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import queue
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -338,49 +336,66 @@ class WriterQueue:
 
 
 class GroupCommit:
-    """Writes what concurrent threads hand in, many to a transaction, from one thread.
+    """Writes what concurrent threads hand in, many to a transaction.
 
-    A commit is a sync to disk, and SQLite lets one writer in at a time, putting the others
-    to sleep in its busy handler: one writer per process committing batches turns a crowd of
-    request threads, each waiting for its own sync, into one sync per batch.
+    A commit is a sync to disk, and SQLite lets one writer in at a time: one transaction per
+    batch turns a crowd of request threads, each waiting for its own sync, into one sync for
+    all that arrived meanwhile. The thread that finds no batch in progress writes one (it
+    leads); those arriving meanwhile wait, and the first of them leads the next batch. No
+    writer thread: the leader's own webhook needs no hand-over at all.
     """
 
     def __init__(self, write: Callable[[list[Any]], list[Any]], limit: int = 256):
         self._write = write
         self._limit = limit
-        self._queue: queue.SimpleQueue[tuple[Any, Future[Any]]] = queue.SimpleQueue()
-        self._writer: threading.Thread | None = None
-        self._start = threading.Lock()
+        self._lock = threading.Lock()
+        self._waiting: list[_Turn] = []
+        self._writing = False
 
     def submit(self, item: Any) -> Any:
-        """Hand in one item; its result once committed (or the exception that stopped it)."""
-        done: Future[Any] = Future()
-        self._queue.put((item, done))
-        if self._writer is None or not self._writer.is_alive():  # also: a forked process
-            with self._start:
-                if self._writer is None or not self._writer.is_alive():
-                    self._writer = threading.Thread(target=self._run, name="relay-commit",
-                                                    daemon=True)
-                    self._writer.start()
-        result = done.result()
-        if isinstance(result, Exception):
-            raise result
-        return result
+        """Hand in one item; its result once committed (or raise what stopped it)."""
+        turn = _Turn(item)
+        with self._lock:
+            self._waiting.append(turn)
+            leads = not self._writing
+            self._writing = True
+        if not leads:
+            turn.ready.acquire()  # until a leader wrote it, or passed the lead on
+        if turn.result is _LEAD:
+            self._lead()
+        if isinstance(turn.result, Exception):
+            raise turn.result
+        return turn.result
 
-    def _run(self) -> None:
-        while True:
-            batch = [self._queue.get()]
-            while len(batch) < self._limit:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            try:
-                results = self._write([item for item, _ in batch])
-            except Exception as exc:
-                results = [exc] * len(batch)
-            for (_, done), result in zip(batch, results, strict=True):
-                done.set_result(result)
+    def _lead(self) -> None:
+        with self._lock:
+            batch, self._waiting = self._waiting[:self._limit], self._waiting[self._limit:]
+        try:
+            results = self._write([turn.item for turn in batch])
+        except Exception as exc:
+            results = [exc] * len(batch)
+        with self._lock:
+            if self._waiting:
+                self._waiting[0].result = _LEAD
+                self._waiting[0].ready.release()
+            else:
+                self._writing = False
+        for turn, result in zip(batch, results, strict=True):
+            turn.result = result
+            turn.ready.release()
+
+
+_LEAD = object()  # what a waiting thread is handed when it is to write the next batch
+
+
+class _Turn:
+    __slots__ = ("item", "ready", "result")
+
+    def __init__(self, item: Any):
+        self.item = item
+        self.result: Any = _LEAD  # the first thread in leads at once
+        self.ready = threading.Lock()
+        self.ready.acquire()
 
 
 def _engine(url: str, timeout: float) -> sa.Engine:
