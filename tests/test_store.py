@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from relay.errors import FieldError, StoreUnavailable
 from relay.mapping import Delivery, Result
-from relay.store import Attempt, Store
+from relay.store import Attempt, GroupCommit, Store
 
 NOW = 1_700_000_000.0
 LEASE = 60.0
@@ -238,3 +240,65 @@ class TestPacing:
         assert store.pauses(NOW) == {"1/bot": NOW + 30}
         assert store.reserve("1/bot", 0.1, NOW, 60) == (NOW + 30, True)
         assert store.pauses(NOW + 31) == {}
+
+
+class TestConcurrentWriters:
+    def test_concurrent_accepts_share_commits_and_each_gets_its_own_receipt(self, store):
+        """Webhooks accepted from many threads at once: each answered with its own event,
+        duplicates among them found, every one stored."""
+        keys = [f"k{i}" for i in range(60)] + ["k1", "k2"]  # two repeats
+        with ThreadPoolExecutor(16) as pool:
+            receipts = list(pool.map(lambda key: accept(store, planned(key)), keys))
+        accepted = [r for r in receipts if r.status == "accepted"]
+        assert len(accepted) == 60
+        assert len({r.event_id for r in accepted}) == 60
+        assert sorted(r.status for r in receipts).count("duplicate") == 2
+        assert len(store.events(limit=100)) == 60
+
+    def test_processes_queue_for_sqlite_instead_of_timing_out(self, tmp_path):
+        """Two stores on one SQLite file (as two processes have) writing flat out, with a
+        busy timeout of 50 ms: none of them is refused, because they queue for the lock."""
+        url = f"sqlite:///{tmp_path / 'relay.db'}"
+        stores = [Store(url, timeout=0.05) for _ in range(2)]
+        stores[0].upgrade()
+
+        def write(n):
+            return accept(stores[n % 2], planned(f"k{n}"), body=b"x" * 2000).status
+
+        with ThreadPoolExecutor(8) as pool:
+            assert set(pool.map(write, range(400))) == {"accepted"}
+        assert len(stores[1].events(limit=500)) == 400
+        for each in stores:
+            each.dispose()
+
+
+class TestGroupCommit:
+    def test_waiting_items_are_written_together(self):
+        """While one batch is written, those arriving wait and go in the next, together;
+        each caller gets its own result."""
+        batches = []
+
+        def write(items):
+            batches.append(len(items))
+            time.sleep(0.02)  # a slow commit: the others pile up meanwhile
+            return [item * 2 for item in items]
+
+        group = GroupCommit(write)
+        with ThreadPoolExecutor(16) as pool:
+            assert list(pool.map(group.submit, range(64))) == [n * 2 for n in range(64)]
+        assert sum(batches) == 64
+        assert max(batches) > 1
+        assert len(batches) < 64
+
+    def test_a_failed_write_fails_each_of_its_items_and_the_next_batch_goes_on(self):
+        calls = iter([StoreUnavailable("database is locked")])
+
+        def write(items):
+            if error := next(calls, None):
+                raise error
+            return items
+
+        group = GroupCommit(write)
+        with pytest.raises(StoreUnavailable):
+            group.submit(1)
+        assert group.submit(2) == 2
