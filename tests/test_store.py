@@ -256,14 +256,15 @@ class TestConcurrentWriters:
         assert len(store.events(limit=100)) == 60
 
     def test_processes_queue_for_sqlite_instead_of_timing_out(self, tmp_path):
-        """Two stores on one SQLite file (as two processes have) writing flat out, with a
-        busy timeout of 50 ms: none of them is refused, because they queue for the lock."""
+        """Four stores on one SQLite file (as four processes have) writing flat out, with a
+        busy timeout of 5 ms: none of them is refused, because they queue for the lock
+        rather than poll for it."""
         url = f"sqlite:///{tmp_path / 'relay.db'}"
-        stores = [Store(url, timeout=0.05) for _ in range(2)]
+        stores = [Store(url, timeout=0.005) for _ in range(4)]
         stores[0].upgrade()
 
         def write(n):
-            return accept(stores[n % 2], planned(f"k{n}"), body=b"x" * 2000).status
+            return accept(stores[n % 4], planned(f"k{n}"), body=b"x" * 2000).status
 
         with ThreadPoolExecutor(8) as pool:
             assert set(pool.map(write, range(400))) == {"accepted"}
