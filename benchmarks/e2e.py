@@ -74,7 +74,7 @@ def build_requests(path: Path, count: int) -> int:
             for answer in example["form_response"]["answers"]:
                 if answer["type"] == "email":
                     answer["email"] = f"lead{i}@example.com"
-            body = json.dumps(example, indent=1).replace("\n", "")  # one line, ~2 KB
+            body = json.dumps(example, indent=2).replace("\n", "")  # one line, as on disk
             digest = hmac.new(SECRET.encode(), body.encode(), hashlib.sha256).digest()
             out.write(f"sha256={base64.b64encode(digest).decode()}\t{body}\n")
     return len(body)
@@ -83,8 +83,7 @@ def build_requests(path: Path, count: int) -> int:
 def gunicorn(app: str, port: int, env: dict[str, str], log: Path,
              chdir: Path | None = None) -> subprocess.Popen:
     command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers",
-               os.environ.get("BENCH_WEB_WORKERS", "2"), "--worker-class", "gthread", "--threads",
-               os.environ.get("BENCH_THREADS", "8"), "--backlog", "4096"]
+               "2", "--worker-class", "gthread", "--threads", "8"]
     if chdir:
         command += ["--chdir", str(chdir)]
     return subprocess.Popen([*command, app], env=env, stdout=log.open("wb"),
@@ -141,7 +140,7 @@ def run(name: str, args: argparse.Namespace, folder: Path, requests: Path,
     port = free_port()
     engati = f"http://127.0.0.1:{standin_port}"
     env = {**os.environ, "ENGATI_URL": f"{engati}/bot-api/v2.0/customer/1/bot/b/flow/F"}
-    path, worker, database = "/hooks/bench", None, None
+    path, worker, database = "/hooks/bench", 0, None
     if name == "relay":
         database = args.database or f"sqlite:///{folder}/relay.db"
         mappings = folder / "mappings"
@@ -151,14 +150,17 @@ def run(name: str, args: argparse.Namespace, folder: Path, requests: Path,
         env.update(DATABASE_URL=database, RELAY_MAPPINGS=str(mappings), TYPEFORM_SECRET=SECRET,
                    ENGATI_BASE_URL=engati, ENGATI_CUSTOMER_ID="1", ENGATI_BOT_KEY="b",
                    ENGATI_API_KEY="k")
-        subprocess.run([sys.executable, "-m", "relay", "db", "upgrade"], env=env, check=True)
-        web = gunicorn("relay.app:create_app()", port, env, folder / "relay-web.log")
-        worker = subprocess.Popen([sys.executable, "-m", "relay", "worker"], env=env,
-                                  stderr=(folder / "relay-worker.log").open("wb"))
+        # As users run it: `relay serve` starts gunicorn (2 x 8) and one `relay worker`.
+        web = subprocess.Popen([sys.executable, "-m", "relay", "serve", "--port", str(port)],
+                               env=env, stdout=subprocess.DEVNULL,
+                               stderr=(folder / "relay.log").open("wb"))
     else:
         web = gunicorn(f"references:{name}()", port, env, folder / f"{name}.log", chdir=HERE)
     try:
-        wait_until(lambda: len(family(web.pid)) == 3, f"{name}'s web processes")
+        wait_until(lambda: len(family(web.pid)) == (5 if name == "relay" else 3),
+                   f"{name}'s processes")
+        if name == "relay":  # serve, gunicorn and its two workers, the delivery worker
+            worker = next(pid for pid in family(web.pid) if b"relay\x00worker" in _cmdline(pid))
         wait_until(lambda: _accepts(port), f"{name} to listen")
         stats(standin_port, clear=True)
         warm_up(port, path)
@@ -166,7 +168,10 @@ def run(name: str, args: argparse.Namespace, folder: Path, requests: Path,
             wait_until(lambda: stats(standin_port)["calls"] >= 40, "the warm-up deliveries")
         stats(standin_port, clear=True)
         baseline = _query(database, "SELECT max(id) FROM events") if database else 0
-        webs, workers = family(web.pid), [worker.pid] if worker else []
+        server = web.pid if name != "relay" else next(
+            pid for pid in family(web.pid)[1:] if pid != worker and b"gunicorn" in _cmdline(pid))
+        webs = family(server)
+        workers = [worker] if worker else []
         web_before, worker_before = cpu_seconds(webs), cpu_seconds(workers)
         start, end, figures.failed, wrk_cpu = load(port, path, requests, args.webhooks,
                                                    args.senders, folder)
@@ -189,12 +194,16 @@ def run(name: str, args: argparse.Namespace, folder: Path, requests: Path,
             handled = args.webhooks
         figures.web_cpu_ms = (cpu_seconds(webs) - web_before) / handled * 1000
         figures.worker_cpu_ms = (cpu_seconds(workers) - worker_before) / handled * 1000
-        figures.web_rss_mb = [peak_rss_mb(pid) for pid in family(web.pid)[1:]]
+        figures.web_rss_mb = [peak_rss_mb(pid) for pid in webs[1:]]  # gunicorn's workers
         if worker:
-            figures.worker_rss_mb = peak_rss_mb(worker.pid)
+            figures.worker_rss_mb = peak_rss_mb(worker)
     finally:
-        stop(worker, web)
+        stop(web)
     return figures
+
+
+def _cmdline(pid: int) -> bytes:
+    return Path(f"/proc/{pid}/cmdline").read_bytes()
 
 
 def _accepts(port: int) -> bool:
