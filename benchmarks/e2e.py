@@ -41,6 +41,7 @@ from harness import (
     peak_rss_mb,
     start_standin,
     stats,
+    stop,
     wait_until,
 )
 
@@ -125,13 +126,6 @@ def load(port: int, path: str, requests: Path, count: int, senders: int,
                + after.children_system - before.children_system)
     _, failed = (int(n) for n in done.read_text().split())
     return start, end, failed, wrk_cpu
-
-
-def stop(*processes: subprocess.Popen | None) -> None:
-    for process in processes:
-        if process is not None and process.poll() is None:
-            process.terminate()
-            process.wait(30)
 
 
 def run(name: str, args: argparse.Namespace, folder: Path, requests: Path,

@@ -80,3 +80,11 @@ def peak_rss_mb(pid: int) -> float:
         if line.startswith("VmHWM:"):  # the peak resident set
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def stop(*processes: subprocess.Popen | None) -> None:
+    """SIGTERM, and wait: each process stops as it would in production."""
+    for process in processes:
+        if process is not None and process.poll() is None:
+            process.terminate()
+            process.wait(30)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import shutil
 import signal
@@ -76,7 +77,8 @@ def worker() -> None:
     settings = Settings.from_env()
     registry = Registry(settings.mappings)
     registry.load()
-    store = Store(settings.database_url, timeout=settings.db_timeout)
+    store = Store(settings.database_url, timeout=settings.db_timeout, worker=True)
+    gc.freeze()  # as in the web app: full collections skip what lives as long as the process
 
     async def run() -> None:
         stop = asyncio.Event()

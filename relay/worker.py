@@ -73,6 +73,8 @@ class Worker:
         self._recorder_loop: asyncio.AbstractEventLoop | None = None
         self._pauses_read = float("-inf")
         self._claimed_at = float("-inf")
+        self._drained = False  # the last claim found fewer deliveries due than it could take
+        self._checkpointed_at = float("-inf")
         # One thread for the store: writers in one process would otherwise contend for
         # SQLite's lock, and its busy handler makes the loser sleep for milliseconds.
         self._db = ThreadPoolExecutor(1, thread_name_prefix="relay-store")
@@ -89,6 +91,7 @@ class Worker:
         log.info("worker %s started: concurrency %d", self.name, self.settings.concurrency)
         retention = asyncio.create_task(self._retain(stop)) if self.settings.retention else None
         while not stop.is_set():
+            await self._checkpoint()
             claimed = await self._claim()
             if not claimed:
                 self._freed.clear()
@@ -141,21 +144,36 @@ class Worker:
             await asyncio.gather(*(self._deliver(d) for d in claimed))
         return len(claimed)
 
+    async def _checkpoint(self) -> None:
+        """Once a second, SQLite's log goes into the database file here, not in a request."""
+        if self.clock() - self._checkpointed_at < 1.0:
+            return
+        self._checkpointed_at = self.clock()
+        try:
+            await self._db_call(self.store.checkpoint)
+        except StoreUnavailable as exc:
+            log.warning("checkpoint failed: %s", exc)
+
     async def _claim(self) -> list[Claimed]:
+        """Lease what is due, as many as there are free slots. Every claim is a write
+        transaction, and the web processes wait for the write lock while the worker holds
+        it: under load, claim an eighth of the slots at a time rather than one per call that
+        ends; and once the queue came back short (nothing more was due), wait for the poll
+        interval before asking again."""
         free = self.settings.concurrency - len(self._calling)
-        # Under load, claim in batches (an eighth of the slots) rather than one delivery per
-        # call that ends: every claim is a commit, and commits are what the database rations.
-        batch = max(1, self.settings.concurrency // 8)
         overdue = self.clock() - self._claimed_at >= self.settings.poll_interval
-        if free <= 0 or (free < batch and self._calling and not overdue):
+        waiting = self._drained or free < max(1, self.settings.concurrency // 8)
+        if free <= 0 or (waiting and self._calling and not overdue):
             return []
         self._claimed_at = self.clock()
         try:
-            return await self._db_call(self.store.claim, self.name, free, self.clock(),
-                                           self.settings.lease)
+            claimed = await self._db_call(self.store.claim, self.name, free, self.clock(),
+                                          self.settings.lease)
         except StoreUnavailable as exc:
             log.warning("cannot claim deliveries: %s", exc)
             return []
+        self._drained = len(claimed) < free
+        return claimed
 
     def _free(self, delivery_id: int) -> None:
         self._calling.discard(delivery_id)

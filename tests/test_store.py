@@ -303,3 +303,24 @@ class TestGroupCommit:
         with pytest.raises(StoreUnavailable):
             group.submit(1)
         assert group.submit(2) == 2
+
+
+def test_a_worker_store_commits_without_waiting_for_the_disk(tmp_path):
+    """SQLite: the web's commits are synced before a sender hears 2xx; the worker's are not
+    (a lost lease or outcome only repeats a call), and the worker checkpoints the log."""
+    url = f"sqlite:///{tmp_path / 'relay.db'}"
+    web, worker = Store(url), Store(url, worker=True)
+    web.upgrade()
+    accept(web, planned("k1"))
+    pragmas = {}
+    for name, store in (("web", web), ("worker", worker)):
+        with store.engine.connect() as conn:
+            pragmas[name] = [conn.exec_driver_sql(f"PRAGMA {p}").scalar()
+                             for p in ("synchronous", "wal_autocheckpoint")]
+    assert pragmas == {"web": [2, 16000], "worker": [1, 1000]}  # 2 FULL, 1 NORMAL
+    database = tmp_path / "relay.db"
+    before = database.stat().st_size  # everything so far is in the log, none in the file
+    worker.checkpoint()
+    assert database.stat().st_size > before
+    for store in (web, worker):
+        store.dispose()

@@ -1,0 +1,124 @@
+"""Ingest latency under an open loop: how long a sender waits for its 2xx at a steady rate.
+
+    .venv/bin/python benchmarks/ingest.py [--rate 300] [--seconds 10] [--database URL]
+
+Webhooks (the signed 2 KB Typeform example, each with its own event id) leave on a fixed
+schedule, `--rate` a second, each on a new connection, whether or not earlier ones have been
+answered: an open loop, so a slow answer cannot slow the load down and hide itself. Each
+latency runs from the moment its webhook was due to the last byte of the answer. The relay runs
+as `relay serve` (SQLite in a temporary folder unless `--database` names another) with the
+asyncio Engati stand-in answering at once, so the worker delivers while the web answers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from e2e import ROOT, SECRET, build_requests
+from harness import answers, free_port, start_standin, stats, stop, wait_until
+
+
+def requests_bytes(path: Path, port: int) -> list[bytes]:
+    out = []
+    for line in path.read_text().splitlines():
+        signature, body = line.split("\t", 1)
+        raw = body.encode()
+        out.append(
+            b"POST /hooks/typeform-leads HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+            b"Content-Type: application/json\r\nTypeform-Signature: %s\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
+            % (port, signature.encode(), len(raw), raw))
+    return out
+
+
+async def post(port: int, request: bytes) -> int:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(request)
+        status = int((await reader.readline()).split()[1])
+        await reader.read()  # to the end: the server closes after answering
+        return status
+    finally:
+        writer.close()
+
+
+async def open_loop(port: int, requests: list[bytes], rate: float) -> list[tuple[float, int]]:
+    """(latency in seconds from the due time, HTTP status) per webhook."""
+    results: list[tuple[float, int]] = []
+
+    async def one(due: float, request: bytes) -> None:
+        try:
+            status = await post(port, request)
+        except OSError:
+            status = 0
+        results.append((time.perf_counter() - due, status))
+
+    start = time.perf_counter() + 0.1
+    tasks = []
+    for i, request in enumerate(requests):
+        due = start + i / rate
+        await asyncio.sleep(max(0.0, due - time.perf_counter()))
+        tasks.append(asyncio.create_task(one(due, request)))
+    await asyncio.gather(*tasks)
+    return results
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rate", type=float, default=300)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--database", help="the relay's DATABASE_URL (default: SQLite)")
+    args = parser.parse_args()
+    count = int(args.rate * args.seconds)
+    with tempfile.TemporaryDirectory() as name:
+        folder = Path(name)
+        (folder / "mappings").mkdir()
+        shutil.copy(ROOT / "mappings" / "typeform-leads.yaml", folder / "mappings")
+        build_requests(folder / "requests.txt", count + 50)
+        standin_port, port = free_port(), free_port()
+        standin = start_standin(standin_port, count_by="email")
+        env = {**os.environ, "DATABASE_URL": args.database or f"sqlite:///{folder}/relay.db",
+               "RELAY_MAPPINGS": str(folder / "mappings"), "TYPEFORM_SECRET": SECRET,
+               "ENGATI_BASE_URL": f"http://127.0.0.1:{standin_port}",
+               "ENGATI_CUSTOMER_ID": "1", "ENGATI_BOT_KEY": "b", "ENGATI_API_KEY": "k"}
+        relay = subprocess.Popen([sys.executable, "-m", "relay", "serve", "--port", str(port)],
+                                 env=env, stdout=subprocess.DEVNULL,
+                                 stderr=(folder / "relay.log").open("wb"))
+        try:
+            wait_until(lambda: answers(f"http://127.0.0.1:{port}/readyz"), "the relay")
+            requests = requests_bytes(folder / "requests.txt", port)
+            asyncio.run(open_loop(port, requests[count:], 50))  # warm up every web process
+            before = resource.getrusage(resource.RUSAGE_SELF)
+            results = asyncio.run(open_loop(port, requests[:count], args.rate))
+            after = resource.getrusage(resource.RUSAGE_SELF)
+            wait_until(lambda: len(stats(standin_port)["markers"]) >= count + 50,
+                       "the deliveries", timeout=60)
+        finally:
+            stop(relay, standin)
+    latencies = [latency * 1000 for latency, _ in results]
+    statuses = sorted({status for _, status in results})
+    generator_cpu = (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    print(f"{count} webhooks at {args.rate:.0f}/s, open loop, a new connection each; "
+          f"answers {statuses}")
+    print(f"ack latency ms: p50 {percentile(latencies, 0.5):.1f}  p90 "
+          f"{percentile(latencies, 0.9):.1f}  p99 {percentile(latencies, 0.99):.1f}  "
+          f"max {max(latencies):.1f}")
+    print(f"the generator's CPU: {generator_cpu / args.seconds:.0%} of a core")
+
+
+if __name__ == "__main__":
+    main()
