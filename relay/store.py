@@ -111,13 +111,14 @@ class Store(History):
         (the worker calls this every second; a no-op on PostgreSQL)."""
         if self.engine.dialect.name != "sqlite":
             return
-        connection = self.engine.raw_connection()
         try:
-            connection.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        except sqlite3.OperationalError as exc:
+            connection = self.engine.raw_connection()
+            try:
+                connection.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            finally:
+                connection.close()
+        except (sqlite3.Error, *_UNAVAILABLE) as exc:
             raise StoreUnavailable(f"the database is unavailable: {exc}") from exc
-        finally:
-            connection.close()
 
     @contextlib.contextmanager
     def _tx(self) -> Iterator[sa.Connection]:

@@ -1,7 +1,7 @@
 """The delivery worker: claim due deliveries, call Engati, record every attempt.
 
 Many calls are in flight at once (RELAY_CONCURRENCY) on one asyncio loop; the database is
-reached from threads so that a slow commit never stalls the calls in flight.
+reached from one thread of its own, so that a slow commit never stalls the calls in flight.
 """
 
 from __future__ import annotations
@@ -312,7 +312,7 @@ class Worker:
         for _ in range(5):
             now = self.clock()
             slot, reserved = await self._db_call(self.store.reserve, target.bot, interval,
-                                                     now, self.settings.lease / 4)
+                                                 now, self.settings.lease / 4)
             if not reserved:
                 return slot
             if slot <= now:
