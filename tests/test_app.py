@@ -60,6 +60,7 @@ class TestAnswers:
         answer = response.get_json()
         assert answer == {"status": "accepted", "event_id": answer["event_id"], "deliveries": 1}
         assert store.event(answer["event_id"])["deliveries"][0]["phone"] == "919812345678"
+        assert "Set-Cookie" not in response.headers  # sessions are the console's alone
 
     def test_duplicate(self, relay):
         """The same id again: 200 duplicate with the first event id."""
