@@ -55,8 +55,9 @@ def init_app(app: Flask) -> None:
 
 class _SessionInterface(SecureCookieSessionInterface):
     def open_session(self, app: Flask, request: Request) -> SessionMixin | None:
-        # Only the console has sessions: webhooks skip reading a cookie they never carry.
-        if not request.path.startswith("/admin"):
+        # Only the console (and the API it calls) has sessions: webhooks skip reading a
+        # cookie they never carry.
+        if not request.path.startswith(("/admin", "/api")):
             return self.null_session_class()
         return super().open_session(app, request)
 
