@@ -13,6 +13,7 @@ import fcntl
 import os
 import sqlite3
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from relay.errors import StoreUnavailable
 from relay.history import History, errors_json, event_status, storable
-from relay.mapping import Result
+from relay.mapping import Delivery, Result
 from relay.tables import attempts, bots, deliveries, events
 
 _UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError)
@@ -82,9 +83,15 @@ class Store(History):
         self.engine = _engine(url, timeout, worker)
         self._insert = postgresql.insert if self.engine.dialect.name == "postgresql" else (
             sqlite.insert)
-        self._insert_event = events.insert().returning(events.c.id)
+        # Statements built once and given their values as parameters: building them anew
+        # for each webhook cost more CPU than everything else the relay does with it.
+        self._insert_event = events.insert().returning(events.c.id,
+                                                       sort_by_parameter_order=True)
         self._insert_delivery = (self._insert(deliveries).on_conflict_do_nothing()
-                                 .returning(deliveries.c.id))
+                                 .returning(deliveries.c.event_id))
+        self._first_event = sa.select(deliveries.c.event_id).where(
+            deliveries.c.mapping == sa.bindparam("mapping"),
+            deliveries.c.dedup_key == sa.bindparam("key"))
         self._accepts = GroupCommit(self._accept_many)
         database = self.engine.url.database
         self._writers: contextlib.AbstractContextManager[Any] = (
@@ -151,7 +158,7 @@ class Store(History):
     def _accept_many(self, batch: list[tuple]) -> list[Receipt | Exception]:
         try:
             with self._tx() as conn:
-                return [self._accept(conn, *item) for item in batch]
+                return self._insert_batch(conn, batch)
         except StoreUnavailable:
             raise
         except Exception as exc:
@@ -160,34 +167,47 @@ class Store(History):
             # One webhook the database refuses must not fail those that share its batch.
             return [self._accept_many([item])[0] for item in batch]
 
-    def _accept(self, conn: sa.Connection, mapping: str, raw: bytes, headers: dict[str, str],
-                query: dict[str, Any], result: Result, now: float) -> Receipt:
-        # Statements built once and given their values as parameters: building them anew
-        # for each webhook cost more CPU than everything else the relay does with it.
-        event_id = conn.execute(self._insert_event, {
-            "mapping": mapping, "received_at": now, "status": event_status(result),
-            "body": raw, "headers": storable(headers), "query": storable(query),
-            "errors": errors_json(result.errors), "note": result.skipped}).scalar_one()
-        inserted = self._plan(conn, event_id, mapping, result, now)
-        if result.deliveries and not inserted:  # all accepted before: keep only the first
-            conn.execute(events.delete().where(events.c.id == event_id))
-            first = conn.execute(
-                sa.select(deliveries.c.event_id)
-                .where(deliveries.c.mapping == mapping,
-                       deliveries.c.dedup_key == storable(result.deliveries[0].dedup_key))
-            ).scalar_one()
-            return Receipt("duplicate", first)
-        return Receipt(event_status(result), event_id, inserted)
+    def _insert_batch(self, conn: sa.Connection, batch: list[tuple]) -> list[Receipt]:
+        """A batch of webhooks in a few statements, however many there are: the events, then
+        their deliveries; an event whose every delivery was accepted before is taken out
+        again and answered as a duplicate of the first."""
+        ids = conn.execute(self._insert_event, [
+            {"mapping": mapping, "received_at": now, "status": event_status(result),
+             "body": raw, "headers": storable(headers), "query": storable(query),
+             "errors": errors_json(result.errors), "note": result.skipped}
+            for mapping, raw, headers, query, result, now in batch]).scalars().all()
+        planned = [self._delivery_row(event_id, mapping, d, now)
+                   for event_id, (mapping, _, _, _, result, now) in zip(ids, batch, strict=True)
+                   for d in result.deliveries]
+        inserted = Counter(conn.execute(self._insert_delivery, planned).scalars().all()
+                           if planned else [])
+        receipts, repeated = [], []
+        for event_id, (mapping, _, _, _, result, _) in zip(ids, batch, strict=True):
+            if result.deliveries and not inserted[event_id]:
+                repeated.append(event_id)
+                first = conn.execute(self._first_event, {
+                    "mapping": mapping,
+                    "key": storable(result.deliveries[0].dedup_key)}).scalar_one()
+                receipts.append(Receipt("duplicate", first))
+            else:
+                receipts.append(Receipt(event_status(result), event_id, inserted[event_id]))
+        if repeated:
+            conn.execute(events.delete().where(events.c.id.in_(repeated)))
+        return receipts
 
     def _plan(self, conn: sa.Connection, event_id: int, mapping: str, result: Result,
               now: float) -> int:
         """Insert the planned deliveries whose dedup key is new; how many were."""
-        return sum(conn.execute(self._insert_delivery, {
-            "event_id": event_id, "mapping": mapping, "item": d.item,
-            "dedup_key": storable(d.dedup_key), "flow_key": d.flow_key, "channel": d.channel,
-            "phone": d.phone, "attributes": storable(d.attributes), "status": "pending",
-            "attempts": 0, "next_at": now, "created_at": now, "updated_at": now,
-        }).scalar_one_or_none() is not None for d in result.deliveries)
+        rows = [self._delivery_row(event_id, mapping, d, now) for d in result.deliveries]
+        return len(conn.execute(self._insert_delivery, rows).all()) if rows else 0
+
+    @staticmethod
+    def _delivery_row(event_id: int, mapping: str, d: Delivery, now: float) -> dict[str, Any]:
+        return {"event_id": event_id, "mapping": mapping, "item": d.item,
+                "dedup_key": storable(d.dedup_key), "flow_key": d.flow_key,
+                "channel": d.channel, "phone": d.phone, "attributes": storable(d.attributes),
+                "status": "pending", "attempts": 0, "next_at": now, "created_at": now,
+                "updated_at": now}
 
     # --- worker ----------------------------------------------------------------------------
 

@@ -324,3 +324,18 @@ def test_a_worker_store_commits_without_waiting_for_the_disk(tmp_path):
     assert database.stat().st_size > before
     for store in (web, worker):
         store.dispose()
+
+
+def test_one_batch_with_repeats_inside_it_and_of_earlier_events(store):
+    """Webhooks that share a transaction: a repeat within the batch and a repeat of an
+    earlier event are duplicates of their first; a skipped one stores no delivery."""
+    earlier = accept(store, planned("old"))
+    item = ("leads", b"{}", {}, {})
+    receipts = store._accept_many([
+        (*item, planned("a"), NOW), (*item, planned("a"), NOW), (*item, planned("old"), NOW),
+        (*item, Result(skipped="not a lead"), NOW), (*item, planned("b", "old", item=True), NOW)])
+    first = receipts[0].event_id
+    assert [(r.status, r.deliveries) for r in receipts] == [
+        ("accepted", 1), ("duplicate", 0), ("duplicate", 0), ("skipped", 0), ("accepted", 1)]
+    assert (receipts[1].event_id, receipts[2].event_id) == (first, earlier.event_id)
+    assert len(store.events()) == 4  # earlier, a, the skipped one, b
