@@ -25,6 +25,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +33,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import sqlalchemy as sa
 from harness import (
     HERE,
@@ -93,8 +95,6 @@ def gunicorn(app: str, port: int, env: dict[str, str], log: Path,
 
 def warm_up(port: int, path: str) -> None:
     """A few requests so that every web process has imported and connected what it needs."""
-    import httpx
-
     body = json.loads(EXAMPLE.read_text())
     for i in range(40):
         body["event_id"] = f"warm{i}"
@@ -201,8 +201,6 @@ def _cmdline(pid: int) -> bytes:
 
 
 def _accepts(port: int) -> bool:
-    import socket
-
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
