@@ -55,7 +55,7 @@ class FakeEngati:
         response = self.handler(seen)
         if inspect.isawaitable(response):
             response = await response
-        if response is None:  # a handler that never answers has been cancelled
+        if response is None:  # a handler that only waited (a slow Engati) answers 503
             raise web.HTTPServiceUnavailable
         headers = {k: v for k, v in response.headers.items()
                    if k.lower() not in ("content-length", "transfer-encoding")}
