@@ -295,8 +295,8 @@ class Worker:
             return await self._take_slot(target)
         now = self.clock()
         if now - self._pauses_read >= 1.0:  # other workers' pauses, read once a second
+            self._pauses_read = now  # by this call alone: the others use what is known
             self._pauses = await self._db_call(self.store.pauses, now)
-            self._pauses_read = now
         until = self._pauses.get(target.bot, 0.0)
         if until - now > self.settings.lease / 4:
             return until
