@@ -337,6 +337,7 @@ class Store(History):
         return conn.execute(sa.select(bots).where(bots.c.bot == bot)
                             .with_for_update()).one()
 
+
 _STATUS_AFTER = {"delivered": "delivered", "dead": "dead"}  # a retry stays pending
 
 
