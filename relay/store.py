@@ -29,7 +29,14 @@ from relay.history import History, errors_json, event_status, storable
 from relay.mapping import Delivery, Result
 from relay.tables import attempts, bots, deliveries, events
 
-_UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError)
+# SQLAlchemy's wrappers, and the driver's own error where we talk to the driver directly
+# (BEGIN IMMEDIATE, checkpoints).
+_UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, sqlite3.OperationalError)
+
+
+def _unavailable(exc: Exception) -> StoreUnavailable:
+    # The driver's own words (e.g. "database is locked"), never the SQL or its values.
+    return StoreUnavailable(f"the database is unavailable: {getattr(exc, 'orig', exc)}")
 
 
 @dataclass(frozen=True)
@@ -124,8 +131,8 @@ class Store(History):
                 connection.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
             finally:
                 connection.close()
-        except (sqlite3.Error, *_UNAVAILABLE) as exc:
-            raise StoreUnavailable(f"the database is unavailable: {exc}") from exc
+        except (*_UNAVAILABLE, sqlite3.Error) as exc:
+            raise _unavailable(exc) from exc
 
     @contextlib.contextmanager
     def _tx(self) -> Iterator[sa.Connection]:
@@ -133,10 +140,7 @@ class Store(History):
             with self._writers, self.engine.begin() as conn:
                 yield conn
         except _UNAVAILABLE as exc:
-            # The driver's own words (e.g. "database is locked"), never the SQL or its values.
-            raise StoreUnavailable(f"the database is unavailable: {exc.orig}") from exc
-        except sqlite3.OperationalError as exc:  # from BEGIN IMMEDIATE, sent by the driver
-            raise StoreUnavailable(f"the database is unavailable: {exc}") from exc
+            raise _unavailable(exc) from exc
 
     # --- inbound ---------------------------------------------------------------------------
 
