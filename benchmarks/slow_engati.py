@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness import cpu_seconds, free_port, peak_rss_mb, start_standin, stats
+from harness import cpu_seconds, free_port, peak_rss_mb, start_standin, stats, stop, wait_until
 
 from relay.mapping import Delivery, Result
 from relay.store import Store
@@ -46,22 +46,21 @@ def run(concurrency: int, deliveries: int, latency: float,
     log = (folder / f"worker-{concurrency}.log").open("wb")
     worker = subprocess.Popen([sys.executable, "-m", "relay", "worker"], env=env, stderr=log)
     try:
-        deadline = time.time() + 600
-        while stats(port)["calls"] < deliveries and time.time() < deadline:
-            time.sleep(0.2)
+        # CPU from the first call on: the worker's start-up (imports) is not per delivery.
+        wait_until(lambda: stats(port)["calls"] > 0, "the first call", every=0.01)
+        cpu_before, calls_before = cpu_seconds([worker.pid]), stats(port)["calls"]
+        wait_until(lambda: stats(port)["calls"] >= deliveries, "every delivery", timeout=600,
+                   every=0.2)
         peak = peak_rss_mb(worker.pid)
-        cpu = cpu_seconds([worker.pid])
+        cpu = cpu_seconds([worker.pid]) - cpu_before
         seen = stats(port)
     finally:
-        worker.terminate()
-        worker.wait(30)
-        standin.terminate()
-        standin.wait(10)
+        stop(worker, standin)
         log.close()
     if keep := os.environ.get("BENCH_KEEP_LOGS"):
         Path(keep).write_text((folder / f"worker-{concurrency}.log").read_text())
     rate = seen["calls"] / (seen["last"] - seen["first"]) if seen["calls"] > 1 else 0.0
-    return rate, peak, cpu / seen["calls"] * 1000
+    return rate, peak, cpu / (seen["calls"] - calls_before) * 1000
 
 
 def main() -> None:
