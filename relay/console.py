@@ -17,7 +17,6 @@ from typing import Any
 from flask import (
     Blueprint,
     Flask,
-    Request,
     abort,
     current_app,
     flash,
@@ -27,7 +26,7 @@ from flask import (
     session,
     url_for,
 )
-from flask.sessions import SecureCookieSessionInterface, SessionMixin
+from flask.sessions import SecureCookieSessionInterface
 
 from relay.admin import group_failures, preview_body, token_matches
 from relay.config import parse_since
@@ -54,13 +53,6 @@ def init_app(app: Flask) -> None:
 
 
 class _SessionInterface(SecureCookieSessionInterface):
-    def open_session(self, app: Flask, request: Request) -> SessionMixin | None:
-        # Only the console (and the API it calls) has sessions: webhooks skip reading a
-        # cookie they never carry.
-        if not request.path.startswith(("/admin", "/api")):
-            return self.null_session_class()
-        return super().open_session(app, request)
-
     def get_cookie_secure(self, app: Flask) -> bool:
         # Secure (HTTPS only) everywhere but plain HTTP on this machine's loopback, where
         # browsers would drop a Secure cookie and nothing travels over a network.

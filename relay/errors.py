@@ -3,13 +3,15 @@
     RelayError                      anything the relay reports on purpose
     ├── MappingLoadError            a mapping file is invalid (.problems: every problem found)
     ├── InboundError                an inbound request is refused (.status: the HTTP status)
-    │   ├── BodyError               the body cannot be parsed (400) or its type is unknown (415)
+    │   ├── BodyError               the body cannot be parsed (400), is too large (413) or its
+    │   │                           type is unknown (415)
     │   └── SignatureError          the sender could not be verified (401)
     ├── StoreUnavailable            the database cannot take the write now (503: sender retries)
     └── EngatiError                 a call to Engati failed (.retryable, .status, .code)
 
-Each entry point catches RelayError at one place: the Flask error handler for HTTP, the
-CLI's handler for commands. Anything else that escapes is a bug.
+Each entry point catches RelayError at one place: the intake's (webhooks) and Flask's
+(everything else) error handlers for HTTP, the CLI's handler for commands. Anything else
+that escapes is a bug.
 """
 
 from __future__ import annotations
@@ -62,18 +64,21 @@ class FieldError:
 
 
 class InboundError(RelayError):
-    """An inbound request is refused with `status` and a message saying how to fix it."""
+    """An inbound request is refused with `status`, a message saying what is wrong and,
+    where the message alone does not say it, a `hint` saying how to fix it."""
 
     status = 400
 
-    def __init__(self, message: str, status: int | None = None):
+    def __init__(self, message: str, status: int | None = None, hint: str | None = None):
         super().__init__(message)
         if status is not None:
             self.status = status
+        self.hint = hint
 
 
 class BodyError(InboundError):
-    """The body cannot be parsed (400), or its content type is not one we read (415)."""
+    """The body cannot be parsed (400), is too large (413), or its content type is not one
+    we read (415)."""
 
 
 class SignatureError(InboundError):

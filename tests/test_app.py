@@ -142,10 +142,23 @@ class TestRefusals:
         assert "unsupported content type 'text/csv'" in response.get_json()["error"]
 
     def test_wrong_method(self, relay):
-        """GET on a hook is 405 JSON, not an HTML page."""
+        """GET on a hook is 405 JSON, not an HTML page, and says what to send."""
         response = relay[0].get("/hooks/leads")
         assert response.status_code == 405
-        assert "error" in response.get_json()
+        assert response.headers["Allow"] == "POST"
+        assert response.get_json() == {"error": "/hooks/leads takes POST only",
+                                       "hint": "send the webhook as an HTTP POST"}
+
+    def test_one_log_line_per_webhook(self, relay, caplog):
+        """Each webhook, answered in front of Flask, still logs its line: ids, no payload."""
+        caplog.set_level("INFO", logger="relay.inbound")
+        event_id = post(relay[0], body=LEAD).get_json()["event_id"]
+        post(relay[0], name="nothing", body=LEAD)
+        lines = [r.getMessage() for r in caplog.records if r.name == "relay.inbound"]
+        assert len(lines) == 2
+        assert lines[0].startswith(f"inbound mapping=leads status=202 event={event_id} bytes=")
+        assert lines[1].startswith("inbound mapping=nothing status=404 event=- bytes=")
+        assert "Asha" not in " ".join(lines)
 
     def test_database_locked_is_503_so_the_sender_retries(self, relay):
         """When the write cannot be made, 503 with Retry-After, never 2xx."""
