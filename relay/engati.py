@@ -100,7 +100,9 @@ class EngatiClient:
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=self.connections),
             timeout=aiohttp.ClientTimeout(total=self.timeout, connect=min(5.0, self.timeout)),
-            skip_auto_headers=("User-Agent",))
+            skip_auto_headers=("User-Agent",),
+            # Calls for different bots share the session: none may carry what another set.
+            cookie_jar=aiohttp.DummyCookieJar())
         return self
 
     async def __aexit__(self, *_exc: object) -> None:

@@ -100,6 +100,31 @@ class Store(History):
             deliveries.c.mapping == sa.bindparam("mapping"),
             deliveries.c.dedup_key == sa.bindparam("key"))
         self._accepts = GroupCommit(self._accept_many)
+        # The worker's statements, likewise.
+        due = (
+            sa.select(deliveries.c.id)
+            .where(deliveries.c.status == "pending", deliveries.c.next_at <= sa.bindparam("now"),
+                   sa.or_(deliveries.c.lease_until.is_(None),
+                          deliveries.c.lease_until <= sa.bindparam("now")))
+            .order_by(deliveries.c.next_at)
+            .limit(sa.bindparam("limit"))
+            .with_for_update(skip_locked=True)  # PostgreSQL; SQLite serialises writers anyway
+        )
+        self._claim = (
+            deliveries.update()
+            .where(deliveries.c.id.in_(due.scalar_subquery()))
+            .values(lease_until=sa.bindparam("until"), leased_by=sa.bindparam("worker"))
+            .returning(deliveries.c.id, deliveries.c.event_id, deliveries.c.mapping,
+                       deliveries.c.flow_key, deliveries.c.channel, deliveries.c.phone,
+                       deliveries.c.attributes, deliveries.c.attempts,
+                       deliveries.c.created_at, deliveries.c.lease_until))
+        self._leases = (
+            sa.select(deliveries.c.id, deliveries.c.status, deliveries.c.leased_by)
+            .where(deliveries.c.id.in_(sa.bindparam("ids", expanding=True))).with_for_update())
+        self._outcome = deliveries.update().where(deliveries.c.id == sa.bindparam("row")).values(
+            status=sa.bindparam("new_status"), attempts=deliveries.c.attempts + 1,
+            next_at=sa.bindparam("due"), lease_until=None, leased_by=None,
+            updated_at=sa.bindparam("now"), last_error=sa.bindparam("error"))
         database = self.engine.url.database
         self._writers: contextlib.AbstractContextManager[Any] = (
             WriterQueue(f"{database}.lock", timeout) if self.engine.dialect.name == "sqlite"
@@ -219,24 +244,9 @@ class Store(History):
 
     def claim(self, worker: str, limit: int, now: float, lease: float) -> list[Claimed]:
         """Lease up to `limit` due deliveries to `worker`, oldest first."""
-        due = (
-            sa.select(deliveries.c.id)
-            .where(deliveries.c.status == "pending", deliveries.c.next_at <= now,
-                   sa.or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until <= now))
-            .order_by(deliveries.c.next_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)  # PostgreSQL; SQLite serialises writers anyway
-        )
         with self._tx() as conn:
-            rows = conn.execute(
-                deliveries.update()
-                .where(deliveries.c.id.in_(due.scalar_subquery()))
-                .values(lease_until=now + lease, leased_by=worker)
-                .returning(deliveries.c.id, deliveries.c.event_id, deliveries.c.mapping,
-                           deliveries.c.flow_key, deliveries.c.channel, deliveries.c.phone,
-                           deliveries.c.attributes, deliveries.c.attempts,
-                           deliveries.c.created_at, deliveries.c.lease_until)
-            ).all()
+            rows = conn.execute(self._claim, {"now": now, "limit": limit,
+                                              "until": now + lease, "worker": worker}).all()
         return sorted((Claimed(*row) for row in rows), key=lambda c: c.id)
 
     def record(self, claimed: Claimed, worker: str, attempt: Attempt, next_at: float | None,
@@ -255,9 +265,8 @@ class Store(History):
         """
         ids = [claimed.id for claimed, _, _ in outcomes]
         with self._tx() as conn:
-            current = {row.id: (row.status, row.leased_by) for row in conn.execute(
-                sa.select(deliveries.c.id, deliveries.c.status, deliveries.c.leased_by)
-                .where(deliveries.c.id.in_(ids)).with_for_update())}
+            current = {row.id: (row.status, row.leased_by)
+                       for row in conn.execute(self._leases, {"ids": ids})}
             kept = [_keeps(current.get(claimed.id), attempt, worker)
                     for claimed, attempt, _ in outcomes]
             conn.execute(attempts.insert(), [
@@ -268,15 +277,11 @@ class Store(History):
                 for claimed, attempt, _ in outcomes])
             changes = [
                 {"row": claimed.id, "new_status": _STATUS_AFTER.get(attempt.outcome, "pending"),
-                 "due": next_at if next_at is not None else now, "error": attempt.error}
+                 "due": next_at if next_at is not None else now, "error": attempt.error,
+                 "now": now}
                 for (claimed, attempt, next_at), keep in zip(outcomes, kept, strict=True) if keep]
             if changes:
-                conn.execute(
-                    deliveries.update().where(deliveries.c.id == sa.bindparam("row")).values(
-                        status=sa.bindparam("new_status"), attempts=deliveries.c.attempts + 1,
-                        next_at=sa.bindparam("due"), lease_until=None, leased_by=None,
-                        updated_at=now, last_error=sa.bindparam("error")),
-                    changes)
+                conn.execute(self._outcome, changes)
         return kept
 
     def defer(self, claimed: Claimed, worker: str, next_at: float, now: float) -> None:
