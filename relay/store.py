@@ -27,6 +27,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from relay.errors import StoreUnavailable
 from relay.history import History, errors_json, event_status, storable
 from relay.mapping import Delivery, Result
+from relay.sqlite_accept import SqliteAccepts
 from relay.tables import attempts, bots, deliveries, events
 
 # SQLAlchemy's wrappers, and the driver's own error where we talk to the driver directly
@@ -126,9 +127,12 @@ class Store(History):
             next_at=sa.bindparam("due"), lease_until=None, leased_by=None,
             updated_at=sa.bindparam("now"), last_error=sa.bindparam("error"))
         database = self.engine.url.database
+        sqlite_file = (self.engine.dialect.name == "sqlite" and database
+                       and database != ":memory:")
         self._writers: contextlib.AbstractContextManager[Any] = (
-            WriterQueue(f"{database}.lock", timeout) if self.engine.dialect.name == "sqlite"
-            and database and database != ":memory:" else contextlib.nullcontext())
+            WriterQueue(f"{database}.lock", timeout) if sqlite_file else contextlib.nullcontext())
+        self._write_accepts = (SqliteAccepts(self.engine, self._writers).write if sqlite_file
+                               else self._insert_batch)
 
     def upgrade(self) -> None:
         """Bring the schema to the latest migration (an empty database gets every one)."""
@@ -188,42 +192,45 @@ class Store(History):
 
     def _accept_many(self, batch: list[tuple]) -> list[Receipt | Exception]:
         try:
-            with self._tx() as conn:
-                return self._insert_batch(conn, batch)
+            return [Receipt(*receipt) for receipt in self._write_accepts(batch)]
         except StoreUnavailable:
             raise
+        except _UNAVAILABLE as exc:
+            raise _unavailable(exc) from exc
         except Exception as exc:
             if len(batch) == 1:
                 return [exc]
             # One webhook the database refuses must not fail those that share its batch.
             return [self._accept_many([item])[0] for item in batch]
 
-    def _insert_batch(self, conn: sa.Connection, batch: list[tuple]) -> list[Receipt]:
+    def _insert_batch(self, batch: list[tuple]) -> list[tuple[str, int, int]]:
         """A batch of webhooks in a few statements, however many there are: the events, then
         their deliveries; an event whose every delivery was accepted before is taken out
-        again and answered as a duplicate of the first."""
-        ids = conn.execute(self._insert_event, [
-            {"mapping": mapping, "received_at": now, "status": event_status(result),
-             "body": raw, "headers": storable(headers), "query": storable(query),
-             "errors": errors_json(result.errors), "note": result.skipped}
-            for mapping, raw, headers, query, result, now in batch]).scalars().all()
-        planned = [self._delivery_row(event_id, mapping, d, now)
-                   for event_id, (mapping, _, _, _, result, now) in zip(ids, batch, strict=True)
-                   for d in result.deliveries]
-        inserted = Counter(conn.execute(self._insert_delivery, planned).scalars().all()
-                           if planned else [])
-        receipts, repeated = [], []
-        for event_id, (mapping, _, _, _, result, _) in zip(ids, batch, strict=True):
-            if result.deliveries and not inserted[event_id]:
-                repeated.append(event_id)
-                first = conn.execute(self._first_event, {
-                    "mapping": mapping,
-                    "key": storable(result.deliveries[0].dedup_key)}).scalar_one()
-                receipts.append(Receipt("duplicate", first))
-            else:
-                receipts.append(Receipt(event_status(result), event_id, inserted[event_id]))
-        if repeated:
-            conn.execute(events.delete().where(events.c.id.in_(repeated)))
+        again and answered as a duplicate of the first. Each webhook's (status, event id,
+        deliveries planned). SQLite takes the shorter way of sqlite_accept.py."""
+        with self._tx() as conn:
+            ids = conn.execute(self._insert_event, [
+                {"mapping": mapping, "received_at": now, "status": event_status(result),
+                 "body": raw, "headers": storable(headers), "query": storable(query),
+                 "errors": errors_json(result.errors), "note": result.skipped}
+                for mapping, raw, headers, query, result, now in batch]).scalars().all()
+            planned = [self._delivery_row(event_id, mapping, d, now)
+                       for event_id, (mapping, _, _, _, result, now)
+                       in zip(ids, batch, strict=True) for d in result.deliveries]
+            inserted = Counter(conn.execute(self._insert_delivery, planned).scalars().all()
+                               if planned else [])
+            receipts, repeated = [], []
+            for event_id, (mapping, _, _, _, result, _) in zip(ids, batch, strict=True):
+                if result.deliveries and not inserted[event_id]:
+                    repeated.append(event_id)
+                    first = conn.execute(self._first_event, {
+                        "mapping": mapping,
+                        "key": storable(result.deliveries[0].dedup_key)}).scalar_one()
+                    receipts.append(("duplicate", first, 0))
+                else:
+                    receipts.append((event_status(result), event_id, inserted[event_id]))
+            if repeated:
+                conn.execute(events.delete().where(events.c.id.in_(repeated)))
         return receipts
 
     def _plan(self, conn: sa.Connection, event_id: int, mapping: str, result: Result,

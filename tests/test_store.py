@@ -339,3 +339,16 @@ def test_one_batch_with_repeats_inside_it_and_of_earlier_events(store):
         ("accepted", 1), ("duplicate", 0), ("duplicate", 0), ("skipped", 0), ("accepted", 1)]
     assert (receipts[1].event_id, receipts[2].event_id) == (first, earlier.event_id)
     assert len(store.events()) == 4  # earlier, a, the skipped one, b
+
+
+def test_a_webhook_the_database_refuses_fails_alone(store):
+    """One webhook of a batch that cannot be written (here: headers that are no JSON) gets
+    its error; the others of its transaction are written and answered as usual."""
+    item = ("leads", b"{}", {}, {})
+    receipts = store._accept_many([
+        (*item, planned("a"), NOW), ("leads", b"{}", {"x": {1, 2}}, {}, planned("b"), NOW),
+        (*item, planned("c"), NOW)])
+    assert isinstance(receipts[1], Exception)
+    assert [(r.status, r.deliveries) for r in (receipts[0], receipts[2])] == [
+        ("accepted", 1), ("accepted", 1)]
+    assert {e["id"] for e in store.events()} == {receipts[0].event_id, receipts[2].event_id}
