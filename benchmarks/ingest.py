@@ -8,6 +8,7 @@ answered: an open loop, so a slow answer cannot slow the load down and hide itse
 latency runs from the moment its webhook was due to the last byte of the answer. The relay runs
 as `relay serve` (SQLite in a temporary folder unless `--database` names another) with the
 asyncio Engati stand-in answering at once, so the worker delivers while the web answers.
+Also printed: the relay's CPU per webhook (web processes and worker), at this steady rate.
 """
 
 from __future__ import annotations
@@ -24,7 +25,16 @@ import time
 from pathlib import Path
 
 from e2e import ROOT, SECRET, build_requests
-from harness import answers, free_port, start_standin, stats, stop, wait_until
+from harness import (
+    answers,
+    cpu_seconds,
+    family,
+    free_port,
+    start_standin,
+    stats,
+    stop,
+    wait_until,
+)
 
 
 def requests_bytes(path: Path, port: int) -> list[bytes]:
@@ -102,11 +112,19 @@ def main() -> None:
             wait_until(lambda: answers(f"http://127.0.0.1:{port}/readyz"), "the relay")
             requests = requests_bytes(folder / "requests.txt", port)
             asyncio.run(open_loop(port, requests[count:], 50))  # warm up every web process
+            wait_until(lambda: len(stats(standin_port)["markers"]) >= 50, "the warm-up")
+            pids = family(relay.pid)[1:]  # gunicorn and its workers, the delivery worker
+            worker = [pid for pid in pids
+                      if b"relay\x00worker" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+            web = [pid for pid in pids if pid not in worker]
+            cpu_before = cpu_seconds(web), cpu_seconds(worker)
             before = resource.getrusage(resource.RUSAGE_SELF)
             results = asyncio.run(open_loop(port, requests[:count], args.rate))
             after = resource.getrusage(resource.RUSAGE_SELF)
             wait_until(lambda: len(stats(standin_port)["markers"]) >= count + 50,
                        "the deliveries", timeout=60)
+            web_ms, worker_ms = ((cpu_seconds(pids) - spent) / count * 1000
+                                 for pids, spent in zip((web, worker), cpu_before, strict=True))
         finally:
             stop(relay, standin)
     latencies = [latency * 1000 for latency, _ in results]
@@ -117,6 +135,8 @@ def main() -> None:
     print(f"ack latency ms: p50 {percentile(latencies, 0.5):.1f}  p90 "
           f"{percentile(latencies, 0.9):.1f}  p99 {percentile(latencies, 0.99):.1f}  "
           f"max {max(latencies):.1f}")
+    print(f"CPU per webhook: {web_ms + worker_ms:.2f} ms (web {web_ms:.2f}, worker "
+          f"{worker_ms:.2f})")
     print(f"the generator's CPU: {generator_cpu / args.seconds:.0%} of a core")
 
 
