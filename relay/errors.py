@@ -94,6 +94,11 @@ class SignatureError(InboundError):
 class StoreUnavailable(RelayError):
     """The database could not take a write; the sender should retry (503)."""
 
+    @classmethod
+    def from_driver(cls, exc: Exception) -> StoreUnavailable:
+        # The driver's own words (e.g. "database is locked"), never the SQL or its values.
+        return cls(f"the database is unavailable: {getattr(exc, 'orig', exc)}")
+
 
 class EngatiError(RelayError):
     """A call to Engati did not succeed.

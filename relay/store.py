@@ -15,7 +15,6 @@ import sqlite3
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import alembic.command
@@ -27,54 +26,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from relay.errors import StoreUnavailable
 from relay.history import History, errors_json, event_status, storable
 from relay.mapping import Delivery, Result
-from relay.sqlite_accept import SqliteAccepts
+from relay.records import STATUS_AFTER, Attempt, Claimed, Receipt, keeps
+from relay.sqlite_direct import SqliteDirect
 from relay.tables import attempts, bots, deliveries, events
 
 # SQLAlchemy's wrappers, and the driver's own error where we talk to the driver directly
 # (BEGIN IMMEDIATE, checkpoints).
 _UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, sqlite3.OperationalError)
-
-
-def _unavailable(exc: Exception) -> StoreUnavailable:
-    # The driver's own words (e.g. "database is locked"), never the SQL or its values.
-    return StoreUnavailable(f"the database is unavailable: {getattr(exc, 'orig', exc)}")
-
-
-@dataclass(frozen=True)
-class Receipt:
-    """What became of an inbound webhook."""
-
-    status: str  # accepted | duplicate | skipped | failed
-    event_id: int
-    deliveries: int = 0
-
-
-@dataclass(frozen=True)
-class Claimed:
-    """A delivery a worker holds until it records the outcome or the lease runs out."""
-
-    id: int
-    event_id: int
-    mapping: str
-    flow_key: str
-    channel: str
-    phone: str
-    attributes: dict[str, Any]
-    attempts: int
-    created_at: float
-    lease_until: float
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """One call to Engati, as recorded."""
-
-    started_at: float
-    duration_ms: float
-    outcome: str  # delivered | retry | dead
-    http_status: int | None = None
-    engati_code: int | None = None
-    error: str | None = None
 
 
 class Store(History):
@@ -131,8 +89,8 @@ class Store(History):
                        and database != ":memory:")
         self._writers: contextlib.AbstractContextManager[Any] = (
             WriterQueue(f"{database}.lock", timeout) if sqlite_file else contextlib.nullcontext())
-        self._write_accepts = (SqliteAccepts(self.engine, self._writers).write if sqlite_file
-                               else self._insert_batch)
+        # SQLite's hot writes go through the driver (sqlite_direct.py).
+        self._direct = SqliteDirect(self.engine, self._writers) if sqlite_file else None
 
     def upgrade(self) -> None:
         """Bring the schema to the latest migration (an empty database gets every one)."""
@@ -161,7 +119,7 @@ class Store(History):
             finally:
                 connection.close()
         except (*_UNAVAILABLE, sqlite3.Error) as exc:
-            raise _unavailable(exc) from exc
+            raise StoreUnavailable.from_driver(exc) from exc
 
     @contextlib.contextmanager
     def _tx(self) -> Iterator[sa.Connection]:
@@ -169,7 +127,7 @@ class Store(History):
             with self._writers, self.engine.begin() as conn:
                 yield conn
         except _UNAVAILABLE as exc:
-            raise _unavailable(exc) from exc
+            raise StoreUnavailable.from_driver(exc) from exc
 
     # --- inbound ---------------------------------------------------------------------------
 
@@ -192,11 +150,12 @@ class Store(History):
 
     def _accept_many(self, batch: list[tuple]) -> list[Receipt | Exception]:
         try:
-            return [Receipt(*receipt) for receipt in self._write_accepts(batch)]
+            write = self._direct.accept if self._direct else self._insert_batch
+            return [Receipt(*receipt) for receipt in write(batch)]
         except StoreUnavailable:
             raise
         except _UNAVAILABLE as exc:
-            raise _unavailable(exc) from exc
+            raise StoreUnavailable.from_driver(exc) from exc
         except Exception as exc:
             if len(batch) == 1:
                 return [exc]
@@ -207,7 +166,7 @@ class Store(History):
         """A batch of webhooks in a few statements, however many there are: the events, then
         their deliveries; an event whose every delivery was accepted before is taken out
         again and answered as a duplicate of the first. Each webhook's (status, event id,
-        deliveries planned). SQLite takes the shorter way of sqlite_accept.py."""
+        deliveries planned). SQLite takes the shorter way of sqlite_direct.py."""
         with self._tx() as conn:
             ids = conn.execute(self._insert_event, [
                 {"mapping": mapping, "received_at": now, "status": event_status(result),
@@ -251,6 +210,8 @@ class Store(History):
 
     def claim(self, worker: str, limit: int, now: float, lease: float) -> list[Claimed]:
         """Lease up to `limit` due deliveries to `worker`, oldest first."""
+        if self._direct:
+            return self._direct.claim(worker, limit, now, lease)
         with self._tx() as conn:
             rows = conn.execute(self._claim, {"now": now, "limit": limit,
                                               "until": now + lease, "worker": worker}).all()
@@ -270,11 +231,13 @@ class Store(History):
         the batch's size: with hundreds of calls finishing together, per-row statements
         would cost more CPU than the calls themselves.
         """
+        if self._direct:
+            return self._direct.record_many(outcomes, worker, now)
         ids = [claimed.id for claimed, _, _ in outcomes]
         with self._tx() as conn:
             current = {row.id: (row.status, row.leased_by)
                        for row in conn.execute(self._leases, {"ids": ids})}
-            kept = [_keeps(current.get(claimed.id), attempt, worker)
+            kept = [keeps(current.get(claimed.id), attempt, worker)
                     for claimed, attempt, _ in outcomes]
             conn.execute(attempts.insert(), [
                 {"delivery_id": claimed.id, "started_at": attempt.started_at,
@@ -283,7 +246,7 @@ class Store(History):
                  "error": attempt.error, "worker": worker}
                 for claimed, attempt, _ in outcomes])
             changes = [
-                {"row": claimed.id, "new_status": _STATUS_AFTER.get(attempt.outcome, "pending"),
+                {"row": claimed.id, "new_status": STATUS_AFTER.get(attempt.outcome, "pending"),
                  "due": next_at if next_at is not None else now, "error": attempt.error,
                  "now": now}
                 for (claimed, attempt, next_at), keep in zip(outcomes, kept, strict=True) if keep]
@@ -352,17 +315,6 @@ class Store(History):
                      .on_conflict_do_nothing())
         return conn.execute(sa.select(bots).where(bots.c.bot == bot)
                             .with_for_update()).one()
-
-
-_STATUS_AFTER = {"delivered": "delivered", "dead": "dead"}  # a retry stays pending
-
-
-def _keeps(current: tuple[str, str | None] | None, attempt: Attempt, worker: str) -> bool:
-    """Whether an attempt may set its delivery's outcome: the delivery is still pending, and
-    still leased to this worker unless the attempt succeeded (a success always counts)."""
-    if current is None or current[0] != "pending":
-        return False
-    return attempt.outcome == "delivered" or current[1] == worker
 
 
 class WriterQueue:
