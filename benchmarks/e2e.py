@@ -177,7 +177,7 @@ def run(name: str, args: argparse.Namespace, folder: Path, requests: Path,
         figures.wrk_cpu_share = wrk_cpu / (end - start)
         if name != "bare":
             expected = _accepted(database, baseline) if database else args.webhooks
-            wait_until(lambda: len(stats(standin_port)["markers"]) >= expected,
+            wait_until(lambda: stats(standin_port, summary=True)["distinct"] >= expected,
                        f"{expected} deliveries", timeout=120)
             if worker:  # let a repeat, if there is one, arrive before counting
                 time.sleep(1.0)

@@ -31,9 +31,12 @@ def start_standin(port: int, latency: float = 0.0, count_by: str = "marker") -> 
     return standin
 
 
-def stats(port: int, *, clear: bool = False) -> dict:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/_stats",
-                                     method="DELETE" if clear else "GET")
+def stats(port: int, *, clear: bool = False, summary: bool = False) -> dict:
+    """The stand-in's counts; `summary`: without the markers (for polling during a run: a
+    stand-in busy serialising thousands of markers answers calls late)."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/_stats{'?summary' if summary else ''}",
+        method="DELETE" if clear else "GET")
     with urllib.request.urlopen(request, timeout=30) as answer:
         return json.load(answer)
 

@@ -112,7 +112,7 @@ def main() -> None:
             wait_until(lambda: answers(f"http://127.0.0.1:{port}/readyz"), "the relay")
             requests = requests_bytes(folder / "requests.txt", port)
             asyncio.run(open_loop(port, requests[count:], 50))  # warm up every web process
-            wait_until(lambda: len(stats(standin_port)["markers"]) >= 50, "the warm-up")
+            wait_until(lambda: stats(standin_port, summary=True)["distinct"] >= 50, "the warm-up")
             pids = family(relay.pid)[1:]  # gunicorn and its workers, the delivery worker
             worker = [pid for pid in pids
                       if b"relay\x00worker" in Path(f"/proc/{pid}/cmdline").read_bytes()]
@@ -121,7 +121,7 @@ def main() -> None:
             before = resource.getrusage(resource.RUSAGE_SELF)
             results = asyncio.run(open_loop(port, requests[:count], args.rate))
             after = resource.getrusage(resource.RUSAGE_SELF)
-            wait_until(lambda: len(stats(standin_port)["markers"]) >= count + 50,
+            wait_until(lambda: stats(standin_port, summary=True)["distinct"] >= count + 50,
                        "the deliveries", timeout=60)
             web_ms, worker_ms = ((cpu_seconds(pids) - spent) / count * 1000
                                  for pids, spent in zip((web, worker), cpu_before, strict=True))

@@ -1,11 +1,15 @@
 """One worker against a slow Engati: deliveries a second and memory, by concurrency.
 
-    .venv/bin/python benchmarks/slow_engati.py [--latency 0.2] [--deliveries 3000]
-                                               [--concurrency 32,256]
+    .venv/bin/python benchmarks/slow_engati.py [--latency 0.2] [--seconds 8]
+                                               [--concurrency 32,256] [--deliveries N]
 
-For each concurrency: a fresh SQLite database with `--deliveries` pending deliveries, the
-asyncio Engati stand-in answering after `--latency` seconds, and one `relay worker`. Prints
-deliveries a second against the ideal (concurrency / latency), and the worker's peak RSS.
+For each concurrency: a fresh SQLite database with enough pending deliveries for `--seconds`
+of calls at the ideal rate (concurrency / latency; or `--deliveries`, 10,000 with
+`--latency 0`), the asyncio Engati stand-in answering after `--latency` seconds, and one
+`relay worker`. Prints deliveries a second (from the first call to the last) against the
+ideal, the worker's peak RSS and its CPU per delivery. A run of a few seconds, not a few
+cycles: the first cycle opens every connection to Engati at once, a one-off cost that a
+short run would count many times over.
 Everything runs on 127.0.0.1. BENCH_KEEP_LOGS=FILE keeps the last worker's log there.
 """
 
@@ -47,10 +51,10 @@ def run(concurrency: int, deliveries: int, latency: float,
     worker = subprocess.Popen([sys.executable, "-m", "relay", "worker"], env=env, stderr=log)
     try:
         # CPU from the first call on: the worker's start-up (imports) is not per delivery.
-        wait_until(lambda: stats(port)["calls"] > 0, "the first call", every=0.01)
-        cpu_before, calls_before = cpu_seconds([worker.pid]), stats(port)["calls"]
-        wait_until(lambda: stats(port)["calls"] >= deliveries, "every delivery", timeout=600,
-                   every=0.2)
+        wait_until(lambda: stats(port, summary=True)["calls"] > 0, "the first call", every=0.01)
+        cpu_before, calls_before = cpu_seconds([worker.pid]), stats(port, summary=True)["calls"]
+        wait_until(lambda: stats(port, summary=True)["calls"] >= deliveries, "every delivery",
+                   timeout=600, every=0.2)
         peak = peak_rss_mb(worker.pid)
         cpu = cpu_seconds([worker.pid]) - cpu_before
         seen = stats(port)
@@ -66,7 +70,9 @@ def run(concurrency: int, deliveries: int, latency: float,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--latency", type=float, default=0.2)
-    parser.add_argument("--deliveries", type=int, default=3000)
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--deliveries", type=int,
+                        help="instead of --seconds (default with --latency 0: 10000)")
     parser.add_argument("--concurrency", default="32,256")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
@@ -75,8 +81,10 @@ def main() -> None:
         print(f"{'concurrency':>11} {'deliveries/s':>13} {'ideal':>7} {'share':>6} "
               f"{'worker peak RSS':>16} {'CPU ms/delivery':>16}")
         for concurrency in (int(c) for c in args.concurrency.split(",")):
-            rate, peak, cpu_ms = run(concurrency, args.deliveries, args.latency, Path(folder))
             ideal = concurrency / args.latency if args.latency else float("inf")
+            deliveries = args.deliveries or (int(ideal * args.seconds) if args.latency
+                                             else 10_000)
+            rate, peak, cpu_ms = run(concurrency, deliveries, args.latency, Path(folder))
             print(f"{concurrency:>11} {rate:>13.0f} {ideal:>7.0f} {rate / ideal:>6.0%} "
                   f"{peak:>13.0f} MB {cpu_ms:>16.2f}", flush=True)
 
