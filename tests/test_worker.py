@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import httpx
 import pytest
@@ -12,7 +13,7 @@ from relay.engati import EngatiClient
 from relay.errors import StoreUnavailable
 from relay.mapping import Delivery, Result
 from relay.registry import Registry
-from relay.worker import Worker, backoff
+from relay.worker import RAMP_STEP, Worker, backoff
 
 NOW = 1_700_000_000.0
 SUCCESS = {"status": {"code": 1000, "desc": "SUCCESS"}}
@@ -218,6 +219,36 @@ class TestRun:
         worker = make_worker(store, registry, handler, concurrency=8)
         asyncio.run(worker.run_once())
         assert peak == 8
+
+    def test_slots_open_in_steps_from_a_standing_start(self, store, registry, make_worker):
+        """A worker starting on a full queue opens an eighth of its slots per RAMP_STEP:
+        its first calls do not all start (and come back) in one wave."""
+        queue(store, count=16)
+        started: list[float] = []
+
+        async def handler(request):
+            started.append(time.monotonic())
+            for _ in range(300):  # hold each call until all sixteen are in, or 3 s pass
+                if len(started) == 16:
+                    break
+                await asyncio.sleep(0.005)
+            return httpx.Response(200, json=SUCCESS)
+
+        async def scenario():
+            stop = asyncio.Event()
+            task = asyncio.create_task(worker.run(stop))
+            while len(started) < 16:
+                await asyncio.sleep(0.005)
+            stop.set()
+            await asyncio.wait_for(task, 5)
+
+        worker = make_worker(store, registry, handler, concurrency=16, poll_interval=0.01)
+        asyncio.run(asyncio.wait_for(scenario(), 10))
+        offsets = [t - started[0] for t in started]
+        # Two slots a step: a few calls, not sixteen, start within a step of the first; the
+        # eighth step opens seven steps after the first (some slack for a slow first call).
+        assert sum(offset < RAMP_STEP for offset in offsets) <= 6
+        assert offsets[-1] >= 4 * RAMP_STEP
 
     def test_stop_lets_calls_finish_within_grace(self, store, registry, make_worker):
         """On stop, calls in flight finish and are recorded; nothing new is claimed."""
