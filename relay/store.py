@@ -1,4 +1,5 @@
-"""The store contract: one class over SQLAlchemy Core, for SQLite and PostgreSQL alike.
+"""The store contract: one class over SQLAlchemy Core, for SQLite and PostgreSQL alike (on
+SQLite, the hot writes take the shorter way of sqlite_direct.py).
 
 An event and its planned deliveries are written in one transaction, before the sender is
 answered; the worker claims due deliveries with a lease, so that a crashed worker's claims
@@ -154,8 +155,6 @@ class Store(History):
             return [Receipt(*receipt) for receipt in write(batch)]
         except StoreUnavailable:
             raise
-        except _UNAVAILABLE as exc:
-            raise StoreUnavailable.from_driver(exc) from exc
         except Exception as exc:
             if len(batch) == 1:
                 return [exc]
