@@ -33,10 +33,10 @@ def configure_logging(level: int = logging.INFO) -> None:
         handler.setFormatter(JsonFormatter() if json_lines else logging.Formatter(
             "%(asctime)s %(levelname)s %(name)s %(message)s"))
         root.addHandler(handler)
-        # A record then holds what our formats print and no more: by default each one also
-        # looks up its caller's frame, thread, process and process name, which cost a web
-        # process or the worker more CPU than formatting and writing the line (the logging
-        # HOWTO's "Optimization" section lists these switches).
-        logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+        # Records skip what no format here prints and cost the most to find out: the
+        # caller's frame and the multiprocessing process name (the logging HOWTO's
+        # "Optimization" section lists these switches). Thread and process ids stay: other
+        # formats in the process use them (gunicorn's prints `[%(process)d]`).
+        logging.logMultiprocessing = False
         logging._srcfile = None
     logging.getLogger("relay").setLevel(level)

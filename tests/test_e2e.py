@@ -71,6 +71,8 @@ def live(tmp_path_factory):
         serve_code = serve.stop()
         sandbox.stop()
     assert serve_code == 0, serve.output()[-3000:]
+    # Every line of every process could be written (gunicorn's own format among them).
+    assert "--- Logging error ---" not in serve.output(), serve.output()[-3000:]
 
 
 class Live:
