@@ -23,7 +23,7 @@ from werkzeug.wsgi import get_content_length, get_host, get_input_stream
 from relay import metrics
 from relay.config import Settings
 from relay.errors import BodyError, InboundError, SignatureError, StoreUnavailable
-from relay.mapping import evaluate
+from relay.mapping import Mapping, evaluate
 from relay.redact import redact
 from relay.registry import Registry
 from relay.sources import Inbound, Preset
@@ -82,7 +82,8 @@ class Intake:
                  (time.perf_counter() - started) * 1000)
         return [body]
 
-    def _receive(self, mapping: Any, environ: dict[str, Any]) -> tuple[int, dict, int | None]:
+    def _receive(self, mapping: Mapping,
+                 environ: dict[str, Any]) -> tuple[int, dict, int | None]:
         if mapping.locked:
             return 503, {"error": f"/hooks/{mapping.name} is not ready: {mapping.locked}",
                          "hint": "set it in the relay's environment and restart; the sender's "

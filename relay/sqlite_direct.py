@@ -16,7 +16,6 @@ import contextlib
 import json
 import os
 import sqlite3
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -55,8 +54,9 @@ class SqliteDirect:
 
     def __init__(self, engine: sa.Engine, writers: contextlib.AbstractContextManager[Any]):
         self.engine = engine
-        self.writers = writers  # the queue for SQLite's write lock (store.WriterQueue)
-        self._lock = threading.Lock()  # the connection is one writer's at a time
+        # The queue for SQLite's write lock (store.WriterQueue). It also lets one thread of
+        # the process in at a time, so the connection is only ever one writer's.
+        self.writers = writers
         self._connection: sqlite3.Connection | None = None
         self._pid = 0
 
@@ -64,7 +64,7 @@ class SqliteDirect:
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """A write transaction, committed when the block ends, rolled back if it raises."""
         try:
-            with self._lock, self.writers:
+            with self.writers:
                 db = self._connect()
                 db.execute("BEGIN IMMEDIATE")
                 try:

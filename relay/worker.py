@@ -78,6 +78,7 @@ class Worker:
         self._busy_at = float("-inf")  # the last time a call was seen in flight
         self._ramp_start = 0.0
         self._drained = False  # the last claim found fewer deliveries due than it could take
+        self._step = max(1, settings.concurrency // 8)  # slots claimed, or opened, at a time
         self._checkpointed_at = float("-inf")
         # One thread for the store: writers in one process would otherwise contend for
         # SQLite's lock, and its busy handler makes the loser sleep for milliseconds.
@@ -171,7 +172,7 @@ class Worker:
         interval before asking again."""
         free = slots - len(self._calling)
         overdue = self.clock() - self._claimed_at >= self.settings.poll_interval
-        waiting = self._drained or free < max(1, self.settings.concurrency // 8)
+        waiting = self._drained or free < self._step
         if free <= 0 or (waiting and self._calling and not overdue):
             return []
         self._claimed_at = self.clock()
@@ -197,9 +198,8 @@ class Worker:
             self._busy_at = now
         elif now - self._busy_at >= QUIET:
             self._ramp_start = now
-        step = max(1, self.settings.concurrency // 8)
         return min(self.settings.concurrency,
-                   step * (1 + int((now - self._ramp_start) / RAMP_STEP)))
+                   self._step * (1 + int((now - self._ramp_start) / RAMP_STEP)))
 
     def _free(self, delivery_id: int) -> None:
         self._calling.discard(delivery_id)
