@@ -34,6 +34,7 @@ def parse_since(text: str, now: float, name: str = "since") -> float:
     return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 
+MIN_TOKEN = 32  # characters of RELAY_ADMIN_TOKEN
 _BOOLEANS = {"1": True, "true": True, "yes": True, "on": True,
              "0": False, "false": False, "no": False, "off": False}
 
@@ -54,15 +55,21 @@ class Settings:
     engati_timeout: float = 15.0
     db_timeout: float = 5.0
     admin_token: str = field(default="", repr=False)  # turns /api and /admin on
+    # signs console session cookies; unset: a random key kept in the database
+    secret_key: str = field(default="", repr=False)
     mask_pii: bool = False  # mask phone numbers and emails in the console
     retention: str = ""  # e.g. 30d: the worker purges finished events older than that
     public_url: str = ""  # the relay's public base URL, for senders that sign the URL
     trust_proxy: bool = False  # take the public URL from X-Forwarded-Proto/-Host
+    request_timeout: float = 10.0  # seconds a client has to send its whole request
+    # webhooks a minute one web process stores for a mapping that verifies nothing (429 above)
+    unverified_limit: int = 120
 
     # field -> environment variable; every other field is RELAY_<FIELD>
     _NAMES: ClassVar[dict[str, str]] = {
         "database_url": "DATABASE_URL",
         "admin_token": "RELAY_ADMIN_TOKEN",
+        "secret_key": "RELAY_SECRET_KEY",
     }
 
     @classmethod
@@ -92,4 +99,9 @@ class Settings:
         settings = cls(**values)  # type: ignore[arg-type]
         if settings.retention:
             parse_duration(settings.retention, "RELAY_RETENTION")
+        if settings.admin_token and len(settings.admin_token) < MIN_TOKEN:
+            raise RelayError(
+                f"RELAY_ADMIN_TOKEN is {len(settings.admin_token)} characters; it needs at "
+                f"least {MIN_TOKEN}, so that it cannot be guessed. Make one with: python3 -c "
+                "'import secrets; print(secrets.token_urlsafe(32))'")
         return settings

@@ -29,6 +29,7 @@ class Registry:
         self._stamps: dict[Path, Stamp] = {}
         self._by_file: dict[Path, Mapping] = {}
         self._by_name: dict[str, Mapping] = {}
+        self._broken: dict[Path, MappingLoadError] = {}  # files that failed their last load
 
     def load(self) -> None:
         """Load every file; raise MappingLoadError listing all problems."""
@@ -37,6 +38,7 @@ class Registry:
             self._by_file = {Path(m.file): m for m in mappings.values()}
             self._stamps = {f: stamp for f, stamp in self._scan().items() if f in self._by_file}
             self._by_name = dict(mappings)
+            self._broken = {}
             self._checked = time.monotonic()
         log.info("loaded %d mapping(s) from %s: %s", len(mappings), self.folder,
                  ", ".join(sorted(mappings)) or "(none)")
@@ -53,6 +55,19 @@ class Registry:
         self.refresh()
         return sorted(self._by_name)
 
+    def broken(self) -> list[dict[str, str]]:
+        """Files whose last change failed to load: {name, file, error}, by name. The file is
+        named as it is inside the mappings folder, never with the machine's path; `error` is
+        the first problem (`file:line: key: message`). A broken file whose last good version
+        still serves is listed too."""
+        self.refresh()
+        return [{"name": file.stem, "file": file.name, "error": _first_problem(exc, file)}
+                for file, exc in sorted(self._broken.items(), key=lambda f: f[0].stem)]
+
+    def broken_error(self, name: str) -> str | None:
+        """The load error of the broken file that would serve /hooks/<name>, if any."""
+        return next((b["error"] for b in self.broken() if b["name"] == name), None)
+
     def refresh(self, force: bool = False) -> None:
         """Pick up added, changed and removed files, at most once per `check_every`."""
         if not force and time.monotonic() - self._checked < self.check_every:
@@ -62,6 +77,8 @@ class Registry:
             current = self._scan()
             changed = [f for f, stamp in current.items() if self._stamps.get(f) != stamp]
             removed = [f for f in self._by_file if f not in current]
+            for file in [f for f in self._broken if f not in current]:
+                del self._broken[file]  # a broken file deleted: nothing to report any more
             if not changed and not removed:
                 return
             by_file = dict(self._by_file)
@@ -73,9 +90,12 @@ class Registry:
                 try:
                     by_file[file] = load_file(file)
                 except MappingLoadError as exc:
+                    self._broken[file] = exc
                     kept = "keeping the last good version" if file in by_file else "not loaded"
-                    log.error("mapping %s is broken, %s:\n%s", file, kept, exc)
+                    log.error("mapping %s is broken, %s: %s", file, kept,
+                              "; ".join(str(p) for p in exc.problems))
                     continue
+                self._broken.pop(file, None)
                 log.info("mapping %s loaded from %s", by_file[file].name, file)
                 _warn_if_locked(by_file[file])
             self._by_file = by_file
@@ -103,6 +123,15 @@ def _by_name(by_file: dict[Path, Mapping]) -> dict[str, Mapping]:
             continue
         names[mapping.name] = mapping
     return names
+
+
+def _first_problem(exc: MappingLoadError, file: Path) -> str:
+    problem = exc.problems[0] if exc.problems else None
+    if problem is None:
+        return f"{file.name}: cannot be loaded"
+    where = f"{file.name}:{problem.line}" if problem.line else file.name
+    return f"{where}: {problem.key}: {problem.message}" if problem.key else (
+        f"{where}: {problem.message}")
 
 
 def _warn_if_locked(mapping: Mapping) -> None:

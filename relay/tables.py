@@ -24,8 +24,20 @@ events = sa.Table(
     sa.Column("query", _json, nullable=False),
     sa.Column("errors", _json),  # the mapping's field errors, for failed (or partly failed) events
     sa.Column("note", sa.Text),  # why an event was skipped
+    # The sender's event id for failed and skipped events (accepted ones are deduplicated by
+    # their deliveries): a resend of one is answered as a duplicate, not stored again.
+    sa.Column("dedup_key", sa.String(500)),
     sa.Index("events_received", "received_at"),
     sa.Index("events_mapping_received", "mapping", "received_at"),
+    sa.Index(
+        "events_dedup",
+        "mapping",
+        "status",
+        "dedup_key",
+        unique=True,
+        sqlite_where=sa.text("dedup_key IS NOT NULL"),
+        postgresql_where=sa.text("dedup_key IS NOT NULL"),
+    ),
 )
 
 deliveries = sa.Table(
@@ -100,14 +112,36 @@ bots = sa.Table(
     sa.Column("paused_until", sa.Float, nullable=False),
 )
 
-# Requests refused for their signature: nothing of them is kept but when, where and why, so
-# that the console's failures inbox can show them.
+# Requests refused for their signature, counted rather than stored one by one: a row per
+# mapping, minute and kind of refusal, with a count and one sample reason. A flood of forged
+# posts adds at most a row per mapping and kind a minute, whatever its rate.
 refusals = sa.Table(
-    "refusals",
+    "refusal_counts",
     metadata,
-    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
-    sa.Column("mapping", sa.String(200), nullable=False),
-    sa.Column("at", sa.Float, nullable=False),
-    sa.Column("reason", sa.Text, nullable=False),
-    sa.Index("refusals_at", "at"),
+    sa.Column("mapping", sa.String(200), primary_key=True),
+    sa.Column("minute", sa.BigInteger, primary_key=True),  # UNIX seconds // 60
+    sa.Column("kind", sa.String(100), primary_key=True),  # e.g. "no header", "no match"
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Column("sample", sa.Text, nullable=False),  # one reason, as the log has it
+    sa.Column("last_at", sa.Float, nullable=False),
+    sa.Index("refusal_counts_last", "last_at"),
+)
+
+# One value per deployment that every process shares: the console's session signing key.
+instance = sa.Table(
+    "instance",
+    metadata,
+    sa.Column("key", sa.String(100), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+# Console sessions, so that logging out ends one on the server: the cookie carries a random
+# session id; the row (keyed by the id's SHA-256) is deleted at logout and expires.
+console_sessions = sa.Table(
+    "console_sessions",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),  # hex SHA-256 of the cookie's id
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+    sa.Index("console_sessions_expires", "expires_at"),
 )
