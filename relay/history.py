@@ -121,20 +121,28 @@ class History:
                 counts["queued"] += 1
         return counts
 
-    def purge(self, before: float, batch: int = 1000) -> int:
+    def purge(self, before: float, *, include_failed: bool = False, dry_run: bool = False,
+              batch: int = 1000) -> int:
         """Delete finished events received before `before`, with their deliveries and
-        attempts; never one with a pending delivery. Batch by batch, each its own short
-        transaction, so that the queue is never stalled."""
+        attempts, and the refusal counts of that time; never an event with a pending
+        delivery, and a failed one (awaiting a replay) only with `include_failed`. Batch by
+        batch, each its own short transaction, so that the queue is never stalled.
+        `dry_run`: only count what would go. The number of events."""
         d = deliveries.c
         finished = ~sa.exists().where(d.event_id == events.c.id, d.status == "pending")
+        purgeable = [events.c.received_at < before, finished]
+        if not include_failed:
+            purgeable.append(events.c.status != "failed")
+        if dry_run:
+            with self._tx() as conn:
+                return conn.execute(sa.select(sa.func.count()).select_from(events)
+                                    .where(*purgeable)).scalar_one()
+        self.prune_refusals(before)
         total = 0
-        with self._tx() as conn:
-            conn.execute(refusals.delete().where(refusals.c.at < before))
         while True:
             with self._tx() as conn:
-                ids = conn.execute(
-                    sa.select(events.c.id).where(events.c.received_at < before, finished)
-                    .order_by(events.c.id).limit(batch)).scalars().all()
+                ids = conn.execute(sa.select(events.c.id).where(*purgeable)
+                                   .order_by(events.c.id).limit(batch)).scalars().all()
                 if not ids:
                     return total
                 done = sa.select(d.id).where(d.event_id.in_(ids), d.status != "pending")
@@ -145,14 +153,14 @@ class History:
                 conn.execute(events.delete().where(events.c.id.in_(ids), finished))
             total += len(ids)
 
-    def refuse(self, mapping: str, reason: str, now: float) -> None:
-        """Note a request refused for its signature (why, never what it carried)."""
+    def prune_refusals(self, before: float) -> int:
+        """Delete refusal counts last seen before `before`; how many rows went."""
         with self._tx() as conn:
-            conn.execute(refusals.insert().values(mapping=mapping, at=now,
-                                                  reason=storable(reason)[:500]))
+            return conn.execute(refusals.delete().where(refusals.c.last_at < before)).rowcount
 
     def failures(self, limit: int = 500) -> list[dict[str, Any]]:
-        """Recent failed mappings, dead deliveries and refused signatures, newest first."""
+        """Recent failed mappings, dead deliveries and refused signatures (a row per mapping,
+        minute and kind, with its `count`), newest first."""
         d = deliveries.c
         with self._tx() as conn:
             failed = conn.execute(
@@ -165,8 +173,9 @@ class History:
                 .where(d.status == "dead").order_by(d.updated_at.desc())
                 .limit(limit)).mappings().all()
             refused = conn.execute(
-                sa.select(refusals.c.mapping, refusals.c.reason, refusals.c.at)
-                .order_by(refusals.c.at.desc()).limit(limit)).mappings().all()
+                sa.select(refusals.c.mapping, refusals.c.sample.label("reason"),
+                          refusals.c.last_at.label("at"), refusals.c.count)
+                .order_by(refusals.c.last_at.desc()).limit(limit)).mappings().all()
         items = [{**row, "kind": "failed"} for row in failed]
         items += [{**row, "kind": "dead"} for row in dead]
         items += [{**row, "kind": "refused", "event_id": None} for row in refused]
@@ -230,6 +239,21 @@ def _narrow(query: sa.Select, mapping: str | None, since: float | None) -> sa.Se
 
 def event_status(result: Result) -> str:
     return {"planned": "accepted"}.get(result.status, result.status)
+
+
+def event_key(result: Result) -> str | None:
+    """The key a failed or skipped event is stored once under (accepted ones are
+    deduplicated by their deliveries' keys)."""
+    return storable(result.key) if not result.deliveries and result.key else None
+
+
+def event_row(mapping: str, raw: bytes, headers: dict[str, Any], query: dict[str, Any],
+              result: Result, now: float) -> dict[str, Any]:
+    """An events row for a webhook as the store writes it."""
+    return {"mapping": mapping, "received_at": now, "status": event_status(result),
+            "body": raw, "headers": storable(headers), "query": storable(query),
+            "errors": errors_json(result.errors), "note": result.skipped,
+            "dedup_key": event_key(result)}
 
 
 def errors_json(errors: tuple[FieldError, ...]) -> list[dict[str, str]] | None:

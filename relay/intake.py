@@ -9,11 +9,12 @@ request.
 
 from __future__ import annotations
 
-import contextlib
 import http
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -44,6 +45,7 @@ class Intake:
         self.settings = settings
         self.store = store
         self.registry = registry
+        self._unverified = MinuteLimit(settings.unverified_limit)
 
     def __call__(self, environ: dict[str, Any],
                  start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -62,10 +64,9 @@ class Intake:
                 raise InboundError(f"/hooks/{name} takes POST only", 405,
                                    "send the webhook as an HTTP POST")
             if mapping is None:
-                raise InboundError(f"no mapping named {name!r}", 404,
-                                   f"create {self.settings.mappings}/{name}.yaml to serve "
-                                   f"/hooks/{name}")
-            status, answer, retry_after = self._receive(mapping, environ)
+                status, answer, retry_after = self._unknown(name)
+            else:
+                status, answer, retry_after = self._receive(mapping, environ)
             event_id = answer.get("event_id", "-")
         except Exception as exc:  # every failure gets an answer that says why
             status, answer, retry_after = self._failure(name, exc)
@@ -82,12 +83,32 @@ class Intake:
                  (time.perf_counter() - started) * 1000)
         return [body]
 
+    def _unknown(self, name: str) -> tuple[int, dict, int | None]:
+        """No mapping serves /hooks/<name>: 404, or 503 while its file exists but is broken
+        (a sender such as Typeform disables a webhook that gets a 404)."""
+        broken = self.registry.broken_error(name)
+        if broken:
+            return 503, {"error": f"/hooks/{name} cannot serve: its mapping file does not load",
+                         "hint": f"fix {broken}; the file is loaded again when it changes, "
+                                 "and the sender's retries are then accepted"}, 60
+        folder = Path(self.settings.mappings)
+        # The folder as configured, but never an absolute path of this machine.
+        where = "the mappings folder" if folder.is_absolute() else f"{folder.as_posix()}/"
+        raise InboundError(f"no mapping named {name!r}", 404,
+                           f"add {name}.yaml to {where} to serve /hooks/{name}")
+
     def _receive(self, mapping: Mapping,
                  environ: dict[str, Any]) -> tuple[int, dict, int | None]:
         if mapping.locked:
             return 503, {"error": f"/hooks/{mapping.name} is not ready: {mapping.locked}",
                          "hint": "set it in the relay's environment and restart; the sender's "
                                  "retries will then be accepted"}, 60
+        if not mapping.source.verifies(mapping) and (wait := self._unverified.over(
+                mapping.name, time.time())):
+            return 429, {"error": f"/hooks/{mapping.name} verifies nothing, so it takes at "
+                                  f"most {self.settings.unverified_limit} webhooks a minute",
+                         "hint": "add verification to the mapping (docs/sources.md), or raise "
+                                 "RELAY_UNVERIFIED_LIMIT"}, wait
         raw = self._read_body(environ)
         headers = {k.lower(): v for k, v in EnvironHeaders(environ).items()}
         query: dict[str, Any] = {}
@@ -101,8 +122,8 @@ class Intake:
         envelope = mapping.source.envelope(raw, headers, query)  # BodyError: 400 / 415
         mapping.source.admit(mapping, envelope)
         result = evaluate(mapping, envelope)
-        receipt = self.store.accept(mapping.name, raw, redact(headers), redact(query), result,
-                                    now)
+        receipt = self.store.accept(mapping.name, raw, redact(headers, mapping.credentials),
+                                    redact(query, mapping.credentials), result, now)
         answer: dict[str, Any] = {"status": receipt.status, "event_id": receipt.event_id}
         errors = [e.to_dict() for e in result.errors]
         if receipt.status == "accepted":
@@ -153,8 +174,7 @@ class Intake:
         """The answer to a webhook that was not stored, and why."""
         if isinstance(exc, SignatureError):
             log.warning("refused mapping=%s: %s", name, exc.reason)
-            with contextlib.suppress(StoreUnavailable):  # the refusal stands either way
-                self.store.refuse(name, exc.reason, time.time())
+            self.store.refuse(name, exc.reason, time.time())
         if isinstance(exc, InboundError):
             return exc.status, {"error": str(exc), **({"hint": exc.hint} if exc.hint else {})}, None
         if isinstance(exc, StoreUnavailable):
@@ -163,6 +183,28 @@ class Intake:
                          "hint": "retry later; nothing was accepted"}, 5
         log.exception("unexpected error")
         return 500, {"error": "internal error; the relay's log has the details"}, None
+
+
+class MinuteLimit:
+    """At most `limit` requests per name and minute (of the clock), in this process."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._minute = -1
+        self._counts: dict[str, int] = {}
+
+    def over(self, name: str, now: float) -> int | None:
+        """Count a request; None while under the limit, else the seconds to wait."""
+        minute = int(now // 60)
+        with self._lock:
+            if minute != self._minute:
+                self._minute, self._counts = minute, {}
+            count = self._counts.get(name, 0)
+            if count >= self.limit:
+                return max(1, int((minute + 1) * 60 - now))
+            self._counts[name] = count + 1
+        return None
 
 
 def _too_large(limit: int) -> BodyError:

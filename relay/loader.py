@@ -177,6 +177,8 @@ def _build(file: Path, data: dict[str, Any], env: AnyMapping[str, str], report: 
         secrets=secrets,
         verify=data.get("verify"),
         organizations=organizations,
+        legacy_signatures=data.get("legacy_signatures", False),
+        credentials=_credentials(data.get("verify")),
         locked=locked,
         tests=tuple(data.get("tests", ())),
     )
@@ -202,6 +204,8 @@ def _verification(report: Report, preset: Preset, data: dict[str, Any]
     if preset.signed and verify is not False and "secret" not in data:
         report.add(("source",), f"{preset.name} signs its webhooks: add secret: "
                    f"${{{preset.secret_env}}}, or verify: false to accept unsigned ones")
+    if "legacy_signatures" in data and preset.name != "hubspot":
+        report.add(("legacy_signatures",), "only source: hubspot has legacy signatures")
     if preset.name == "salesforce" and verify is not False and not organizations:
         report.add(("source",), "Salesforce signs nothing: add organization_id: <your org id> "
                    "(Setup > Company Information), or verify: false")
@@ -227,8 +231,20 @@ def _check_generic(report: Report, verify: dict[str, Any], has_secret: bool) -> 
         report.add(("verify",), "hmac needs the header that carries the signature")
     if "{timestamp}" in verify.get("signed", "") and "timestamp_header" not in verify:
         report.add(("verify", "signed"), "{timestamp} needs timestamp_header")
+    if "timestamp_header" in verify and "{timestamp}" not in verify.get("signed", "{body}"):
+        # An unsigned timestamp protects nothing: a replay with a fresh header would pass.
+        report.add(("verify", "signed"), "with timestamp_header, the signed content must "
+                   "include {timestamp}, e.g. signed: \"{timestamp}.{body}\"")
     if not has_secret:
         report.add(("verify",), "needs secret: the token, user:password or key to check")
+
+
+def _credentials(verify: Any) -> frozenset[str]:
+    """The header or query parameter names a generic mapping verifies with: they are
+    credentials whatever they are called, so they are never stored."""
+    if not isinstance(verify, dict):
+        return frozenset()
+    return frozenset(verify[key].lower() for key in ("header", "query") if key in verify)
 
 
 def engati_settings(spec: dict[str, Any], env: AnyMapping[str, str]) -> Engati:

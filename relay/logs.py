@@ -8,7 +8,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from datetime import UTC, datetime
+from typing import Any
+
+# Characters that would let a value start a forged line, or hide part of one, in a text log.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
 
 
 class JsonFormatter(logging.Formatter):
@@ -24,8 +29,35 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=False)
 
 
+def escape(value: Any) -> Any:
+    """A log line's value with control characters escaped: `a\nb` logs as `a\\nb`. Numbers
+    pass as they are, for %d and %.1f."""
+    if isinstance(value, int | float) or value is None:
+        return value
+    text = str(value)
+    if not _CONTROL.search(text):
+        return value
+    return _CONTROL.sub(lambda m: m.group(0).encode("unicode_escape").decode("ascii"), text)
+
+
+class EscapingRecord(logging.LogRecord):
+    """A record whose arguments are escaped: whatever a request put in a value (a mapping
+    name from its URL, a header in a refusal's reason) stays on its own line. The message
+    itself is the relay's own text, and may span lines on purpose."""
+
+    def getMessage(self) -> str:
+        if self.args:
+            if isinstance(self.args, dict):
+                self.args = {k: escape(v) for k, v in self.args.items()}
+            else:
+                self.args = tuple(escape(a) for a in self.args)
+        return super().getMessage()
+
+
 def configure_logging(level: int = logging.INFO) -> None:
-    """Log to stderr unless the host (pytest, an embedding app) already set logging up."""
+    """Log to stderr unless the host (pytest, an embedding app) already set logging up; in
+    either case, escape control characters in the values of every record."""
+    logging.setLogRecordFactory(EscapingRecord)
     root = logging.getLogger()
     if not root.handlers:
         handler = logging.StreamHandler()

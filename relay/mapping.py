@@ -6,15 +6,16 @@ and the web app all call `evaluate()` on them unchanged.
 
 from __future__ import annotations
 
+import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from jmespath.exceptions import JMESPathError
 from jmespath.parser import ParsedResult
 from jmespath.visitor import TreeInterpreter
 
-from relay.errors import FieldError
+from relay.errors import FieldError, SignatureError
 from relay.functions import OPTIONS
 from relay.phone import PhoneError, normalise
 
@@ -95,6 +96,10 @@ class Mapping:
     secrets: tuple[str, ...] = field(default=(), repr=False)
     verify: Any = None  # None: the preset's way; False: off; a dict: generic's options
     organizations: tuple[str, ...] = ()  # salesforce: OrganizationIds allowed to post
+    legacy_signatures: bool = False  # hubspot: also accept v1/v2 signatures
+    # Header and query parameter names (lower-cased) that carry a credential for this
+    # mapping, whatever they are called (a generic token's header): never stored or shown.
+    credentials: frozenset[str] = frozenset()
     locked: str | None = None  # why the endpoint cannot serve yet (an unset secret)
     tests: tuple[dict[str, Any], ...] = field(default=(), repr=False)
 
@@ -130,6 +135,10 @@ class Result:
     deliveries: tuple[Delivery, ...] = ()
     errors: tuple[FieldError, ...] = ()
     skipped: str | None = None  # why nothing is to be delivered, when that is not an error
+    # The sender's event id for a failed or skipped webhook (the mapping's `id`; under `each`,
+    # every item's), so that its resends are stored once. None when planned (the deliveries
+    # carry their own keys) or when some item has no id.
+    key: str | None = None
 
     @property
     def status(self) -> str:
@@ -141,7 +150,10 @@ class Result:
 def evaluate(mapping: Mapping, envelope: dict[str, Any]) -> Result:
     """Map one envelope `{body, headers, query}` to the Engati deliveries it asks for."""
     if mapping.each is None:
-        return _evaluate_scope(mapping, envelope, None)
+        result = _evaluate_scope(mapping, envelope, None)
+        if result.deliveries:
+            return result
+        return replace(result, key=_event_key(mapping, [envelope]))
     try:
         items = mapping.each.search(envelope)
     except JMESPathError as exc:
@@ -156,9 +168,23 @@ def evaluate(mapping: Mapping, envelope: dict[str, Any]) -> Result:
         one = _evaluate_scope(mapping, {**envelope, "item": item}, index)
         deliveries.extend(one.deliveries)
         errors.extend(one.errors)
-    if not deliveries and not errors:
-        return Result(skipped="filter: no item passed")
-    return Result(tuple(deliveries), tuple(errors))
+    if deliveries:
+        return Result(tuple(deliveries), tuple(errors))
+    key = _event_key(mapping, [{**envelope, "item": item} for item in items])
+    if not errors:
+        return Result(skipped="filter: no item passed", key=key)
+    return Result(errors=tuple(errors), key=key)
+
+
+def _event_key(mapping: Mapping, scopes: list[dict[str, Any]]) -> str | None:
+    """The dedup key of a webhook that plans nothing: its id, or a digest of its items' ids
+    (None unless every one has an id)."""
+    keys = [_dedup_key(mapping.id, scope, lambda *_: None) for scope in scopes]
+    if not keys or None in keys:
+        return None
+    if len(keys) == 1 and len(keys[0]) <= 200:
+        return keys[0]
+    return "sha256:" + hashlib.sha256(json.dumps(keys).encode()).hexdigest()
 
 
 def _evaluate_scope(mapping: Mapping, scope: dict[str, Any], item: int | None) -> Result:
@@ -273,8 +299,15 @@ def _kind(value: Any) -> str:
 def evaluate_raw(
     mapping: Mapping, raw: bytes, headers: dict[str, str], query: dict[str, Any]
 ) -> Result:
-    """Parse a request as the mapping's source does, then `evaluate()` it.
+    """Parse a request as the mapping's source does, apply the source's checks of the parsed
+    body (Salesforce's organization), then `evaluate()` it: what a preview, a replay or a
+    mapping's test would get. A body the source refuses is a failed result, saying why.
 
     Raises BodyError when the body cannot be parsed.
     """
-    return evaluate(mapping, mapping.source.envelope(raw, headers, query))
+    envelope = mapping.source.envelope(raw, headers, query)
+    try:
+        mapping.source.admit(mapping, envelope)
+    except SignatureError as exc:
+        return Result(errors=(FieldError("source", f"the relay refuses it: {exc.reason}"),))
+    return evaluate(mapping, envelope)

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from typing import Any
 
 REDACTED = "[redacted]"
-_SENSITIVE = re.compile(r"authorization|cookie|token|secret|signature|hmac|api[-_]?key|password",
-                        re.IGNORECASE)
+# Names that carry credentials by convention. Generous on purpose: a harmless header shown as
+# [redacted] costs little, a credential kept in clear costs a lot.
+_SENSITIVE = re.compile(
+    r"auth|cookie|token|secret|signature|(^|[-_])sig($|[-_])|hmac|passw|credential|bearer"
+    r"|session|api[-_]?key|access[-_]?key|private[-_]?key|^(x-)?key$",
+    re.IGNORECASE)
 
 
-def redact(values: dict[str, Any]) -> dict[str, Any]:
-    """A copy with the value of every credential-like name replaced."""
-    return {k: REDACTED if _SENSITIVE.search(k) else v for k, v in values.items()}
+def redact(values: dict[str, Any], also: Collection[str] = ()) -> dict[str, Any]:
+    """A copy with the value of every credential-like name replaced, and of every name in
+    `also` (lower-cased: what a mapping verifies with, whatever it is called)."""
+    return {k: REDACTED if k.lower() in also or _SENSITIVE.search(k) else v
+            for k, v in values.items()}

@@ -22,17 +22,20 @@ from typing import Any
 import sqlalchemy as sa
 
 from relay.errors import StoreUnavailable
-from relay.history import errors_json, event_status, storable
+from relay.history import errors_json, event_key, event_status, storable
 from relay.records import STATUS_AFTER, Attempt, Claimed, keeps
+from relay.refusals import UPSERT
 
+# A failed or skipped event whose key was stored before conflicts and is not inserted.
 INSERT_EVENT = (
-    "INSERT INTO events (mapping, received_at, status, body, headers, query, errors, note) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+    "INSERT INTO events (mapping, received_at, status, body, headers, query, errors, note, "
+    "dedup_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id")
 INSERT_DELIVERY = (
     "INSERT INTO deliveries (event_id, mapping, item, dedup_key, flow_key, channel, phone, "
     "attributes, status, attempts, next_at, created_at, updated_at) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?) ON CONFLICT DO NOTHING")
 FIRST_EVENT = "SELECT event_id FROM deliveries WHERE mapping = ? AND dedup_key = ?"
+FIRST_KEYED = "SELECT id FROM events WHERE mapping = ? AND status = ? AND dedup_key = ?"
 # 'pending' written out, not bound: SQLite uses the partial index on pending deliveries only
 # for a query whose WHERE clause visibly implies the index's.
 CLAIM = (
@@ -88,22 +91,29 @@ class SqliteDirect:
 
     # --- web: Store.accept -------------------------------------------------------------------
 
-    def accept(self, batch: list[tuple]) -> list[tuple[str, int, int]]:
+    def accept(self, batch: list[tuple],
+               refused: list[dict[str, Any]]) -> list[tuple[str, int, int]]:
         """Each webhook's (status, event id, deliveries planned): its event, then its
         deliveries; an event whose every delivery was accepted before is taken out again and
-        answered as a duplicate of the first."""
+        answered as a duplicate of the first, and so is a failed or skipped event whose key
+        was stored before. The refusal counts go into the same transaction."""
         with self.transaction() as db:
+            if refused:
+                db.executemany(UPSERT, refused)
             return [self._accept(db, *item) for item in batch]
 
     @staticmethod
     def _accept(db: sqlite3.Connection, mapping: str, raw: bytes, headers: dict[str, str],
                 query: dict[str, Any], result: Any, now: float) -> tuple[str, int, int]:
         status = event_status(result)
-        event_id = db.execute(INSERT_EVENT, (
+        key = event_key(result)
+        row = db.execute(INSERT_EVENT, (
             mapping, now, status, raw, json.dumps(storable(headers)),
             json.dumps(storable(query)), json.dumps(errors_json(result.errors)),
-            result.skipped)).lastrowid
-        assert event_id is not None
+            result.skipped, key)).fetchone()
+        if row is None:
+            return "duplicate", db.execute(FIRST_KEYED, (mapping, status, key)).fetchone()[0], 0
+        event_id = row[0]
         inserted = sum(db.execute(INSERT_DELIVERY, (
             event_id, mapping, d.item, storable(d.dedup_key), d.flow_key, d.channel, d.phone,
             json.dumps(storable(d.attributes)), now, now, now)).rowcount

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import sqlite3
 import threading
@@ -25,12 +26,15 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.dialects import postgresql, sqlite
 
 from relay.errors import StoreUnavailable
-from relay.history import History, errors_json, event_status, storable
+from relay.history import History, event_key, event_row, event_status, storable
 from relay.mapping import Delivery, Result
 from relay.records import STATUS_AFTER, Attempt, Claimed, Receipt, keeps
+from relay.refusals import UPSERT, RefusalCounter
 from relay.sqlite_direct import SqliteDirect
 from relay.tables import attempts, bots, deliveries, events
 
+log = logging.getLogger("relay.store")
+_FLUSH = object()  # a GroupCommit item that only asks for the refusal counts to be written
 # SQLAlchemy's wrappers, and the driver's own error where we talk to the driver directly
 # (BEGIN IMMEDIATE, checkpoints).
 _UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, sqlite3.OperationalError)
@@ -59,6 +63,13 @@ class Store(History):
         self._first_event = sa.select(deliveries.c.event_id).where(
             deliveries.c.mapping == sa.bindparam("mapping"),
             deliveries.c.dedup_key == sa.bindparam("key"))
+        self._insert_keyed_event = (self._insert(events).on_conflict_do_nothing()
+                                    .returning(events.c.id))
+        self._first_keyed = sa.select(events.c.id).where(
+            events.c.mapping == sa.bindparam("mapping"),
+            events.c.status == sa.bindparam("status"),
+            events.c.dedup_key == sa.bindparam("key"))
+        self.refusals = RefusalCounter()
         self._accepts = GroupCommit(self._accept_many)
         # The worker's statements, likewise.
         due = (
@@ -149,37 +160,70 @@ class Store(History):
         """
         return self._accepts.submit((mapping, raw, headers, query, result, now))
 
-    def _accept_many(self, batch: list[tuple]) -> list[Receipt | Exception]:
+    def refuse(self, mapping: str, reason: str, now: float) -> None:
+        """Count a request refused for its signature (why, never what it carried). Written
+        with the next batch of webhooks, or on its own if none comes for a while (see
+        relay/refusals.py): never a commit of its own per refusal."""
+        if self.refusals.add(mapping, reason, now):
+            try:
+                self._accepts.submit((_FLUSH, now))
+            except Exception as exc:  # counting a refusal must never fail its answer
+                log.warning("refusal counts not written: %s", exc)
+
+    def flush(self, now: float) -> None:
+        """Write the refusals counted so far now (tests, and a process about to stop)."""
+        self._accepts.submit((_FLUSH, now))
+
+    def _accept_many(self, batch: list[tuple]) -> list[Receipt | Exception | None]:
+        """Write a batch of GroupCommit's items: webhooks, and requests to write the refusals
+        counted so far (answered None), which every batch writes anyway."""
+        webhooks = [item for item in batch if item[0] is not _FLUSH]
+        refused = self.refusals.take(max(item[-1] for item in batch))
         try:
             write = self._direct.accept if self._direct else self._insert_batch
-            return [Receipt(*receipt) for receipt in write(batch)]
+            receipts = iter([Receipt(*receipt) for receipt in write(webhooks, refused)])
+            return [None if item[0] is _FLUSH else next(receipts) for item in batch]
         except StoreUnavailable:
             raise
         except Exception as exc:
             if len(batch) == 1:
                 return [exc]
-            # One webhook the database refuses must not fail those that share its batch.
+            # One webhook the database refuses must not fail those that share its batch
+            # (the refusal counts taken for it are dropped: they are best effort).
             return [self._accept_many([item])[0] for item in batch]
 
-    def _insert_batch(self, batch: list[tuple]) -> list[tuple[str, int, int]]:
+    def _insert_batch(self, batch: list[tuple],
+                      refused: list[dict[str, Any]]) -> list[tuple[str, int, int]]:
         """A batch of webhooks in a few statements, however many there are: the events, then
         their deliveries; an event whose every delivery was accepted before is taken out
-        again and answered as a duplicate of the first. Each webhook's (status, event id,
-        deliveries planned). SQLite takes the shorter way of sqlite_direct.py."""
+        again and answered as a duplicate of the first, and so is a failed or skipped event
+        whose key was stored before. Each webhook's (status, event id, deliveries planned).
+        SQLite takes the shorter way of sqlite_direct.py."""
         with self._tx() as conn:
-            ids = conn.execute(self._insert_event, [
-                {"mapping": mapping, "received_at": now, "status": event_status(result),
-                 "body": raw, "headers": storable(headers), "query": storable(query),
-                 "errors": errors_json(result.errors), "note": result.skipped}
-                for mapping, raw, headers, query, result, now in batch]).scalars().all()
-            planned = [self._delivery_row(event_id, mapping, d, now)
-                       for event_id, (mapping, _, _, _, result, now)
-                       in zip(ids, batch, strict=True) for d in result.deliveries]
+            if refused:
+                conn.execute(sa.text(UPSERT), refused)
+            keyed = [i for i, item in enumerate(batch) if event_key(item[4])]
+            plain = [i for i in range(len(batch)) if i not in set(keyed)]
+            ids: dict[int, int | None] = dict(zip(plain, conn.execute(
+                self._insert_event, [event_row(*batch[i]) for i in plain]).scalars().all()
+                if plain else [], strict=True))
+            for i in keyed:  # failed or skipped, with a key: rare, one at a time
+                ids[i] = conn.execute(self._insert_keyed_event,
+                                      event_row(*batch[i])).scalar_one_or_none()
+            planned = [self._delivery_row(ids[i], mapping, d, now)
+                       for i, (mapping, _, _, _, result, now) in enumerate(batch)
+                       for d in result.deliveries]
             inserted = Counter(conn.execute(self._insert_delivery, planned).scalars().all()
                                if planned else [])
             receipts, repeated = [], []
-            for event_id, (mapping, _, _, _, result, _) in zip(ids, batch, strict=True):
-                if result.deliveries and not inserted[event_id]:
+            for i, (mapping, _, _, _, result, _) in enumerate(batch):
+                event_id = ids[i]
+                if event_id is None:
+                    first = conn.execute(self._first_keyed, {
+                        "mapping": mapping, "status": event_status(result),
+                        "key": event_key(result)}).scalar_one()
+                    receipts.append(("duplicate", first, 0))
+                elif result.deliveries and not inserted[event_id]:
                     repeated.append(event_id)
                     first = conn.execute(self._first_event, {
                         "mapping": mapping,

@@ -26,6 +26,7 @@ from relay.mapping import Delivery, Engati
 from relay.registry import Registry
 from relay.store import Attempt, Claimed, Store
 
+REFUSALS_KEPT = 7 * 86400  # seconds refusal counts are kept (the failures inbox shows them)
 log = logging.getLogger("relay.worker")
 T = TypeVar("T")
 LATE = 0.02  # seconds a paced call may start after its slot
@@ -94,7 +95,7 @@ class Worker:
 
     async def _run(self, stop: asyncio.Event, grace: float) -> None:
         log.info("worker %s started: concurrency %d", self.name, self.settings.concurrency)
-        retention = asyncio.create_task(self._retain(stop)) if self.settings.retention else None
+        retention = asyncio.create_task(self._retain(stop))
         while not stop.is_set():
             await self._checkpoint()
             claimed = await self._claim(self._slots())
@@ -123,14 +124,16 @@ class Worker:
             self._recorder.cancel()  # idle: every outcome was awaited by its delivery
             await asyncio.gather(self._recorder, return_exceptions=True)
         self._recorder = None
-        if retention:
-            retention.cancel()
-            await asyncio.gather(retention, return_exceptions=True)
+        retention.cancel()
+        await asyncio.gather(retention, return_exceptions=True)
         log.info("worker %s stopped", self.name)
 
     async def _retain(self, stop: asyncio.Event) -> None:
-        """Purge finished events older than RELAY_RETENTION, once an hour."""
-        keep = parse_duration(self.settings.retention, "RELAY_RETENTION")
+        """Once an hour: purge finished events (failed ones too) older than RELAY_RETENTION
+        when it is set, and refusal counts older than REFUSALS_KEPT in any case, so that
+        forged traffic never grows the database for good."""
+        keep = (parse_duration(self.settings.retention, "RELAY_RETENTION")
+                if self.settings.retention else None)
         # The first purge a little after start, jittered so that workers do not collide.
         delay = self.retention_every / 60 * (1 + self.rng())
         while True:
@@ -139,9 +142,13 @@ class Worker:
             if stop.is_set():
                 return
             try:
-                removed = await asyncio.to_thread(self.store.purge, self.clock() - keep)
-                log.info("retention: purged %d event(s) older than %s", removed,
-                         self.settings.retention)
+                if keep is not None:
+                    removed = await asyncio.to_thread(self.store.purge, self.clock() - keep,
+                                                      include_failed=True)
+                    log.info("retention: purged %d event(s) older than %s", removed,
+                             self.settings.retention)
+                await asyncio.to_thread(self.store.prune_refusals,
+                                        self.clock() - REFUSALS_KEPT)
             except StoreUnavailable as exc:
                 log.warning("retention purge failed: %s", exc)
             delay = self.retention_every

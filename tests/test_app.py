@@ -87,7 +87,21 @@ class TestAnswers:
         assert [e["field"] for e in answer["errors"]] == ["phone", "attributes.email"]
         assert "relay replay" in answer["hint"]
         assert store.event(answer["event_id"])["status"] == "failed"
-        assert post(client, body={"id": "L9"}).status_code == 422  # mapped again, no duplicate
+        assert post(client, body={"id": "L8"}).status_code == 422  # another id: stored too
+
+    def test_resent_failed_and_skipped_events_are_stored_once(self, relay):
+        """A sender's resends of a webhook that failed or was skipped are answered as
+        duplicates of the first, on the same key as accepted ones: 30 posts, one row each."""
+        client, store, _ = relay
+        failed = [post(client, body={"id": "L9", "name": "Asha"}) for _ in range(30)]
+        skipped = [post(client, body={"id": "P1", "type": "ping"}) for _ in range(30)]
+        for answers, first_status in ((failed, 422), (skipped, 200)):
+            first = answers[0].get_json()["event_id"]
+            assert answers[0].status_code == first_status
+            assert {(a.status_code, a.get_json()["status"], a.get_json()["event_id"])
+                    for a in answers[1:]} == {(200, "duplicate", first)}
+        assert len(store.events(status="failed")) == 1
+        assert len(store.events(status="skipped")) == 1
 
     def test_batch_with_a_bad_item(self, relay):
         """Good items are accepted; the bad one is named in the 202."""
@@ -109,11 +123,13 @@ class TestAnswers:
 
 class TestRefusals:
     def test_unknown_mapping(self, relay):
-        """404 says which file would serve the endpoint."""
+        """404 says which file would serve the endpoint, never with the machine's path."""
         response = post(relay[0], "nope", LEAD)
         assert response.status_code == 404
         assert response.get_json()["error"] == "no mapping named 'nope'"
-        assert response.get_json()["hint"].endswith("nope.yaml to serve /hooks/nope")
+        assert response.get_json()["hint"] == (
+            "add nope.yaml to the mappings folder to serve /hooks/nope")
+        assert "/tmp" not in response.get_data(as_text=True)
 
     def test_too_large(self, relay):
         """A body over RELAY_MAX_BODY is 413 and nothing is stored."""

@@ -60,9 +60,10 @@ def test_signed_typeform_is_accepted_and_a_forgery_refused(make_client, caplog):
     assert (forged.status_code, forged.get_json()) == (401, {"error": "invalid signature"})
     assert "typeform-signature does not match" in caplog.text
     assert len(store.events()) == 1
+    store.flush(time.time())
     (refusal,) = [f for f in store.failures() if f["kind"] == "refused"]
-    assert (refusal["mapping"], refusal["reason"]) == ("typeform-leads",
-                                                       "typeform-signature does not match")
+    assert (refusal["mapping"], refusal["reason"], refusal["count"]) == (
+        "typeform-leads", "typeform-signature does not match", 1)
 
 
 def test_missing_secret_answers_503_until_set(make_client, monkeypatch):

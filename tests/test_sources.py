@@ -174,14 +174,17 @@ class TestOracles:
             signature_version="v3", timestamp=signed["x-hubspot-request-timestamp"])
 
     @pytest.mark.parametrize("version", ["v1", "v2"])
-    def test_hubspot_legacy_signatures(self, mapping, version):
-        """Old HubSpot apps' X-HubSpot-Signature (v1, v2) are accepted."""
+    def test_hubspot_legacy_signatures_only_where_the_mapping_opts_in(self, mapping, version):
+        """X-HubSpot-Signature (v1, v2) is accepted with legacy_signatures: true, and refused
+        by default: SHA-256 over secret + content can be extended, and has no timestamp."""
         signature_module = pytest.importorskip("hubspot.utils.signature")
-        loaded = mapping("hubspot")
         signature = signature_module.Signature.get_signature(SECRET, BODY.decode(), version,
                                                              http_uri=URL)
         headers = {"X-HubSpot-Signature": signature, "X-HubSpot-Signature-Version": version}
-        loaded.source.verify(loaded, inbound(headers), time.time())
+        opted_in = mapping("hubspot", extra="legacy_signatures: true\n")
+        opted_in.source.verify(opted_in, inbound(headers), time.time())
+        default = mapping("hubspot")
+        assert "legacy_signatures" in refused(default, inbound(headers))
 
     def test_github_documented_example(self, mapping):
         """GitHub's documentation: secret "It's a Secret to Everybody", body "Hello, World!"."""

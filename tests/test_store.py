@@ -210,12 +210,29 @@ class TestPurge:
         claimed = {c.event_id: c for c in store.claim("w", 10, NOW + 2000, LEASE)}
         for event_id in (old_done, recent):
             store.record(claimed[event_id], "w", Attempt(NOW, 1, "delivered", 200), None, NOW)
-        assert store.purge(NOW + 500, batch=1) == 2
+        assert store.purge(NOW + 500, dry_run=True) == 1
+        assert store.purge(NOW + 500, batch=1) == 1
         assert store.event(old_done) is None
-        assert store.event(old_failed) is None
+        assert store.event(old_failed) is not None  # awaiting a replay
         assert store.event(old_pending)["deliveries"][0]["status"] == "pending"
         assert store.event(recent) is not None
         assert store.purge(NOW + 500) == 0
+        assert store.purge(NOW + 500, include_failed=True) == 1
+        assert store.event(old_failed) is None
+
+    def test_refusals_are_counted_in_a_row_per_mapping_minute_and_kind(self, store):
+        """Thousands of refusals make a handful of rows, each with its count and a sample;
+        the values a forgery puts in its reason do not make new kinds."""
+        for i in range(3000):
+            store.refuse("leads", f"malformed timestamp '{i}'", NOW + i / 100)
+            store.refuse("leads", "typeform-signature does not match", NOW + i / 100)
+        store.flush(NOW + 30)
+        rows = [f for f in store.failures() if f["kind"] == "refused"]
+        assert sum(r["count"] for r in rows) == 6000
+        assert len(rows) <= 4  # two kinds, in at most two minutes
+        assert {r["reason"] for r in rows} >= {"malformed timestamp '0'",
+                                                "typeform-signature does not match"}
+        assert store.prune_refusals(NOW + 100) == len(rows)
 
 
 class TestPacing:

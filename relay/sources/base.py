@@ -6,12 +6,13 @@ import base64
 import hashlib
 import hmac
 import json
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from relay.errors import SignatureError
-from relay.sources.body import parse_body
+from relay.errors import BodyError, SignatureError
+from relay.sources.body import media_type, parse_body
 
 if TYPE_CHECKING:
     from relay.mapping import Mapping
@@ -36,6 +37,10 @@ class Preset:
     secret_env: str | None = None  # the environment variable the docs suggest for the secret
     id: str | None = None  # default `id` expression
     each: str | None = None  # default `each` expression
+    # The media types the sender posts; anything else is 415, so that a body is never read
+    # in a way its sender did not mean (a forged multipart preamble, say). None: every type
+    # parse_body reads (JSON, forms, multipart, XML), for senders we know nothing about.
+    content_types: tuple[str, ...] | None = None
 
     def parse(self, raw: bytes, content_type: str | None) -> Any:
         return parse_body(raw, content_type)
@@ -44,8 +49,14 @@ class Preset:
                  query: dict[str, Any]) -> dict[str, Any]:
         """The value expressions see: `{body, headers, query}`, header names lower-cased."""
         lowered = {k.lower(): v for k, v in headers.items()}
-        return {"body": self.parse(raw, lowered.get("content-type")), "headers": lowered,
-                "query": query}
+        content_type = lowered.get("content-type")
+        if self.content_types is not None and media_type(content_type) not in self.content_types:
+            raise BodyError(
+                f"{self.name} sends {' or '.join(self.content_types)}, not "
+                f"{media_type(content_type) or '(no Content-Type)'}", 415,
+                f"post the body with Content-Type: {self.content_types[0]}, or use a mapping "
+                "whose source sends this type (source: generic reads JSON, forms and XML)")
+        return {"body": self.parse(raw, content_type), "headers": lowered, "query": query}
 
     def verifies(self, mapping: Mapping) -> bool:
         """Whether requests for `mapping` are verified at all."""
@@ -103,7 +114,9 @@ def check_age(timestamp: str | None, now: float, tolerance: float, unit: float =
     try:
         seconds = float(timestamp) * unit
     except ValueError:
-        raise SignatureError(f"malformed timestamp {timestamp[:40]!r}") from None
+        seconds = math.nan
+    if not math.isfinite(seconds):  # nan compares false with everything: it would pass
+        raise SignatureError(f"malformed timestamp {timestamp[:40]!r}")
     if abs(now - seconds) > tolerance:
         raise SignatureError(f"timestamp is {now - seconds:.0f}s off (tolerance {tolerance:.0f}s)")
     return seconds
@@ -159,6 +172,7 @@ class HmacPreset(Preset):
     """A sender whose signature is one HmacScheme over the raw body."""
 
     signed = True
+    content_types = ("application/json",)
     scheme: HmacScheme
 
     def check(self, secret: str, mapping: Mapping, inbound: Inbound, now: float) -> None:
@@ -173,6 +187,7 @@ class TimestampedPreset(Preset):
     """`t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body">` (Stripe, Calendly)."""
 
     signed = True
+    content_types = ("application/json",)
     header: str
     tolerance: float
 

@@ -25,6 +25,7 @@ from werkzeug.http import parse_options_header
 from relay.errors import BodyError
 
 MAX_FORM_PARTS = 1000
+MAX_XML_DEPTH = 100  # a SOAP notification is 6 deep; each level costs stack when converted
 _XSI_NIL = "{http://www.w3.org/2001/XMLSchema-instance}nil"
 _BY_SUFFIX = {
     ".json": "application/json",
@@ -118,7 +119,20 @@ def parse_xml(raw: bytes) -> dict[str, Any]:
         raise BodyError("XML with a DTD or entities is refused") from None
     except ParseError as exc:
         raise BodyError(f"the body is not valid XML: {exc}") from None
+    _check_depth(root)
     return {_local(root.tag): _element(root)}
+
+
+def _check_depth(root: Element) -> None:
+    """BodyError past MAX_XML_DEPTH, found without recursion (which is what a deep document
+    would exhaust)."""
+    level: list[Element] = [root]
+    for depth in range(1, MAX_XML_DEPTH + 1):
+        level = [child for element in level for child in element]
+        if not level:
+            return
+        if depth == MAX_XML_DEPTH:
+            raise BodyError(f"the XML body is nested deeper than {MAX_XML_DEPTH} levels")
 
 
 def _element(element: Element) -> Any:

@@ -19,6 +19,7 @@ class Jotform(Preset):
     name = "jotform"
     signed = True
     secret_env = "JOTFORM_TOKEN"
+    content_types = ("multipart/form-data",)
     id = "body.submissionID"
 
     def parse(self, raw: bytes, content_type: str | None) -> Any:

@@ -13,7 +13,7 @@ from xml.sax.saxutils import escape
 
 from relay.errors import BodyError, SignatureError
 from relay.sources.base import Inbound, Preset
-from relay.sources.body import media_type, parse_xml
+from relay.sources.body import parse_xml
 
 if TYPE_CHECKING:
     from relay.mapping import Mapping
@@ -25,14 +25,16 @@ ACK = _ENVELOPE.format('<notificationsResponse xmlns="http://soap.sforce.com/200
                        "<Ack>true</Ack></notificationsResponse>")
 
 
+MAX_NOTIFICATIONS = 100  # what Salesforce sends at most in one message
+
+
 class Salesforce(Preset):
     name = "salesforce"
+    content_types = ("text/xml",)
     each = "body.Notification"
     id = "item.Id"
 
     def parse(self, raw: bytes, content_type: str | None) -> Any:
-        if media_type(content_type) not in ("text/xml", "application/xml", ""):
-            raise BodyError("a Salesforce Outbound Message is text/xml", status=415)
         document = parse_xml(raw)
         try:
             notifications = document["Envelope"]["Body"]["notifications"]
@@ -42,8 +44,16 @@ class Salesforce(Preset):
         if not isinstance(notifications, dict):
             raise BodyError("the notifications element is empty")
         found = notifications.get("Notification")
-        notifications["Notification"] = found if isinstance(found, list) else (
-            [] if found is None else [found])
+        found = found if isinstance(found, list) else ([] if found is None else [found])
+        if len(found) > MAX_NOTIFICATIONS:
+            raise BodyError(f"{len(found)} Notifications in one message; Salesforce sends at "
+                            f"most {MAX_NOTIFICATIONS}")
+        if not all(isinstance(n, dict) for n in found):
+            raise BodyError("a Notification element has no fields")
+        organization = notifications.get("OrganizationId")
+        if organization is not None and not isinstance(organization, str):
+            raise BodyError("OrganizationId must appear once, as text")
+        notifications["Notification"] = found
         return notifications
 
     def verifies(self, mapping: Mapping) -> bool:

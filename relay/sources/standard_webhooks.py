@@ -21,6 +21,7 @@ class StandardWebhooks(Preset):
     name = "standard-webhooks"
     signed = True
     secret_env = "WEBHOOK_SECRET"
+    content_types = ("application/json",)
     id = 'headers."webhook-id" || headers."svix-id"'
 
     def check(self, secret: str, mapping: Mapping, inbound: Inbound, now: float) -> None:
