@@ -141,7 +141,7 @@ def send(mapping: str, body: Any, url: str | None, headers: tuple[str, ...],
     target = url or f"http://127.0.0.1:{port}/hooks/{loaded.name}"
     if query_map:
         target += ("&" if "?" in target else "?") + urlencode(query_map)
-    if loaded.source.verifies(loaded):
+    if loaded.source.verifies(loaded) and loaded.secrets:  # Salesforce, say, signs nothing
         inbound = Inbound(raw, {k.lower(): v for k, v in header_map.items()}, query_map,
                           "POST", target)
         signed, extra = loaded.source.sign(loaded.secrets[0], loaded, inbound, time.time())
@@ -160,9 +160,11 @@ def send(mapping: str, body: Any, url: str | None, headers: tuple[str, ...],
 
 def _request_options(body: Any, headers: tuple[str, ...],
                      query: tuple[str, ...]) -> tuple[dict[str, str], dict[str, str]]:
-    """-H and -q options as dicts; Content-Type guessed from the body file's suffix."""
+    """-H and -q options as dicts; Content-Type guessed from the body file's suffix, and
+    JSON for standard input (say another with -H)."""
     header_map = dict(_split(h, ":", "-H", "'Name: value'") for h in headers)
-    guessed = content_type_for(getattr(body, "name", ""))
+    name = getattr(body, "name", "")
+    guessed = "application/json" if name in ("-", "<stdin>") else content_type_for(name)
     if guessed and not any(k.lower() == "content-type" for k in header_map):
         header_map["Content-Type"] = guessed
     return header_map, dict(_split(q, "=", "-q", "key=value") for q in query)
@@ -217,4 +219,5 @@ def _unset_engati(mapping: Mapping) -> str | None:
     if not missing:
         return None
     unset = ", ".join(f"{key} (ENGATI_{key.upper()})" for key in missing)
-    return f"engati settings not set: {unset}; deliveries wait until they are"
+    return (f"engati settings not set: {unset}; until they are, deliveries fail, are retried "
+            "and go dead (after RELAY_MAX_ATTEMPTS attempts or RELAY_MAX_AGE)")

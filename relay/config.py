@@ -15,10 +15,10 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def parse_duration(text: str, name: str = "duration") -> float:
-    """`30d`, `12h`, `15m`, `90s` -> seconds."""
+def parse_duration(text: str, name: str = "duration", zero: bool = False) -> float:
+    """`30d`, `12h`, `15m`, `90s` -> seconds (`0s` too, where `zero` allows it)."""
     match = _DURATION.match(text)
-    if not match or float(match[1]) <= 0:
+    if not match or float(match[1]) < 0 or (float(match[1]) == 0 and not zero):
         raise RelayError(f"{name}={text!r}: expected a duration such as 30d, 12h, 15m or 90s")
     return float(match[1]) * _UNITS[match[2]]
 

@@ -229,6 +229,13 @@ def event_state(row: dict[str, Any]) -> str:
     return "pending" if row["pending"] else "delivered"
 
 
+def shown_state(event: dict[str, Any]) -> str:
+    """`event_state` of an event as `event()` returns it (deliveries listed, not counted)."""
+    statuses = [d["status"] for d in event["deliveries"]]
+    return event_state({"status": event["status"], "dead": "dead" in statuses,
+                        "pending": "pending" in statuses})
+
+
 def _narrow(query: sa.Select, mapping: str | None, since: float | None) -> sa.Select:
     if mapping:
         query = query.where(events.c.mapping == mapping)

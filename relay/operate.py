@@ -10,7 +10,7 @@ import click
 
 from relay.config import Settings, parse_duration, parse_since
 from relay.errors import RelayError
-from relay.history import STATUSES, event_problem, event_state, utc_text
+from relay.history import STATUSES, event_problem, event_state, shown_state, utc_text
 from relay.loader import load_folder
 from relay.replay import replay_event
 from relay.store import Store
@@ -52,7 +52,7 @@ def show(event_id: int, as_json: bool) -> None:
         click.echo(json.dumps(event, indent=2, ensure_ascii=False, default=str))
         return
     click.echo(f"event {event['id']}  mapping {event['mapping']}  received "
-               f"{utc_text(event['received_at'])} UTC  status {event['status']}")
+               f"{utc_text(event['received_at'])} UTC  status {shown_state(event)}")
     if event["note"]:
         click.echo(f"skipped: {event['note']}")
     for error in event["errors"] or ():
@@ -63,7 +63,7 @@ def show(event_id: int, as_json: bool) -> None:
     click.echo("body:\n" + _pretty(event["body"]))
     for d in event["deliveries"]:
         click.echo(f"delivery {d['id']}: flow {d['flow_key']} {d['channel']} {d['phone']} "
-                   f"-> {d['status']} after {d['attempts']} attempt(s)")
+                   f"-> {d['status']} after {len(d['attempt_log'])} attempt(s)")
         click.echo("  attributes: " + json.dumps(d["attributes"], ensure_ascii=False))
         if d["status"] == "pending":
             click.echo(f"  next attempt at {utc_text(d['next_at'])} UTC")
@@ -112,12 +112,19 @@ def replay(event_ids: tuple[int, ...], dead: bool, failed: bool, mapping: str | 
 
 @click.command()
 @click.option("--older-than", "older_than", required=True, metavar="DURATION",
-              help="e.g. 30d: finished events received longer ago than that.")
-def purge(older_than: str) -> None:
-    """Delete finished events (and their deliveries and attempts); never pending ones."""
-    seconds = parse_duration(older_than, "--older-than")
-    removed = _store().purge(time.time() - seconds)
-    click.echo(f"purged {removed} event(s) received more than {older_than} ago")
+              help="e.g. 30d (0s: every finished event): events received longer ago.")
+@click.option("--include-failed", is_flag=True,
+              help="Also failed events (422), which are kept for `relay replay --failed`.")
+@click.option("--dry-run", is_flag=True, help="Only say how many events would go.")
+def purge(older_than: str, include_failed: bool, dry_run: bool) -> None:
+    """Delete finished events (and their deliveries and attempts); never pending ones, and
+    failed ones only with --include-failed."""
+    seconds = parse_duration(older_than, "--older-than", zero=True)
+    count = _store().purge(time.time() - seconds, include_failed=include_failed,
+                           dry_run=dry_run)
+    kept = "" if include_failed else " (failed events kept: --include-failed purges them)"
+    verb = "would purge" if dry_run else "purged"
+    click.echo(f"{verb} {count} event(s) received more than {older_than} ago{kept}")
 
 
 def _delivered(row: dict[str, Any]) -> str:

@@ -21,11 +21,12 @@ from typing import Any
 
 import alembic.command
 import alembic.config
+from alembic.migration import MigrationContext
 import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 from sqlalchemy.dialects import postgresql, sqlite
 
-from relay.errors import StoreUnavailable
+from relay.errors import RelayError, StoreUnavailable
 from relay.history import History, event_key, event_row, event_status, storable
 from relay.mapping import Delivery, Result
 from relay.records import STATUS_AFTER, Attempt, Claimed, Receipt, keeps
@@ -104,13 +105,17 @@ class Store(History):
         # SQLite's hot writes go through the driver (sqlite_direct.py).
         self._direct = SqliteDirect(self.engine, self._writers) if sqlite_file else None
 
-    def upgrade(self) -> None:
-        """Bring the schema to the latest migration (an empty database gets every one)."""
+    def upgrade(self) -> tuple[str | None, str | None]:
+        """Bring the schema to the latest migration (an empty database gets every one); the
+        revisions before and after (None before: the database was empty)."""
         config = alembic.config.Config()
         config.set_main_option("script_location", "relay:migrations")
         with self._tx() as conn:
+            before = MigrationContext.configure(conn).get_current_revision()
             config.attributes["connection"] = conn
             alembic.command.upgrade(config, "head")
+            after = MigrationContext.configure(conn).get_current_revision()
+        return before, after
 
     def ping(self) -> None:
         with self._tx() as conn:
@@ -453,9 +458,28 @@ class _Turn:
         self.ready.acquire()
 
 
+def database_url(url: str) -> str:
+    """DATABASE_URL as SQLAlchemy takes it: `postgres://` and `postgresql://` (what hosts
+    hand out) mean psycopg 3, the driver the relay installs, not SQLAlchemy's default."""
+    for scheme in ("postgres://", "postgresql://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg://" + url[len(scheme):]
+    return url
+
+
 def _engine(url: str, timeout: float, worker: bool) -> sa.Engine:
+    url = database_url(url)
     if not url.startswith("sqlite"):
-        return sa.create_engine(url, pool_pre_ping=True)
+        try:
+            return sa.create_engine(url, pool_pre_ping=True)
+        except ModuleNotFoundError as exc:
+            hint = ("pip install -e '.[postgres]'" if url.startswith("postgresql") else
+                    "the relay runs on SQLite (sqlite:///relay.db) or PostgreSQL")
+            raise RelayError(f"DATABASE_URL needs a driver that is not installed ({exc.name}): "
+                             f"{hint}") from None
+        except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
+            raise RelayError(f"DATABASE_URL is not a database URL SQLAlchemy can use ({exc}); "
+                             "use sqlite:///relay.db or postgresql://user:pass@host/db") from None
     # Every transaction ends in a commit or a rollback: nothing to reset when a connection
     # goes back to the pool.
     engine = sa.create_engine(url, connect_args={"timeout": timeout}, pool_reset_on_return=None)
