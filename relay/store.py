@@ -21,8 +21,8 @@ from typing import Any
 
 import alembic.command
 import alembic.config
-from alembic.migration import MigrationContext
 import sqlalchemy as sa
+from alembic.migration import MigrationContext
 from sqlalchemy import event as sa_event
 from sqlalchemy.dialects import postgresql, sqlite
 
