@@ -163,8 +163,9 @@ def _request_options(body: Any, headers: tuple[str, ...],
     """-H and -q options as dicts; Content-Type guessed from the body file's suffix, and
     JSON for standard input (say another with -H)."""
     header_map = dict(_split(h, ":", "-H", "'Name: value'") for h in headers)
-    name = getattr(body, "name", "")
-    guessed = "application/json" if name in ("-", "<stdin>") else content_type_for(name)
+    name = getattr(body, "name", None)
+    guessed = content_type_for(name) if isinstance(name, str) and name != "<stdin>" else (
+        "application/json")
     if guessed and not any(k.lower() == "content-type" for k in header_map):
         header_map["Content-Type"] = guessed
     return header_map, dict(_split(q, "=", "-q", "key=value") for q in query)
