@@ -9,12 +9,12 @@ import gc
 import logging
 from typing import Any
 
-from flask import Flask, Response, current_app, jsonify
+from flask import Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from relay import admin, console, metrics
-from relay.config import Settings
-from relay.errors import InboundError, StoreUnavailable
+from relay.config import MIN_TOKEN, Settings
+from relay.errors import InboundError, RelayError, StoreUnavailable
 from relay.intake import Intake
 from relay.logs import configure_logging
 from relay.registry import Registry
@@ -31,6 +31,12 @@ def create_app(
 ) -> Flask:
     configure_logging()
     settings = settings or Settings.from_env()
+    if settings.admin_token and len(settings.admin_token) < MIN_TOKEN:
+        # Settings.from_env refuses it too; this holds for settings made in code.
+        raise RelayError(
+            f"RELAY_ADMIN_TOKEN is {len(settings.admin_token)} characters; it needs at "
+            f"least {MIN_TOKEN}, so that it cannot be guessed. Make one with: python3 -c "
+            "'import secrets; print(secrets.token_urlsafe(32))'")
     if registry is None:
         registry = Registry(settings.mappings)
         registry.load()
@@ -65,6 +71,9 @@ def metrics_page() -> Response:
 
 
 def ready() -> Any:
+    """Ready when the database answers and a mapping is loaded. Broken mapping files are
+    listed (`broken`, always there) but do not make the relay unready: one bad file must not
+    take every other endpoint out of a load balancer."""
     relay = _relay()
     try:
         relay["store"].ping()
@@ -74,16 +83,22 @@ def ready() -> Any:
     if not names:
         return _error(503, "no mappings loaded",
                       f"add mapping files to {relay['settings'].mappings}/")
-    return {"status": "ready", "mappings": names}
+    return {"status": "ready", "mappings": names, "broken": relay["registry"].broken()}
 
 
 def _error(status: int, message: str, hint: str | None = None,
-           retry_after: int | None = None) -> Response:
-    answer = {"error": message}
-    if hint:
-        answer["hint"] = hint
-    response = jsonify(answer)
-    response.status_code = status
+           retry_after: int | None = None, headers: list[tuple[str, str]] | None = None,
+           ) -> Response:
+    if request.path.split("/")[1] == "admin":  # people read the console: a page, not JSON
+        response = console.error_page(status, message, hint)
+    else:
+        answer = {"error": message}
+        if hint:
+            answer["hint"] = hint
+        response = jsonify(answer)
+        response.status_code = status
+    for name, value in headers or ():
+        response.headers[name] = value
     if retry_after:
         response.headers["Retry-After"] = str(retry_after)
     return response
@@ -99,7 +114,10 @@ def _store_unavailable(exc: StoreUnavailable) -> Any:
 
 
 def _http_error(exc: HTTPException) -> Any:
-    return _error(exc.code or 500, exc.description or exc.name)
+    # Werkzeug's own headers stay (a 405's Allow, a 429's Retry-After); the body is ours.
+    headers = [(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"]
+    return _error(exc.code or 500, exc.description or exc.name, getattr(exc, "hint", None),
+                  headers=headers)
 
 
 def _unexpected(exc: Exception) -> Any:

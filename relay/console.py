@@ -1,37 +1,48 @@
 """The operator console under /admin: server-rendered pages over the same store as /api.
 
-Logging in with RELAY_ADMIN_TOKEN sets a session cookie (HttpOnly, SameSite=Lax, Secure);
-every form carries a CSRF token. RELAY_MASK_PII masks phone numbers and emails on every page.
+Logging in with RELAY_ADMIN_TOKEN opens a session (a row in the store, named by a signed
+cookie: HttpOnly, SameSite=Lax, Secure; see admin.py); every form carries the session's CSRF
+token; logging out deletes the row. RELAY_MASK_PII masks phone numbers and emails on every
+page.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import re
 import secrets
 import time
 from typing import Any
 
+import phonenumbers
 from flask import (
     Blueprint,
     Flask,
+    Response,
     abort,
     current_app,
     flash,
+    g,
     redirect,
     render_template,
     request,
     session,
     url_for,
 )
-from flask.sessions import SecureCookieSessionInterface
 
-from relay.admin import group_failures, preview_body, token_matches
+from relay.admin import (
+    EVENT_ID,
+    check_token,
+    end_session,
+    group_failures,
+    preview_body,
+    start_session,
+)
 from relay.config import parse_since
-from relay.errors import BodyError, RelayError
+from relay.errors import RelayError
 from relay.history import STATUSES, event_problem, event_state, utc_text
+from relay.openapi import MAX_ID
 from relay.replay import replay_event
 
 console = Blueprint("console", __name__, url_prefix="/admin")
@@ -41,39 +52,35 @@ _EMAIL = re.compile(r"([\w.+-])[\w.+-]*(@[\w-]+(\.[\w-]+)+)")
 
 def init_app(app: Flask) -> None:
     settings = app.extensions["relay"]["settings"]
-    # Sessions are signed with a key derived from the admin token: changing the token logs
-    # everyone out.
-    app.secret_key = hashlib.sha256(b"relay console " + settings.admin_token.encode()).digest()
-    app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
-                      SESSION_COOKIE_NAME="relay_console")
-    app.session_interface = _SessionInterface()
     app.jinja_env.filters["when"] = utc_text
     app.jinja_env.filters["mask"] = lambda text: _mask(text, settings.mask_pii)
+    # App-wide, not the blueprint's: error pages of paths no view matched use base.html too.
+    app.context_processor(_page_context)
     app.register_blueprint(console)
-
-
-class _SessionInterface(SecureCookieSessionInterface):
-    def get_cookie_secure(self, app: Flask) -> bool:
-        # Secure (HTTPS only) everywhere but plain HTTP on this machine's loopback, where
-        # browsers would drop a Secure cookie and nothing travels over a network.
-        host = request.host.rsplit(":", 1)[0].strip("[]")
-        return request.is_secure or host not in ("127.0.0.1", "localhost", "::1")
 
 
 def _relay() -> dict[str, Any]:
     return current_app.extensions["relay"]
 
 
-@console.context_processor
-def _csrf() -> dict[str, str]:
-    if "csrf" not in session:
-        session["csrf"] = secrets.token_urlsafe(24)
-    return {"csrf": session["csrf"]}
+def _page_context() -> dict[str, Any]:
+    # Only a logged-in session has a CSRF token; an anonymous page sets no cookie at all.
+    logged_in = g.get("auth") == "session"
+    return {"logged_in": logged_in, "csrf": session.get("csrf", "") if logged_in else ""}
+
+
+def error_page(status: int, message: str, hint: str | None = None) -> Response:
+    """A console error (404, 400, 405...) as a page in the console's layout."""
+    response = current_app.make_response(
+        render_template("error.html", status=status, message=message, hint=hint))
+    response.status_code = status
+    return response
 
 
 @console.before_request
 def _check_csrf() -> None:
-    if request.method == "POST" and request.endpoint != "console.login" and not (
+    # Bearer requests carry no cookie a browser would add by itself: no CSRF to fear.
+    if request.method == "POST" and g.get("auth") == "session" and not (
             secrets.compare_digest(request.form.get("csrf", ""), session.get("csrf", "-"))):
         abort(400, "the form expired: reload the page and try again")
 
@@ -83,18 +90,20 @@ def login() -> Any:
     target = request.values.get("next") or url_for("console.events")
     if not target.startswith("/admin"):
         target = url_for("console.events")  # never redirect off the console
+    error = None
     if request.method == "POST":
-        if token_matches(request.form.get("token", "")):
-            session.clear()
-            session["admin"] = True
+        # check_token answers 429 once this address has guessed wrong too often.
+        if check_token(request.form.get("token", "")):
+            start_session()
             return redirect(target)
-        flash("That is not the admin token.", "error")
-    return render_template("login.html", next=target)
+        error = "That is not the admin token."
+    # Not flashed: a flash would be kept in a cookie, and an anonymous page sets none.
+    return render_template("login.html", next=target, error=error)
 
 
 @console.post("/logout")
 def logout() -> Any:
-    session.clear()
+    end_session()
     return redirect(url_for("console.login"))
 
 
@@ -110,9 +119,11 @@ def events() -> Any:
         except RelayError:
             flash(f"Since {filters['since']!r}: use 24h, 7d or a date like 2026-11-01.", "error")
     before = request.args.get("before", type=int)
+    if before is not None and not 1 <= before <= MAX_ID:
+        before = None  # no id is that large (or small): the first page
+    phone = _phone_digits(filters["phone"], filters["mapping"]) if filters["phone"] else None
     rows = _relay()["store"].events(status=filters["status"], mapping=filters["mapping"],
-                                    phone=filters["phone"], since=since, before=before,
-                                    limit=51)
+                                    phone=phone, since=since, before=before, limit=51)
     for row in rows:
         row["state"] = event_state(row)
         row["problem"] = event_problem(row)
@@ -121,7 +132,25 @@ def events() -> Any:
                            mappings=_relay()["registry"].names(), statuses=STATUSES)
 
 
-@console.get("/events/<int:event_id>")
+def _phone_digits(typed: str, mapping: str | None) -> str:
+    """What to look for in stored phones (country code and number, digits only) when a
+    person types a number: as they would dial it, e.g. 09822012345 with the trunk 0, finds
+    919822012345. A number valid for the region of the filtered mapping (else of any loaded
+    one) is searched by its national significant number; anything else by its digits."""
+    registry = _relay()["registry"]
+    names = [mapping] if mapping else registry.names()
+    regions = [m.phone.region for m in map(registry.get, names) if m is not None]
+    for region in dict.fromkeys([*regions, None]):  # None: numbers typed with a +
+        try:
+            parsed = phonenumbers.parse(typed, region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(parsed):
+            return str(parsed.national_number)
+    return "".join(ch for ch in typed if ch.isdigit())
+
+
+@console.get(f"/events/{EVENT_ID}")
 def event(event_id: int) -> Any:
     found = _relay()["store"].event(event_id)
     if found is None:
@@ -129,10 +158,14 @@ def event(event_id: int) -> Any:
     body = found["body"].decode("utf-8", "replace")
     with contextlib.suppress(ValueError):  # not JSON: shown as it came
         body = json.dumps(json.loads(body), indent=2, ensure_ascii=False)
-    return render_template("event.html", event=found, body=body)
+    statuses = [d["status"] for d in found["deliveries"]]
+    # The state the events list shows, not the raw status ("accepted" above a dead delivery).
+    state = event_state({"status": found["status"], "dead": statuses.count("dead"),
+                         "pending": statuses.count("pending")})
+    return render_template("event.html", event=found, body=body, state=state)
 
 
-@console.post("/events/<int:event_id>/replay")
+@console.post(f"/events/{EVENT_ID}/replay")
 def replay(event_id: int) -> Any:
     replayed = replay_event(_relay()["store"], _relay()["registry"].get, event_id, time.time())
     flash(f"Event {event_id}: {replayed.message}", "ok" if replayed.ok else "error")
@@ -147,7 +180,8 @@ def failures() -> Any:
 
 @console.post("/failures/replay")
 def replay_group() -> Any:
-    ids = sorted({int(i) for i in request.form.getlist("event") if i.isdigit()})
+    ids = sorted({int(i) for i in request.form.getlist("event")
+                  if re.fullmatch(r"[0-9]{1,19}", i) and 1 <= int(i) <= MAX_ID})
     results = [replay_event(_relay()["store"], _relay()["registry"].get, i, time.time())
                for i in ids]
     failed = [r for r in results if not r.ok]
@@ -173,10 +207,7 @@ def _preview(form: dict[str, str]) -> dict[str, Any]:
         return {"status": "failed", "errors": [{"field": "mapping", "message": "not found"}]}
     lines = (line.partition(":") for line in form["headers"].splitlines() if ":" in line)
     headers = {name.strip(): value.strip() for name, _, value in lines}
-    try:
-        return preview_body(mapping, form["body"].encode(), headers, {})
-    except BodyError as exc:
-        return {"status": "failed", "errors": [{"field": "body", "message": str(exc)}]}
+    return preview_body(mapping, form["body"].encode(), headers, {})
 
 
 def _mask(text: Any, enabled: bool) -> Any:

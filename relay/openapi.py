@@ -1,8 +1,11 @@
-"""The OpenAPI document of /api (served at /api/openapi.json); tests check the API against it."""
+"""The OpenAPI document of /api (served at /api/openapi.json); tests check the API against it
+(tests/test_admin.py by hand, tests/test_api_schema.py with schemathesis)."""
 
 from __future__ import annotations
 
 from typing import Any
+
+MAX_ID = 2**63 - 1  # the largest id either database stores; a larger one is simply 404
 
 _error = {"type": "object", "required": ["error"],
           "properties": {"error": {"type": "string"}, "hint": {"type": "string"}}}
@@ -34,7 +37,9 @@ _delivery = {"type": "object",
                             "channel": {"enum": ["whatsapp", "rcs"]},
                             "phone": {"type": "string"}, "attributes": {"type": "object"},
                             "status": {"enum": ["pending", "delivered", "dead"]},
-                            "attempts": {"type": "integer"},
+                            "attempts": {"type": "integer",
+                                         "description": "attempts since the delivery was last "
+                                                        "(re)queued; attempt_log has them all"},
                             "last_error": {"type": ["string", "null"]},
                             "attempt_log": {"type": "array", "items": _attempt}}}
 _event = {"type": "object",
@@ -50,20 +55,47 @@ _event = {"type": "object",
 _replayed = {"type": "object", "required": ["event_id", "ok", "message"],
              "properties": {"event_id": {"type": "integer"}, "ok": {"type": "boolean"},
                             "message": {"type": "string"}}}
+_strings = {"type": "object", "additionalProperties": {"type": "string"}}
 
 
-def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
+def _json(schema: dict[str, Any], description: str = "OK",
+          headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    answer = {"description": description, "content": {"application/json": {"schema": schema}}}
+    if headers:
+        answer["headers"] = headers
+    return answer
 
 
-_errors = {"400": _json(_error, "Bad request"), "401": _json(_error, "No or wrong token"),
-           "404": _json(_error, "Not found, or the API is off")}
+def _header(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "required": True, "schema": schema}
+
+
+_seconds = {"type": "string", "pattern": "^[0-9]+$"}
+# What any operation may answer besides its own outcomes.
+_errors = {
+    "401": _json(_error, "No or wrong token",
+                 {"WWW-Authenticate": _header("Bearer", {"type": "string"})}),
+    "404": _json(_error, "Not found, or the API is off (RELAY_ADMIN_TOKEN unset)"),
+    "405": _json(_error, "Method not allowed",
+                 {"Allow": _header("the methods the path takes", {"type": "string"})}),
+    "429": _json(_error, "Too many wrong tokens from this address: nothing is checked until "
+                         "Retry-After seconds have passed",
+                 {"Retry-After": _header("seconds", _seconds)}),
+    "503": _json(_error, "The database is unavailable right now",
+                 {"Retry-After": _header("seconds", _seconds)}),
+}
+_bad = {"400": _json(_error, "Bad request")}
+# Unsafe methods with the console's cookie need its CSRF token (bearer tokens need none).
+_csrf = {"403": _json(_error, "Console session without its CSRF token (X-CSRF-Token)")}
+_event_id = {"name": "event_id", "in": "path", "required": True,
+             "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID}}
 
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "relay operator API", "version": "1",
              "description": "Events, deliveries, attempts and replay. Authenticate with "
-                            "`Authorization: Bearer <RELAY_ADMIN_TOKEN>`."},
+                            "`Authorization: Bearer <RELAY_ADMIN_TOKEN>` (or the console's "
+                            "session cookie, with its CSRF token as `X-CSRF-Token` on POSTs)."},
     "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
     "security": [{"bearer": []}],
     "paths": {
@@ -74,35 +106,40 @@ OPENAPI: dict[str, Any] = {
                     "enum": ["accepted", "skipped", "failed", "pending", "delivered", "dead"]}},
                 {"name": "mapping", "in": "query", "schema": {"type": "string"}},
                 {"name": "limit", "in": "query",
-                 "schema": {"type": "integer", "minimum": 1, "maximum": 500}}],
+                 "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}}],
             "responses": {"200": _json({"type": "object", "required": ["events"],
                                         "properties": {"events": {"type": "array",
                                                                   "items": _event_row}}}),
-                          **_errors}}},
+                          **_bad, **_errors}}},
         "/api/events/{event_id}": {"get": {
             "summary": "One event with its deliveries and every attempt",
-            "parameters": [{"name": "event_id", "in": "path", "required": True,
-                            "schema": {"type": "integer"}}],
+            "parameters": [_event_id],
             "responses": {"200": _json(_event), **_errors}}},
         "/api/events/{event_id}/replay": {"post": {
             "summary": "Map the event again with the current mapping and queue what is not "
                        "delivered",
-            "parameters": [{"name": "event_id", "in": "path", "required": True,
-                            "schema": {"type": "integer"}}],
-            "responses": {"200": _json(_replayed), "422": _json(_replayed, "Not replayed"),
-                          **_errors}}},
+            "parameters": [_event_id],
+            "responses": {"200": _json(_replayed),
+                          "422": _json(_replayed, "Not replayed: the event still fails its "
+                                                  "mapping, or its mapping is gone"),
+                          **_csrf, **_errors}}},
         "/api/replay": {"post": {
             "summary": "Replay every event with a dead delivery and/or a failed mapping",
             "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                "type": "object", "properties": {"dead": {"type": "boolean"},
-                                                 "failed": {"type": "boolean"},
-                                                 "mapping": {"type": "string"}}}}}},
+                "type": "object", "additionalProperties": False,
+                "properties": {"dead": {"type": "boolean"}, "failed": {"type": "boolean"},
+                               "mapping": {"type": "string",
+                                           "description": "only this mapping's events"}},
+                "anyOf": [{"required": ["dead"], "properties": {"dead": {"const": True}}},
+                          {"required": ["failed"], "properties": {"failed": {"const": True}}}],
+            }}}},
             "responses": {"200": _json({"type": "object", "required": ["events"],
                                         "properties": {"events": {"type": "array",
                                                                   "items": _replayed}}}),
-                          **_errors}}},
+                          **_bad, **_csrf, **_errors}}},
         "/api/failures": {"get": {
-            "summary": "Failed mappings and dead deliveries, grouped by reason",
+            "summary": "Failed mappings, dead deliveries and refused signatures, grouped by "
+                       "reason",
             "responses": {"200": _json({"type": "object", "required": ["groups"], "properties": {
                 "groups": {"type": "array", "items": {
                     "type": "object", "required": ["reason", "count", "event_ids"],
@@ -112,11 +149,12 @@ OPENAPI: dict[str, Any] = {
                                    "example": {"type": "string"}}}}}}),
                 **_errors}}},
         "/api/preview": {"post": {
-            "summary": "The Engati requests a body would trigger; nothing is sent",
+            "summary": "The Engati requests a body would trigger; nothing is sent. A body that "
+                       "cannot be parsed is a failed preview saying why",
             "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                "type": "object", "required": ["mapping"],
+                "type": "object", "required": ["mapping"], "additionalProperties": False,
                 "properties": {"mapping": {"type": "string"}, "body": {"type": "string"},
-                               "headers": {"type": "object"}, "query": {"type": "object"}}}}}},
+                               "headers": _strings, "query": _strings}}}}},
             "responses": {"200": _json({"type": "object",
                                         "required": ["status", "requests", "errors"],
                                         "properties": {
@@ -124,6 +162,6 @@ OPENAPI: dict[str, Any] = {
                                             "skipped": {"type": ["string", "null"]},
                                             "requests": {"type": "array"},
                                             "errors": {"type": "array"}}}),
-                          **_errors}}},
+                          **_bad, **_csrf, **_errors}}},
     },
 }

@@ -14,7 +14,7 @@ from tests.live import Relay, answers, free_port, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "build" / "screenshots"
-TOKEN = "browser-admin-token-0123456789"
+TOKEN = "browser-admin-token-0123456789-abcdef"  # 32 or more: the minimum
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 MAPPING = """
 id: body.id
@@ -57,8 +57,8 @@ def relay(tmp_path_factory):
         wait_for(lambda: answers(f"http://127.0.0.1:{port}/healthz"), what="relay serve")
         yield f"http://127.0.0.1:{port}", f"http://127.0.0.1:{sandbox_port}"
     finally:
-        assert serve.stop() == 0
-        sandbox.stop()
+        served, _ = serve.stop(), sandbox.stop()  # both stopped, whatever the first says
+        assert served == 0, serve.output()[-2000:]
 
 
 def test_find_an_event_see_why_it_died_and_replay_it(browser, relay):
