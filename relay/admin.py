@@ -313,13 +313,13 @@ def replay_one(event_id: int) -> Any:
     return jsonify(replayed.to_dict()), 200 if replayed.ok else 422
 
 
-def _object(spec: Any, keys: tuple[str, ...], example: str) -> str | None:
+def _object(spec: Any, keys: tuple[str, ...]) -> str | None:
     """Why a JSON body is not an object of only these keys (None when it is)."""
     if not isinstance(spec, dict):
-        return f"send a JSON object: {example}"
+        return "send a JSON object"
     unknown = sorted(set(spec) - set(keys))
-    if unknown:
-        return f"unknown key(s) {', '.join(map(repr, unknown))}: send {example}"
+    if unknown:  # a typo must not widen what is replayed
+        return f"unknown key(s) {', '.join(map(repr, unknown))}"
     return None
 
 
@@ -327,9 +327,9 @@ def _object(spec: Any, keys: tuple[str, ...], example: str) -> str | None:
 def replay_many() -> Any:
     spec = request.get_json(silent=True)
     example = '{"dead": true} and/or {"failed": true}, optionally with "mapping": name'
-    problem = _object(spec, ("dead", "failed", "mapping"), example)
+    problem = _object(spec, ("dead", "failed", "mapping"))
     if problem:
-        return _bad(problem)
+        return _bad(problem, f"send {example}")
     if any(k in spec and not isinstance(spec[k], bool) for k in ("dead", "failed")):
         return _bad("dead and failed must be true or false", f"send {example}")
     if "mapping" in spec and not isinstance(spec["mapping"], str):
@@ -353,10 +353,10 @@ def failures() -> Any:
 def preview() -> Any:
     spec = request.get_json(silent=True)
     example = '{"mapping": name, "body": text, "headers": {}, "query": {}}'
-    problem = _object(spec, ("mapping", "body", "headers", "query"), example)
+    problem = _object(spec, ("mapping", "body", "headers", "query"))
     if problem or not isinstance(spec.get("mapping"), str):
         return _bad(problem or "mapping must be a string: the name of a mapping",
-                    None if problem else f"send {example}")
+                    f"send {example}")
     if not isinstance(spec.get("body", ""), str):
         return _bad("body must be a string: the webhook's body as it would arrive",
                     f"send {example}")

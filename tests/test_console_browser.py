@@ -70,8 +70,13 @@ def test_find_an_event_see_why_it_died_and_replay_it(browser, relay):
     event_id = posted.json()["event_id"]
 
     page = browser.new_page()
-    page.goto(f"{base}/admin/")
+    # Chromium reports what the Content-Security-Policy blocks on the page's console.
+    blocked: list[str] = []
+    page.on("console", lambda m: blocked.append(m.text) if "Content Security Policy" in m.text
+            else None)
+    answer = page.goto(f"{base}/admin/")
     assert "/admin/login" in page.url
+    assert "default-src 'none'" in answer.headers["content-security-policy"]
     page.fill("input[name=token]", TOKEN)
     page.click("form button")
     page.wait_for_url("**/admin/")
@@ -84,6 +89,7 @@ def test_find_an_event_see_why_it_died_and_replay_it(browser, relay):
     wait_for(dead_on_the_list, what="the dead event on the console")
     page.click(f"#events a:text-is('{event_id}')")
     assert "Engati answered HTTP 400" in page.content()
+    assert page.locator("#state").inner_text() == "dead"  # as the list says, not "accepted"
     page.screenshot(path=SHOTS / "event-dead.png", full_page=True)
     page.click("#replay")
     assert "1 queued, 0 already delivered" in page.content()
@@ -93,6 +99,8 @@ def test_find_an_event_see_why_it_died_and_replay_it(browser, relay):
         return page.locator("td.s-delivered").count() == 1 == page.locator("td.s-dead").count()
 
     wait_for(delivered, what="the replayed delivery")
+    assert page.locator("h3 .attempts").inner_text() == "2"  # the dead one and the success
+    assert page.locator("#state").inner_text() == "delivered"
     page.screenshot(path=SHOTS / "event-replayed.png", full_page=True)
 
     page.goto(f"{base}/admin/failures")
@@ -109,3 +117,14 @@ def test_find_an_event_see_why_it_died_and_replay_it(browser, relay):
     page.screenshot(path=SHOTS / "playground.png", full_page=True)
     calls = httpx.get(f"{engati}/_sandbox/calls").json()
     assert [c["status"] for c in calls] == [400, 200]  # the playground sent nothing
+
+    missing = page.goto(f"{base}/admin/events/999")
+    assert missing.status == 404
+    assert page.locator("#error").inner_text() == "no event 999"
+    page.click("#back")
+    page.wait_for_url("**/admin/")
+    page.click("header form button")  # log out
+    page.wait_for_url("**/admin/login")
+    page.goto(f"{base}/admin/")
+    assert "/admin/login" in page.url
+    assert blocked == []
