@@ -172,9 +172,10 @@ class Intake:
 
     def _failure(self, name: str, exc: Exception) -> tuple[int, dict, int | None]:
         """The answer to a webhook that was not stored, and why."""
-        if isinstance(exc, SignatureError):
-            log.warning("refused mapping=%s: %s", name, exc.reason)
-            self.store.refuse(name, exc.reason, time.time())
+        if isinstance(exc, SignatureError) and self.store.refuse(name, exc.reason, time.time()):
+            # Once a minute per kind: a flood of forgeries must not flood the log either.
+            log.warning("refused mapping=%s: %s (more of this kind this minute are counted "
+                        "in the failures inbox, not logged)", name, exc.reason)
         if isinstance(exc, InboundError):
             return exc.status, {"error": str(exc), **({"hint": exc.hint} if exc.hint else {})}, None
         if isinstance(exc, StoreUnavailable):

@@ -42,13 +42,15 @@ class RefusalCounter:
         self._kinds: dict[tuple[str, int], set[str]] = {}  # kinds seen, this minute
         self._flushed = 0.0
 
-    def add(self, mapping: str, reason: str, now: float) -> bool:
-        """Count one refusal; True when it is time to write them (none written for a while)."""
+    def add(self, mapping: str, reason: str, now: float) -> tuple[bool, bool]:
+        """Count one refusal: (whether it is time to write them, none having been written
+        for a while; whether it is the first of its kind for the mapping this minute)."""
         minute = int(now // 60)
         kind = kind_of(reason)
         with self._lock:
             seen = self._kinds.setdefault((mapping, minute), set())
-            if kind not in seen:
+            first = kind not in seen
+            if first:
                 if len(seen) >= KINDS:
                     kind = "other"
                 else:
@@ -61,7 +63,7 @@ class RefusalCounter:
             else:
                 row["count"] += 1
                 row["last_at"] = now
-            return now - self._flushed >= FLUSH_EVERY
+            return now - self._flushed >= FLUSH_EVERY, first
 
     def take(self, now: float) -> list[dict[str, Any]]:
         """The rows to write, handed over once."""

@@ -165,15 +165,18 @@ class Store(History):
         """
         return self._accepts.submit((mapping, raw, headers, query, result, now))
 
-    def refuse(self, mapping: str, reason: str, now: float) -> None:
+    def refuse(self, mapping: str, reason: str, now: float) -> bool:
         """Count a request refused for its signature (why, never what it carried). Written
         with the next batch of webhooks, or on its own if none comes for a while (see
-        relay/refusals.py): never a commit of its own per refusal."""
-        if self.refusals.add(mapping, reason, now):
+        relay/refusals.py): never a commit of its own per refusal. True for the first of
+        its kind for the mapping this minute (the one worth a log line)."""
+        due, first = self.refusals.add(mapping, reason, now)
+        if due:
             try:
                 self._accepts.submit((_FLUSH, now))
             except Exception as exc:  # counting a refusal must never fail its answer
                 log.warning("refusal counts not written: %s", exc)
+        return first
 
     def flush(self, now: float) -> None:
         """Write the refusals counted so far now (tests, and a process about to stop)."""

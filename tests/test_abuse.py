@@ -163,10 +163,12 @@ class TestForgery:
 
 class TestStorage:
     def test_a_flood_of_forged_posts_adds_a_few_rows_and_no_commit_each(self, relay,
-                                                                        tmp_path):
+                                                                        tmp_path, caplog):
         """2,000 forged posts: a handful of refusal rows (a count and a sample each), the
-        database grows by well under 1 MB, and a good webhook is still accepted."""
+        database grows by well under 1 MB, the log says why once a minute, and a good
+        webhook is still accepted."""
         client, store = relay()
+        caplog.set_level(logging.WARNING, "relay.inbound")
         database = tmp_path / "relay.db"
 
         def size() -> int:
@@ -185,6 +187,8 @@ class TestStorage:
         assert len(refused) <= 2  # one kind, at most two minutes
         assert size() - before < 1_000_000, size() - before
         assert database.exists()
+        warnings = [r for r in caplog.records if r.getMessage().startswith("refused")]
+        assert 1 <= len(warnings) <= 2, len(warnings)
 
     def test_an_unverified_endpoint_stores_at_most_its_limit_a_minute(self, relay):
         """Past RELAY_UNVERIFIED_LIMIT a minute, 429 with Retry-After and a hint; nothing
