@@ -48,6 +48,7 @@ class Cluster:
             "ENGATI_API_KEY": "reliability-api-key",
             "RELAY_POLL_INTERVAL": "0.05", "RELAY_RETRY_BASE": "0.2", "RELAY_RETRY_CAP": "1",
             "RELAY_LEASE": "3", "RELAY_SHUTDOWN_GRACE": "2",
+            "RELAY_UNVERIFIED_LIMIT": "1000000",  # the test mappings verify nothing
             **env,
         }
         self.sandbox: Process | None = None

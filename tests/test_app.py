@@ -205,7 +205,9 @@ class TestStored:
 
 
 def test_health_and_readiness(relay):
-    """/healthz is alive; /readyz checks the database and lists the mappings."""
+    """/healthz is alive; /readyz checks the database and lists the mappings, and the files
+    that do not load."""
     client = relay[0]
     assert client.get("/healthz").get_json() == {"status": "ok"}
-    assert client.get("/readyz").get_json() == {"status": "ready", "mappings": ["batch", "leads"]}
+    assert client.get("/readyz").get_json() == {"status": "ready", "mappings": ["batch", "leads"],
+                                                "broken": []}

@@ -54,6 +54,7 @@ def live(tmp_path_factory):
         "RELAY_RETRY_BASE": "0.2",
         "RELAY_RETRY_CAP": "2",
         "RELAY_POLL_INTERVAL": "0.05",
+        "RELAY_UNVERIFIED_LIMIT": "1000000",  # most test mappings verify nothing
         "E2E_TYPEFORM_SECRET": "e2e-typeform-secret",
     }
     sandbox = Relay(["sandbox", "--port", str(sandbox_port), "--api-key", "e2e-api-key"], env,
