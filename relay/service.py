@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +34,7 @@ from relay.worker import Worker
               help="gunicorn web processes.")
 def serve(host: str, port: int, web_workers: int) -> None:
     """Run the relay on one machine: web server and delivery worker, schema created first."""
+    _check_free(host, port)
     configure_logging()
     settings = Settings.from_env()
     Store(settings.database_url, timeout=settings.db_timeout).upgrade()
@@ -41,10 +44,12 @@ def serve(host: str, port: int, web_workers: int) -> None:
     # Metrics of every process, added up at /metrics (prometheus_client's multiprocess mode).
     metrics_dir = tempfile.mkdtemp(prefix="relay-metrics-")
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": metrics_dir}
+    # relay.web_server.Worker reads each request whole in an event loop before a thread runs
+    # it, so slow clients hold no thread (docs/operations.md, "Slow and idle clients").
     web = subprocess.Popen([
         sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}",
-        "--workers", str(web_workers), "--worker-class", "gthread", "--threads", "8",
-        "--graceful-timeout", "10", "relay.app:create_app()",
+        "--workers", str(web_workers), "--worker-class", "relay.web_server.Worker",
+        "--threads", "8", "--graceful-timeout", "10", "relay.app:create_app()",
     ], env=env)
     worker = subprocess.Popen([sys.executable, "-m", "relay", "worker"], env=env)
     children = (web, worker)
@@ -120,6 +125,26 @@ def sandbox(port: int, api_key: str | None) -> None:
         pass
     finally:
         server.server_close()
+
+
+def _check_free(host: str, port: int) -> None:
+    """Exit 1 with one line if the address cannot be listened on, before anything starts:
+    gunicorn would otherwise retry for five seconds and end in a traceback-like log. The
+    probe binds as gunicorn does (SO_REUSEADDR: a port in TIME_WAIT is free) and lets go."""
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            message = f"{where} is already in use (another relay?); pick another with --port"
+        else:
+            message = f"cannot listen on {where}: {exc.strerror or exc}"
+        click.echo(f"error: {message}", err=True)
+        sys.exit(1)
 
 
 def _interrupt(_signum: int, _frame: object) -> None:
