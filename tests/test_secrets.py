@@ -16,7 +16,7 @@ pytestmark = pytest.mark.reliability
 
 API_KEY = "sk-SECRET-API-KEY-7f3a91"
 SIGNING = "tf-SECRET-SIGNING-9b2c44"
-ADMIN = "adm-SECRET-TOKEN-5d1e08"
+ADMIN = "adm-SECRET-TOKEN-5d1e08-9f3a7c2b6e4d1a08"
 SIGNED = """
 source: typeform
 secret: ${TF_SECRET}
