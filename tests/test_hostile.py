@@ -56,7 +56,8 @@ def relay(request, tmp_path_factory):
     store.upgrade()
     registry = Registry(root)
     registry.load()
-    app = create_app(Settings(database_url=url, mappings=str(root), max_body=65536),
+    app = create_app(Settings(database_url=url, mappings=str(root), max_body=65536,
+                              unverified_limit=1_000_000),  # "leads" verifies nothing
                      store=store, registry=registry)
     yield app.test_client(), store
     store.dispose()
@@ -207,7 +208,8 @@ def gunicorn(tmp_path_factory):
     (root / "mappings" / "leads.yaml").write_text(LEADS)
     port = free_port()
     env = {"DATABASE_URL": f"sqlite:///{root / 'relay.db'}",
-           "RELAY_MAPPINGS": str(root / "mappings"), "RELAY_MAX_BODY": "65536"}
+           "RELAY_MAPPINGS": str(root / "mappings"), "RELAY_MAX_BODY": "65536",
+           "RELAY_UNVERIFIED_LIMIT": "1000000"}
     upgrade = Process([sys.executable, "-m", "relay", "db", "upgrade"], env, root / "up.log")
     upgrade.process.wait(60)
     assert upgrade.stop() == 0
