@@ -100,9 +100,13 @@ class History:
         with self._tx() as conn:
             existing = {row.item: row for row in conn.execute(
                 sa.select(deliveries).where(deliveries.c.event_id == event_id))}
+            # The key stays only while the status does: another event may hold it under the
+            # new status (a resend skipped where this one failed).
+            status = event_status(result)
             conn.execute(events.update().where(events.c.id == event_id).values(
-                status=event_status(result), errors=errors_json(result.errors),
-                note=result.skipped))
+                status=status, errors=errors_json(result.errors), note=result.skipped,
+                dedup_key=sa.case((events.c.status == status, events.c.dedup_key),
+                                  else_=None)))
             for d in result.deliveries:
                 before = existing.get(d.item)
                 if before is not None and before.status == "delivered":

@@ -10,6 +10,7 @@ import pytest
 
 from relay.errors import FieldError, StoreUnavailable
 from relay.mapping import Delivery, Result
+from relay.records import Receipt
 from relay.store import Attempt, GroupCommit, Store
 
 NOW = 1_700_000_000.0
@@ -369,3 +370,18 @@ def test_a_webhook_the_database_refuses_fails_alone(store):
     assert [(r.status, r.deliveries) for r in (receipts[0], receipts[2])] == [
         ("accepted", 1), ("accepted", 1)]
     assert {e["id"] for e in store.events()} == {receipts[0].event_id, receipts[2].event_id}
+
+
+class TestEventKeys:
+    def test_failed_and_skipped_events_are_stored_once_per_key(self, store):
+        """A resend of a failed or skipped webhook is a duplicate of the first; a replay
+        that changes an event's status gives its key up rather than clash with another."""
+        failed = Result(errors=FAILED.errors, key="K")
+        skipped = Result(skipped="filter", key="K")
+        first = accept(store, failed)
+        assert accept(store, failed) == Receipt("duplicate", first.event_id, 0)
+        other = accept(store, skipped)
+        assert other.status == "skipped" and other.event_id != first.event_id
+        store.replay(first.event_id, skipped, NOW + 1)  # now skipped too: no clash
+        assert store.event(first.event_id)["status"] == "skipped"
+        assert accept(store, skipped).event_id == other.event_id
