@@ -205,11 +205,14 @@ def _warnings(mapping: Mapping) -> list[str]:
     if mapping.locked:
         warnings.append(f"secret not available: {mapping.locked}; /hooks/{mapping.name} answers "
                         "503 until it is")
+    capped = ("; it stores at most RELAY_UNVERIFIED_LIMIT webhooks a minute per web process "
+              "(429 above)")
     if mapping.verify is False:
-        warnings.append("verification is off (verify: false): anyone who knows the URL can post")
+        warnings.append("verification is off (verify: false): anyone who knows the URL can "
+                        "post" + capped)
     elif not mapping.source.verifies(mapping):
         warnings.append("nothing verifies the sender: anyone who knows the URL can post "
-                        "(see `verify:` in docs/sources.md)")
+                        "(see `verify:` in docs/sources.md)" + capped)
     if not mapping.tests:
         warnings.append("no tests: add examples under `tests:` so changes can be checked")
     return warnings
