@@ -26,6 +26,7 @@ import resource
 import sys
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from http import HTTPStatus
 from io import BytesIO
 from typing import Any
 from urllib.parse import unquote_to_bytes
@@ -51,12 +52,13 @@ WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 class Connection(RequestHandler):
     """aiohttp's HTTP/1.1 connection, with a deadline on each request's head."""
 
-    __slots__ = ("_head_timeout", "_head_timer", "head_started")
+    __slots__ = ("_head_timeout", "_head_timer", "_latest", "head_started")
 
     def __init__(self, manager: web.Server, *, head_timeout: float, **kwargs: Any):
         super().__init__(manager, **kwargs)
         self._head_timeout = head_timeout
         self._head_timer: asyncio.TimerHandle | None = None
+        self._latest: StreamReader | None = None  # the body of the last request parsed
         self.head_started = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -75,6 +77,31 @@ class Connection(RequestHandler):
         super().data_received(data)
         if self._messages:
             self.head_complete()
+            self._latest = self._messages[-1][1]
+
+    def eof_received(self) -> bool:
+        """A client may half-close once its request is sent (RFC 9112, 9.6), as gthread
+        allowed: it still gets its answer, then the connection closes. aiohttp would close
+        at once. Idle, or with a request cut short, there is nothing to answer."""
+        waiting = self._waiter is not None and not self._waiter.done() and not self._messages
+        if waiting or self._latest is None or not self._latest.is_eof():
+            return False
+        self.close()
+        return True
+
+    def handle_error(self, request: web.BaseRequest, status: int = 500,
+                     exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        if status >= 500:
+            return super().handle_error(request, status, exc, message)
+        # A request the parser refused (garbage, a header flood): the internet's noise, one
+        # line in the log rather than aiohttp's traceback at ERROR, and nothing echoed back.
+        why = (getattr(exc, "message", None) or message or str(exc)).strip().splitlines()
+        self.logger.info("bad request from %s: %s", request.remote, (why or ["?"])[0][:200])
+        response = web.Response(status=status, text=HTTPStatus(status).phrase,
+                                headers={"Server": "relay"})
+        response.force_close()
+        return response
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self.head_complete()
@@ -241,6 +268,8 @@ class Bridge:
         except TimeoutError:
             if request.transport is not None:
                 request.transport.abort()
+        except ConnectionError:
+            pass  # the client is gone; aiohttp lets it go quietly
         if close:
             request.protocol.force_close()
         return response
