@@ -323,9 +323,18 @@ def _object(spec: Any, keys: tuple[str, ...]) -> str | None:
     return None
 
 
+def _json_body() -> Any:
+    """The request's JSON, or None when it is not JSON (or nested past what the parser
+    takes: a RecursionError, which get_json does not turn into None)."""
+    try:
+        return request.get_json(silent=True)
+    except RecursionError:
+        return None
+
+
 @api.post("/replay")
 def replay_many() -> Any:
-    spec = request.get_json(silent=True)
+    spec = _json_body()
     example = '{"dead": true} and/or {"failed": true}, optionally with "mapping": name'
     problem = _object(spec, ("dead", "failed", "mapping"))
     if problem:
@@ -351,7 +360,7 @@ def failures() -> Any:
 
 @api.post("/preview")
 def preview() -> Any:
-    spec = request.get_json(silent=True)
+    spec = _json_body()
     example = '{"mapping": name, "body": text, "headers": {}, "query": {}}'
     problem = _object(spec, ("mapping", "body", "headers", "query"))
     if problem or not isinstance(spec.get("mapping"), str):

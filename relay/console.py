@@ -8,8 +8,6 @@ page.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import re
 import secrets
 import time
@@ -41,7 +39,7 @@ from relay.admin import (
 )
 from relay.config import parse_since
 from relay.errors import RelayError
-from relay.history import STATUSES, event_problem, event_state, utc_text
+from relay.history import STATUSES, event_problem, event_state, pretty_body, shown_state, utc_text
 from relay.openapi import MAX_ID
 from relay.replay import replay_event
 
@@ -88,8 +86,8 @@ def _check_csrf() -> None:
 @console.route("/login", methods=["GET", "POST"])
 def login() -> Any:
     target = request.values.get("next") or url_for("console.events")
-    if not target.startswith("/admin"):
-        target = url_for("console.events")  # never redirect off the console
+    if not target.startswith("/admin") or not target.isprintable():
+        target = url_for("console.events")  # never off the console, never a forged header
     error = None
     if request.method == "POST":
         # check_token answers 429 once this address has guessed wrong too often.
@@ -155,14 +153,9 @@ def event(event_id: int) -> Any:
     found = _relay()["store"].event(event_id)
     if found is None:
         abort(404, f"no event {event_id}")
-    body = found["body"].decode("utf-8", "replace")
-    with contextlib.suppress(ValueError):  # not JSON: shown as it came
-        body = json.dumps(json.loads(body), indent=2, ensure_ascii=False)
-    statuses = [d["status"] for d in found["deliveries"]]
     # The state the events list shows, not the raw status ("accepted" above a dead delivery).
-    state = event_state({"status": found["status"], "dead": statuses.count("dead"),
-                         "pending": statuses.count("pending")})
-    return render_template("event.html", event=found, body=body, state=state)
+    return render_template("event.html", event=found, body=pretty_body(found["body"]),
+                           state=shown_state(found))
 
 
 @console.post(f"/events/{EVENT_ID}/replay")

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any
@@ -211,6 +212,24 @@ class History:
         return sorted(ids)
 
 
+def utf8(text: str) -> str:
+    """`text` with what UTF-8 cannot encode (lone surrogates) replaced."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
+def pretty_body(raw: bytes) -> str:
+    """A stored body as people read it: JSON indented, anything else as it came."""
+    text = raw.decode("utf-8", "replace")
+    try:
+        return utf8(json.dumps(json.loads(text), indent=2, ensure_ascii=False))
+    except (ValueError, RecursionError):
+        return text
+
+
 def event_problem(row: dict[str, Any]) -> str:
     """What went wrong with a listed event: its mapping errors, else its last delivery error,
     else why it was skipped ('' when nothing did)."""
@@ -272,8 +291,11 @@ def errors_json(errors: tuple[FieldError, ...]) -> list[dict[str, str]] | None:
 
 
 def storable(value: Any) -> Any:
-    """Values both backends store: PostgreSQL refuses NUL characters in text and JSON."""
+    """Values both backends store and every page can show: PostgreSQL refuses NUL characters
+    in text and JSON, and nothing encodes a lone surrogate (JSON's "\\ud800") as UTF-8."""
     if isinstance(value, str):
+        if not value.isascii():
+            value = utf8(value)
         return value.replace("\x00", "\ufffd") if "\x00" in value else value
     if isinstance(value, dict):
         return {storable(k): storable(v) for k, v in value.items()}

@@ -91,11 +91,15 @@ class Intake:
             return 503, {"error": f"/hooks/{name} cannot serve: its mapping file does not load",
                          "hint": f"fix {broken}; the file is loaded again when it changes, "
                                  "and the sender's retries are then accepted"}, 60
-        folder = Path(self.settings.mappings)
-        # The folder as configured, but never an absolute path of this machine.
-        where = "the mappings folder" if folder.is_absolute() else f"{folder.as_posix()}/"
         raise InboundError(f"no mapping named {name!r}", 404,
-                           f"add {name}.yaml to {where} to serve /hooks/{name}")
+                           f"add {self._shown(f'{name}.yaml')} to serve /hooks/{name}")
+
+    def _shown(self, file: str) -> str:
+        """A file of the mappings folder as a sender may see it: the folder as configured,
+        but never an absolute path of this machine."""
+        folder = Path(self.settings.mappings)
+        return f"{file} in the mappings folder" if folder.is_absolute() else (
+            (folder / file).as_posix())
 
     def _receive(self, mapping: Mapping,
                  environ: dict[str, Any]) -> tuple[int, dict, int | None]:
@@ -135,8 +139,8 @@ class Intake:
             answer["error"] = "the webhook could not be mapped: " + "; ".join(
                 f"{e['field']}: {e['message']}" for e in errors)
             answer["errors"] = errors
-            answer["hint"] = (f"fix the webhook or {mapping.file}; the event is stored: "
-                              f"`relay replay {receipt.event_id}` maps it again")
+            answer["hint"] = (f"fix the webhook or {self._shown(Path(mapping.file).name)}; the "
+                              f"event is stored: `relay replay {receipt.event_id}` maps it again")
             return 422, answer, None
         if receipt.status == "skipped":
             answer["reason"] = result.skipped

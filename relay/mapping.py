@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from relay.sources import Preset
 
 _INTERPRETER = TreeInterpreter(OPTIONS)
+MAX_DEPTH = 32  # levels of lists and objects an attribute or id value may nest
 
 
 @dataclass(frozen=True)
@@ -245,6 +246,9 @@ def _attributes(specs: tuple[Attribute, ...], scope: dict[str, Any], fail: Any) 
             if spec.required:
                 fail(f"attributes.{spec.name}", f"required, but no value at {spec.path.text}")
             continue
+        if _too_deep(value):
+            fail(f"attributes.{spec.name}", f"the value is nested deeper than {MAX_DEPTH} levels")
+            continue
         values[spec.name] = value
     return values
 
@@ -275,7 +279,22 @@ def _dedup_key(expr: Expr | None, scope: dict[str, Any], fail: Any) -> str | Non
         return None
     if isinstance(value, str):
         return value
+    if _too_deep(value):
+        fail("id", f"the value is nested deeper than {MAX_DEPTH} levels")
+        return None
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def _too_deep(value: Any) -> bool:
+    """Whether a value nests lists or objects more than MAX_DEPTH deep (found without
+    recursion: storing and serialising it would recurse once a level)."""
+    level = [value]
+    for _ in range(MAX_DEPTH + 1):
+        level = [child for v in level if isinstance(v, list | dict)
+                 for child in (v.values() if isinstance(v, dict) else v)]
+        if not level:
+            return False
+    return True
 
 
 def _truthy(value: Any) -> bool:

@@ -10,7 +10,14 @@ import click
 
 from relay.config import Settings, parse_duration, parse_since
 from relay.errors import RelayError
-from relay.history import STATUSES, event_problem, event_state, shown_state, utc_text
+from relay.history import (
+    STATUSES,
+    event_problem,
+    event_state,
+    pretty_body,
+    shown_state,
+    utc_text,
+)
 from relay.loader import load_folder
 from relay.replay import replay_event
 from relay.store import Store
@@ -47,6 +54,7 @@ def show(event_id: int, as_json: bool) -> None:
     event = _store().event(event_id)
     if event is None:
         raise RelayError(f"no event {event_id}")
+    body = pretty_body(event["body"])
     event["body"] = event["body"].decode("utf-8", "replace")
     if as_json:
         click.echo(json.dumps(event, indent=2, ensure_ascii=False, default=str))
@@ -60,7 +68,7 @@ def show(event_id: int, as_json: bool) -> None:
     click.echo("headers: " + json.dumps(event["headers"], ensure_ascii=False))
     if event["query"]:
         click.echo("query: " + json.dumps(event["query"], ensure_ascii=False))
-    click.echo("body:\n" + _pretty(event["body"]))
+    click.echo("body:\n" + body)
     for d in event["deliveries"]:
         click.echo(f"delivery {d['id']}: flow {d['flow_key']} {d['channel']} {d['phone']} "
                    f"-> {d['status']} after {len(d['attempt_log'])} attempt(s)")
@@ -134,10 +142,3 @@ def _delivered(row: dict[str, Any]) -> str:
 def _last_error(row: dict[str, Any]) -> str:
     text = event_problem(row)
     return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _pretty(body: str) -> str:
-    try:
-        return json.dumps(json.loads(body), indent=2, ensure_ascii=False)
-    except ValueError:
-        return body

@@ -307,3 +307,90 @@ def test_schema_of_every_example_mapping_still_loads():
                              "CALENDLY_SIGNING_KEY": "x", "GITHUB_WEBHOOK_SECRET": "x",
                              "JOTFORM_TOKEN": "x", "WEBHOOK_SECRET": "whsec_eA==",
                              "SALESFORCE_ORG_ID": "00D5g000004XyZ1EAC"})
+
+
+class TestAttackFindings:
+    """What benchmarks/attack.py found in a first run, each closed."""
+
+    def test_standard_webhooks_key_comes_from_the_verified_header_set(self, write_mapping):
+        """Signed with svix-* headers, an unsigned webhook-id beside them does not pick the
+        dedup key: a replay with a new webhook-id is still a duplicate."""
+        mapping = load(write_mapping, f"source: standard-webhooks\nsecret: whsec_eA==\n"
+                       f"{PHONE_FLOW}")
+        body = b'{"phone": "+919812345678"}'
+        headers = {"content-type": "application/json", "svix-id": "msg_1",
+                   "svix-signature": "v1,x", "svix-timestamp": "1"}
+        keys = {evaluate_raw(mapping, body, {**headers, **extra}, {}).deliveries[0].dedup_key
+                for extra in ({}, {"webhook-id": "msg_attacker"})}
+        assert keys == {"msg_1"}
+
+    @pytest.mark.parametrize(("source", "header"), [
+        ("shopify", "x-shopify-webhook-id"), ("razorpay", "x-razorpay-event-id"),
+        ("github", "x-github-delivery")])
+    def test_a_replay_with_another_unsigned_id_header_is_a_duplicate(
+            self, write_mapping, source, header):
+        """These senders sign the body alone: the key is the body's digest, whatever id
+        header (or none) a replay carries."""
+        mapping = load(write_mapping, f"source: {source}\nsecret: k\n{PHONE_FLOW}")
+        body = b'{"phone": "+919812345678"}'
+        keys = {evaluate_raw(mapping, body, {"content-type": "application/json", **extra},
+                             {}).deliveries[0].dedup_key
+                for extra in ({header: "real"}, {header: "real-replayed"}, {})}
+        assert keys == {hashlib.sha256(body).hexdigest()}
+
+    def test_a_deeply_nested_attribute_is_a_field_error_not_a_500(self, relay, folder):
+        """A value nested 500 deep would overflow the stack where it is stored: 422, naming
+        the attribute."""
+        (folder / "deep.yaml").write_text("source: generic\nverify: false\n"
+                                          "attributes: {tags: body.tags}\n" + PHONE_FLOW)
+        client, _ = relay()
+        tags: object = 1
+        for _ in range(500):
+            tags = [tags]
+        response = client.post("/hooks/deep", json={"phone": "+919812345678", "tags": tags})
+        assert response.status_code == 422, response.data[:300]
+        assert response.get_json()["errors"][0]["field"] == "attributes.tags"
+
+    def test_a_lone_surrogate_is_stored_and_shown_as_utf8(self, relay, folder):
+        """JSON may carry "\\ud800", which no page or database can encode: it is replaced."""
+        from relay.history import pretty_body, storable
+
+        assert storable({"name": "a\ud800b"}) == {"name": "a?b"}
+        assert pretty_body(b'{"name": "\\ud800"}').encode("utf-8")
+        (folder / "named.yaml").write_text("source: generic\nverify: false\n"
+                                           "attributes: {name: body.name}\n" + PHONE_FLOW)
+        client, store = relay()
+        response = client.post("/hooks/named", data=b'{"phone": "+919812345678", '
+                               b'"name": "\\ud800"}', content_type="application/json")
+        assert response.status_code == 202
+        event = store.event(response.get_json()["event_id"])
+        assert event["deliveries"][0]["attributes"] == {"name": "?"}
+
+    def test_the_api_answers_400_to_json_nested_past_the_parser(self, tmp_path):
+        """/api/replay and /api/preview with 10,000 nested brackets: 400, not 500."""
+        from tests.admin_app import BEARER, make_admin
+
+        client = make_admin(tmp_path / "admin").client()
+        for path in ("/api/replay", "/api/preview"):
+            response = client.post(path, data=b"[" * 10_000 + b"]" * 10_000,
+                                   headers={**BEARER, "Content-Type": "application/json"})
+            assert response.status_code == 400, (path, response.status_code)
+
+    def test_a_login_next_with_a_newline_goes_to_the_events_page(self, tmp_path):
+        """A `next` that would forge a header is replaced, not answered 500."""
+        from tests.admin_app import TOKEN, make_admin
+
+        client = make_admin(tmp_path / "admin").client()
+        response = client.post("/admin/login?next=/admin%0D%0AX-Injected:%201",
+                               data={"token": TOKEN})
+        assert response.status_code == 302
+        assert "X-Injected" not in response.headers
+        assert response.headers["Location"].endswith("/admin/")
+
+    def test_a_422_hint_never_names_the_machines_path(self, relay, folder):
+        """The mapping file is named inside the mappings folder, as the 404 names it."""
+        client, _ = relay()
+        response = client.post("/hooks/open", json={"id": 1})
+        assert response.status_code == 422
+        assert "open.yaml in the mappings folder" in response.get_json()["hint"]
+        assert str(folder) not in response.get_data(as_text=True)

@@ -128,7 +128,7 @@ class TestRefusals:
         assert response.status_code == 404
         assert response.get_json()["error"] == "no mapping named 'nope'"
         assert response.get_json()["hint"] == (
-            "add nope.yaml to the mappings folder to serve /hooks/nope")
+            "add nope.yaml in the mappings folder to serve /hooks/nope")
         assert "/tmp" not in response.get_data(as_text=True)
 
     def test_too_large(self, relay):

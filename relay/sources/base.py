@@ -41,6 +41,11 @@ class Preset:
     # in a way its sender did not mean (a forged multipart preamble, say). None: every type
     # parse_body reads (JSON, forms, multipart, XML), for senders we know nothing about.
     content_types: tuple[str, ...] | None = None
+    # Senders that sign the body alone and carry their event id in a header nobody signs
+    # (Shopify, Razorpay, GitHub): a captured request replayed with another id would be new.
+    # Their envelopes get `digest`, the hex SHA-256 of the raw body, as the default `id`:
+    # only what was signed picks the key.
+    body_digest = False
 
     def parse(self, raw: bytes, content_type: str | None) -> Any:
         return parse_body(raw, content_type)
@@ -56,7 +61,10 @@ class Preset:
                 f"{media_type(content_type) or '(no Content-Type)'}", 415,
                 f"post the body with Content-Type: {self.content_types[0]}, or use a mapping "
                 "whose source sends this type (source: generic reads JSON, forms and XML)")
-        return {"body": self.parse(raw, content_type), "headers": lowered, "query": query}
+        envelope = {"body": self.parse(raw, content_type), "headers": lowered, "query": query}
+        if self.body_digest:
+            envelope["digest"] = hashlib.sha256(raw).hexdigest()
+        return envelope
 
     def verifies(self, mapping: Mapping) -> bool:
         """Whether requests for `mapping` are verified at all."""

@@ -8,5 +8,6 @@ from relay.sources.base import HmacPreset, HmacScheme
 class GitHub(HmacPreset):
     name = "github"
     secret_env = "GITHUB_WEBHOOK_SECRET"
-    id = 'headers."x-github-delivery"'
+    body_digest = True
+    id = "digest"  # x-github-delivery is not signed
     scheme = HmacScheme("x-hub-signature-256", encoding="hex", prefix="sha256=")

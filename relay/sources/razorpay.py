@@ -8,5 +8,6 @@ from relay.sources.base import HmacPreset, HmacScheme
 class Razorpay(HmacPreset):
     name = "razorpay"
     secret_env = "RAZORPAY_WEBHOOK_SECRET"
-    id = 'headers."x-razorpay-event-id"'
+    body_digest = True
+    id = "digest"  # x-razorpay-event-id is not signed
     scheme = HmacScheme("x-razorpay-signature", encoding="hex")

@@ -8,5 +8,6 @@ from relay.sources.base import HmacPreset, HmacScheme
 class Shopify(HmacPreset):
     name = "shopify"
     secret_env = "SHOPIFY_WEBHOOK_SECRET"
-    id = 'headers."x-shopify-webhook-id"'
+    body_digest = True
+    id = "digest"  # x-shopify-webhook-id is not signed
     scheme = HmacScheme("x-shopify-hmac-sha256", encoding="base64")

@@ -22,7 +22,9 @@ class StandardWebhooks(Preset):
     signed = True
     secret_env = "WEBHOOK_SECRET"
     content_types = ("application/json",)
-    id = 'headers."webhook-id" || headers."svix-id"'
+    # The id of the header set that was verified: with webhook-signature, webhook-id; else
+    # svix-id. (An unsigned webhook-id beside a svix-* signature must not pick the key.)
+    id = 'headers."webhook-signature" && headers."webhook-id" || headers."svix-id"'
 
     def check(self, secret: str, mapping: Mapping, inbound: Inbound, now: float) -> None:
         prefix = "webhook" if "webhook-signature" in inbound.headers else "svix"
