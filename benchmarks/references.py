@@ -1,5 +1,6 @@
-"""The two reference points every end-to-end figure is a ratio of, served by gunicorn exactly
-as the relay is (gthread, 2 workers x 8 threads):
+"""The two reference points every end-to-end figure is a ratio of, served by gunicorn with as
+many processes and threads as the relay (2 workers x 8 threads), on gunicorn's own gthread
+worker (the relay's web processes run relay.web_server.Worker):
 
     gunicorn --chdir benchmarks 'references:bare()'    read the body, answer 200
     gunicorn --chdir benchmarks 'references:naive()'   Flask + JMESPath + one httpx POST to

@@ -106,3 +106,13 @@ def _summary(result: Result) -> str:
         return f"skipped ({result.skipped})"
     return f"{len(result.deliveries)} delivery(ies) to " + ", ".join(
         d.flow_key for d in result.deliveries)
+
+
+def unset_engati(mapping: Mapping) -> str | None:
+    """What `relay check` and `relay serve` say of a mapping whose Engati settings are unset."""
+    missing = mapping.engati.missing()
+    if not missing:
+        return None
+    unset = ", ".join(f"{key} (ENGATI_{key.upper()})" for key in missing)
+    return (f"engati settings not set: {unset}; until they are, deliveries fail, are retried "
+            "and go dead (after RELAY_MAX_ATTEMPTS attempts or RELAY_MAX_AGE)")

@@ -14,7 +14,7 @@ import click
 import httpx
 
 from relay import operate, service
-from relay.checks import run_tests
+from relay.checks import run_tests, unset_engati
 from relay.config import Settings
 from relay.engati import build_request
 from relay.errors import MappingLoadError, RelayError
@@ -106,7 +106,7 @@ def preview(mapping: str, body: Any, headers: tuple[str, ...], query: tuple[str,
         sys.exit(1)
     if result.status == "skipped":
         click.echo(f"skipped: {result.skipped}; nothing would be sent", err=True)
-    if unset := _unset_engati(loaded):
+    if unset := unset_engati(loaded):
         click.echo(f"warn: {unset}", err=True)
     requests = [build_request(loaded.engati, d, mask=True) for d in result.deliveries]
     click.echo(json.dumps(requests, indent=2, ensure_ascii=False))
@@ -201,7 +201,7 @@ def _split(text: str, sep: str, option: str, form: str) -> tuple[str, str]:
 
 
 def _warnings(mapping: Mapping) -> list[str]:
-    warnings = [unset] if (unset := _unset_engati(mapping)) else []
+    warnings = [unset] if (unset := unset_engati(mapping)) else []
     if mapping.locked:
         warnings.append(f"secret not available: {mapping.locked}; /hooks/{mapping.name} answers "
                         "503 until it is")
@@ -216,12 +216,3 @@ def _warnings(mapping: Mapping) -> list[str]:
     if not mapping.tests:
         warnings.append("no tests: add examples under `tests:` so changes can be checked")
     return warnings
-
-
-def _unset_engati(mapping: Mapping) -> str | None:
-    missing = mapping.engati.missing()
-    if not missing:
-        return None
-    unset = ", ".join(f"{key} (ENGATI_{key.upper()})" for key in missing)
-    return (f"engati settings not set: {unset}; until they are, deliveries fail, are retried "
-            "and go dead (after RELAY_MAX_ATTEMPTS attempts or RELAY_MAX_AGE)")

@@ -16,6 +16,7 @@ import time
 
 import click
 
+from relay.checks import unset_engati
 from relay.config import Settings
 from relay.engati import EngatiClient
 from relay.logs import configure_logging
@@ -38,9 +39,14 @@ def serve(host: str, port: int, web_workers: int) -> None:
     configure_logging()
     settings = Settings.from_env()
     Store(settings.database_url, timeout=settings.db_timeout).upgrade()
-    Registry(settings.mappings).load()  # refuse to start on a broken mapping
+    registry = Registry(settings.mappings)
+    registry.load()  # refuse to start on a broken mapping
     click.echo(f"relay: http://{host}:{port}/hooks/<mapping>  database {_safe(settings)}  "
                f"mappings {settings.mappings}/", err=True)
+    # Here, once, rather than in each process that loads the mappings.
+    for name in registry.names():
+        if unset := unset_engati(registry.get(name)):
+            click.echo(f"relay: warning: mapping {name}: {unset}", err=True)
     # Metrics of every process, added up at /metrics (prometheus_client's multiprocess mode).
     metrics_dir = tempfile.mkdtemp(prefix="relay-metrics-")
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": metrics_dir}
@@ -106,8 +112,13 @@ def db() -> None:
 def upgrade() -> None:
     """Create or upgrade the schema (idempotent)."""
     settings = Settings.from_env()
-    Store(settings.database_url, timeout=settings.db_timeout).upgrade()
-    click.echo(f"schema is up to date ({_safe(settings)})")
+    before, after = Store(settings.database_url, timeout=settings.db_timeout).upgrade()
+    if before is None:
+        click.echo(f"schema created at revision {after} ({_safe(settings)})")
+    elif before != after:
+        click.echo(f"schema upgraded from revision {before} to {after} ({_safe(settings)})")
+    else:
+        click.echo(f"schema is up to date at revision {after} ({_safe(settings)})")
 
 
 @click.command()

@@ -96,8 +96,12 @@ class Connection(RequestHandler):
             return super().handle_error(request, status, exc, message)
         # A request the parser refused (garbage, a header flood): the internet's noise, one
         # line in the log rather than aiohttp's traceback at ERROR, and nothing echoed back.
+        # The parser's words only up to the first colon: after it come the request's own
+        # bytes, whose query may carry a token.
         why = (getattr(exc, "message", None) or message or str(exc)).strip().splitlines()
-        self.logger.info("bad request from %s: %s", request.remote, (why or ["?"])[0][:200])
+        reason = (why or ["?"])[0].split(":", 1)[0][:100]
+        self.logger.info("bad request from %s: %s (%s)", request.remote, reason,
+                         type(exc).__name__ if exc else "-")
         response = web.Response(status=status, text=HTTPStatus(status).phrase,
                                 headers={"Server": "relay"})
         response.force_close()

@@ -78,7 +78,7 @@ class Cluster:
     def start_web(self) -> None:
         self.web = Process(
             [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.web_port}",
-             "--workers", str(self.web_processes), "--worker-class", "gthread",
+             "--workers", str(self.web_processes), "--worker-class", "relay.web_server.Worker",
              "--threads", "8", "relay.app:create_app()"], self.env, self._log("web"))
         wait_for(lambda: answers(f"{self.base}/healthz"), what="gunicorn")
 

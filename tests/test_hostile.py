@@ -214,7 +214,7 @@ def gunicorn(tmp_path_factory):
     upgrade.process.wait(60)
     assert upgrade.stop() == 0
     web = Process([sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
-                   "--worker-class", "gthread", "--threads", "4", "--timeout", "10",
+                   "--worker-class", "relay.web_server.Worker", "--threads", "4", "--timeout", "10",
                    "relay.app:create_app()"], env, root / "web.log")
     wait_for(lambda: answers(f"http://127.0.0.1:{port}/healthz"), what="gunicorn")
     store = Store(env["DATABASE_URL"])

@@ -52,7 +52,7 @@ def cluster(tmp_path_factory):
     processes = [
         Relay(["sandbox", "--port", str(sandbox_port)], env, root / "sandbox.log"),
         Process([sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{web_port}",
-                 "--workers", "2", "--worker-class", "gthread", "--threads", "8",
+                 "--workers", "2", "--worker-class", "relay.web_server.Worker", "--threads", "8",
                  "relay.app:create_app()"], env, root / "web.log"),
         *(Relay(["worker"], env, root / f"worker{i}.log") for i in range(3)),
     ]
