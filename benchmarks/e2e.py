@@ -6,9 +6,10 @@
 wrk (Debian's package) posts `--webhooks` signed Typeform webhooks (the 2 KB example, each
 with its own event id and email) from `--senders` connections, a new connection per webhook
 as senders open them. The references run under gunicorn with `relay serve`'s process and
-thread counts (2 workers x 8 threads, on gunicorn's gthread worker); the relay runs as `relay serve`, with its one `relay worker`
-(RELAY_CONCURRENCY at its default), on SQLite in a temporary folder unless `--database` names
-another. Engati is the asyncio stand-in, answering at once. Everything runs on 127.0.0.1.
+thread counts (2 workers x 8 threads, on gunicorn's gthread worker); the relay runs as
+`relay serve`, with its one `relay worker` (RELAY_CONCURRENCY at its default), on SQLite in
+a temporary folder unless `--database` names another. Engati is the asyncio stand-in,
+answering at once. Everything runs on 127.0.0.1.
 With `--rounds N` the systems take turns N times, each round with new webhooks, and the
 median round of each is reported: this machine's speed drifts by 20% from minute to minute.
 

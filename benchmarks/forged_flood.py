@@ -14,18 +14,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import shutil
 import sqlite3
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from e2e import ROOT, SECRET, build_requests
-from harness import answers, free_port, start_standin, stop, wait_until
-from ingest import open_loop, percentile, post, requests_bytes
+from harness import stop
+from ingest import open_loop, percentile, post, requests_bytes, serve_typeform
 
 
 def forged(port: int, i: int) -> bytes:
@@ -71,20 +66,8 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
-        (folder / "mappings").mkdir()
-        shutil.copy(ROOT / "mappings" / "typeform-leads.yaml", folder / "mappings")
-        build_requests(folder / "requests.txt", 2000)
-        standin_port, port = free_port(), free_port()
-        standin = start_standin(standin_port, count_by="email")
-        env = {**os.environ, "DATABASE_URL": f"sqlite:///{folder}/relay.db",
-               "RELAY_MAPPINGS": str(folder / "mappings"), "TYPEFORM_SECRET": SECRET,
-               "ENGATI_BASE_URL": f"http://127.0.0.1:{standin_port}",
-               "ENGATI_CUSTOMER_ID": "1", "ENGATI_BOT_KEY": "b", "ENGATI_API_KEY": "k"}
-        relay = subprocess.Popen([sys.executable, "-m", "relay", "serve", "--port", str(port)],
-                                 env=env, stdout=subprocess.DEVNULL,
-                                 stderr=(folder / "relay.log").open("wb"))
+        relay, standin, port, _ = serve_typeform(folder, 2000)
         try:
-            wait_until(lambda: answers(f"http://127.0.0.1:{port}/readyz"), "the relay")
             requests = requests_bytes(folder / "requests.txt", port)
             quiet = asyncio.run(open_loop(port, requests[:200], 20))
             before, started = files_size(folder), time.perf_counter()

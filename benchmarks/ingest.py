@@ -87,6 +87,31 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
+def serve_typeform(folder: Path, webhooks: int, database: str | None = None
+                   ) -> tuple[subprocess.Popen, subprocess.Popen, int, int]:
+    """`relay serve` with the Typeform example mapping, `webhooks` signed requests written to
+    folder/requests.txt, and the Engati stand-in: (relay, stand-in, port, stand-in's port),
+    once the relay answers."""
+    (folder / "mappings").mkdir()
+    shutil.copy(ROOT / "mappings" / "typeform-leads.yaml", folder / "mappings")
+    build_requests(folder / "requests.txt", webhooks)
+    standin_port, port = free_port(), free_port()
+    standin = start_standin(standin_port, count_by="email")
+    env = {**os.environ, "DATABASE_URL": database or f"sqlite:///{folder}/relay.db",
+           "RELAY_MAPPINGS": str(folder / "mappings"), "TYPEFORM_SECRET": SECRET,
+           "ENGATI_BASE_URL": f"http://127.0.0.1:{standin_port}",
+           "ENGATI_CUSTOMER_ID": "1", "ENGATI_BOT_KEY": "b", "ENGATI_API_KEY": "k"}
+    relay = subprocess.Popen([sys.executable, "-m", "relay", "serve", "--port", str(port)],
+                             env=env, stdout=subprocess.DEVNULL,
+                             stderr=(folder / "relay.log").open("wb"))
+    try:
+        wait_until(lambda: answers(f"http://127.0.0.1:{port}/readyz"), "the relay")
+    except BaseException:
+        stop(relay, standin)
+        raise
+    return relay, standin, port, standin_port
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rate", type=float, default=300)
@@ -96,20 +121,8 @@ def main() -> None:
     count = int(args.rate * args.seconds)
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
-        (folder / "mappings").mkdir()
-        shutil.copy(ROOT / "mappings" / "typeform-leads.yaml", folder / "mappings")
-        build_requests(folder / "requests.txt", count + 50)
-        standin_port, port = free_port(), free_port()
-        standin = start_standin(standin_port, count_by="email")
-        env = {**os.environ, "DATABASE_URL": args.database or f"sqlite:///{folder}/relay.db",
-               "RELAY_MAPPINGS": str(folder / "mappings"), "TYPEFORM_SECRET": SECRET,
-               "ENGATI_BASE_URL": f"http://127.0.0.1:{standin_port}",
-               "ENGATI_CUSTOMER_ID": "1", "ENGATI_BOT_KEY": "b", "ENGATI_API_KEY": "k"}
-        relay = subprocess.Popen([sys.executable, "-m", "relay", "serve", "--port", str(port)],
-                                 env=env, stdout=subprocess.DEVNULL,
-                                 stderr=(folder / "relay.log").open("wb"))
+        relay, standin, port, standin_port = serve_typeform(folder, count + 50, args.database)
         try:
-            wait_until(lambda: answers(f"http://127.0.0.1:{port}/readyz"), "the relay")
             requests = requests_bytes(folder / "requests.txt", port)
             asyncio.run(open_loop(port, requests[count:], 50))  # warm up every web process
             wait_until(lambda: stats(standin_port, summary=True)["distinct"] >= 50, "the warm-up")
