@@ -13,6 +13,8 @@ import re
 import threading
 from typing import Any
 
+from relay.history import storable
+
 FLUSH_EVERY = 5.0  # seconds between commits of their own, at most
 KINDS = 20  # kinds of refusal per mapping a minute; more are counted as "other"
 SAMPLE = 300  # characters of the sample reason kept
@@ -24,13 +26,14 @@ UPSERT = (
     "ON CONFLICT (mapping, minute, kind) DO UPDATE SET "
     "count = refusal_counts.count + excluded.count, last_at = excluded.last_at")
 
-_VARIABLE = re.compile(r"'[^']*'|\"[^\"]*\"|\d+|https?://\S*")
+_QUOTED = re.compile(r"['\"].*")  # a quoted value runs to the end: its quotes may be escaped
+_VARIABLE = re.compile(r"\d+|https?://\S*")
 
 
 def kind_of(reason: str) -> str:
     """The reason without what the request put in it (quoted values, numbers, URLs), so
     that one kind of refusal is one row however the forgeries vary."""
-    return _VARIABLE.sub("…", reason)[:100]
+    return _VARIABLE.sub("…", _QUOTED.sub("…", reason))[:100]
 
 
 class RefusalCounter:
@@ -49,21 +52,23 @@ class RefusalCounter:
         kind = kind_of(reason)
         with self._lock:
             seen = self._kinds.setdefault((mapping, minute), set())
+            if kind not in seen and len(seen) >= KINDS:
+                kind = "other"
             first = kind not in seen
-            if first:
-                if len(seen) >= KINDS:
-                    kind = "other"
-                else:
-                    seen.add(kind)
+            seen.add(kind)
             key = (mapping, minute, kind)
             row = self._pending.get(key)
             if row is None:
                 self._pending[key] = {"mapping": mapping, "minute": minute, "kind": kind,
-                                      "count": 1, "sample": reason[:SAMPLE], "last_at": now}
+                                      "count": 1, "sample": storable(reason[:SAMPLE]),
+                                      "last_at": now}
             else:
                 row["count"] += 1
                 row["last_at"] = now
-            return now - self._flushed >= FLUSH_EVERY, first
+            due = now - self._flushed >= FLUSH_EVERY
+            if due:  # this caller writes them: the others need not queue to do the same
+                self._flushed = now
+            return due, first
 
     def take(self, now: float) -> list[dict[str, Any]]:
         """The rows to write, handed over once."""

@@ -179,7 +179,8 @@ class Store(History):
         return first
 
     def flush(self, now: float) -> None:
-        """Write the refusals counted so far now (tests, and a process about to stop)."""
+        """Write the refusals counted so far now (for tests: otherwise they go with the
+        next batch, or within FLUSH_EVERY seconds)."""
         self._accepts.submit((_FLUSH, now))
 
     def _accept_many(self, batch: list[tuple]) -> list[Receipt | Exception | None]:
@@ -210,8 +211,10 @@ class Store(History):
         with self._tx() as conn:
             if refused:
                 conn.execute(sa.text(UPSERT), refused)
-            keyed = [i for i, item in enumerate(batch) if event_key(item[4])]
-            plain = [i for i in range(len(batch)) if i not in set(keyed)]
+            # Keyed events in key order: two transactions never wait for each other's keys.
+            keyed = sorted((i for i, item in enumerate(batch) if event_key(item[4])),
+                           key=lambda i: event_key(batch[i][4]) or "")
+            plain = sorted(set(range(len(batch))) - set(keyed))
             ids: dict[int, int | None] = dict(zip(plain, conn.execute(
                 self._insert_event, [event_row(*batch[i]) for i in plain]).scalars().all()
                 if plain else [], strict=True))

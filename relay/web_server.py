@@ -46,6 +46,8 @@ if not set(_STATE) <= set(RequestHandler.__slots__):
                       f"{sorted(set(_STATE) - set(RequestHandler.__slots__))}")
 
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+BODY_BUDGET = 64 * 1024 * 1024  # bytes of request bodies one web process holds at once
+SMALL_BODY = 64 * 1024  # bodies up to this size have a budget of their own
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
@@ -143,6 +145,13 @@ class Bridge:
         self.app = app
         self.limit = settings.max_body
         self.timeout = settings.request_timeout
+        # Bodies are held whole until the app has run: without a budget, connections that
+        # each declare a large body and trickle it would hold memory in proportion to the
+        # attacker's bandwidth. A request that would overdraw it is answered 503 unread.
+        # Small bodies (webhooks are a few KB) have a budget of their own, so that a flood
+        # of large ones does not turn them away.
+        self.budget = max(BODY_BUDGET, 8 * (self.limit + 1))
+        self.held = {True: 0, False: 0}  # bytes reserved, by small or not (the loop's alone)
         self.pool = ThreadPoolExecutor(max(1, cfg.threads), thread_name_prefix="wsgi")
         self.scheme = "https" if cfg.is_ssl else "http"
         # As gunicorn: the scheme headers count only from the proxies it trusts.
@@ -162,21 +171,32 @@ class Bridge:
         environ = self.environ(request)
         declared = request.content_length
         body = b""
+        reserved = 0
+        small = declared is not None and declared <= SMALL_BODY
         if declared is None or declared <= self.limit:  # else the app answers 413, unread
-            payload = request.content
-            if (environ.get("HTTP_EXPECT", "").lower() == "100-continue"
-                    and request.version >= (1, 1) and not payload.is_eof()):
-                await request.writer.write(_CONTINUE)
-            try:
-                body = await self._read(payload, connection.head_started + self.timeout)
-            except TimeoutError:
-                return await self._send(request, _late(self.timeout), close=True)
-            except Exception:  # the client went away mid-body: no one to answer
-                connection.force_close()
-                return web.Response(status=400)
-        environ["wsgi.input"] = BytesIO(body)
-        loop = asyncio.get_running_loop()
-        status, headers, content = await loop.run_in_executor(self.pool, self._call, environ)
+            reserved = self.limit + 1 if declared is None else declared
+            if self.held[small] + reserved > self.budget:
+                return await self._send(request, _busy(), close=True)
+            self.held[small] += reserved
+        try:
+            if reserved:
+                payload = request.content
+                if (environ.get("HTTP_EXPECT", "").lower() == "100-continue"
+                        and request.version >= (1, 1) and not payload.is_eof()):
+                    await request.writer.write(_CONTINUE)
+                try:
+                    body = await self._read(payload, connection.head_started + self.timeout)
+                except TimeoutError:
+                    return await self._send(request, _late(self.timeout), close=True)
+                except Exception:  # the client went away mid-body: no one to answer
+                    connection.force_close()
+                    return web.Response(status=400)
+            environ["wsgi.input"] = BytesIO(body)
+            loop = asyncio.get_running_loop()
+            status, headers, content = await loop.run_in_executor(self.pool, self._call,
+                                                                  environ)
+        finally:
+            self.held[small] -= reserved
         response = web.Response(status=int(status[:3]), reason=status[4:].strip() or None,
                                 headers=headers, body=content)
         if request.method != "HEAD":  # the length of what is sent, whatever the app said
@@ -280,6 +300,15 @@ class Bridge:
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
+
+
+def _busy() -> web.Response:
+    body = json.dumps({"error": "too many request bodies are arriving at once",
+                       "hint": "retry shortly; nothing was read or stored"})
+    response = web.Response(status=503, body=body.encode(), content_type="application/json",
+                            headers={"Retry-After": "5"})
+    response.force_close()
+    return response
 
 
 def _late(timeout: float) -> web.Response:

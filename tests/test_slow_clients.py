@@ -230,3 +230,20 @@ def test_serve_refuses_a_port_in_use_before_starting_anything(tmp_path):
     assert "gunicorn" not in output.lower()
     assert _session(serve.process.pid) == []
     assert not (tmp_path / "relay.db").exists()  # it stopped before it touched the database
+
+
+def test_large_bodies_held_at_once_are_capped_and_small_ones_still_answered(tmp_path):
+    """Connections that each declare a large body and trickle it cannot make a web process
+    hold memory without bound: past its budget (8 bodies of RELAY_MAX_BODY) the next is 503
+    unread, while webhooks of a few KB are answered as before."""
+    big = 10_000_000
+    head = (b"POST /hooks/slow HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n{" % big)
+    with relay_serve(tmp_path, RELAY_MAX_BODY=str(big)) as port, \
+            Tricklers(port, 24, head, b'"' + b"a" * 200) as slow:
+        def refused() -> int:
+            slow.poll()
+            return sum(r.startswith(b"HTTP/1.1 503 ") for r in slow.received)
+        # Two web processes, 8 bodies each at most: at least 8 of the 24 are turned away.
+        wait_for(lambda: refused() >= 8, timeout=10, what="the budget to turn bodies away")
+        assert all(status in (202, 422) and seconds < 1 for status, seconds in timed_posts(port))
