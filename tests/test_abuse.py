@@ -394,3 +394,15 @@ class TestAttackFindings:
         assert response.status_code == 422
         assert "open.yaml in the mappings folder" in response.get_json()["hint"]
         assert str(folder) not in response.get_data(as_text=True)
+
+
+def test_refusal_kinds_past_the_cap_are_one_kind_logged_once():
+    """Past 20 kinds a minute, every further kind is "other", logged once like the rest; an
+    escaped quote in a value does not make a new kind."""
+    from relay.refusals import RefusalCounter, kind_of
+
+    counter = RefusalCounter()
+    firsts = [counter.add("m", f"reason {chr(97 + i % 26) * (1 + i)} x", 60.0)[1]
+              for i in range(40)]
+    assert firsts.count(True) == 21  # 20 kinds, then "other" once
+    assert kind_of("malformed timestamp 'x\\'\"kab'") == kind_of("malformed timestamp 'y'")
