@@ -43,10 +43,13 @@ def serve(host: str, port: int, web_workers: int) -> None:
     registry.load()  # refuse to start on a broken mapping
     click.echo(f"relay: http://{host}:{port}/hooks/<mapping>  database {_safe(settings)}  "
                f"mappings {settings.mappings}/", err=True)
-    # Here, once, rather than in each process that loads the mappings.
+    # Here, once, rather than in each process that loads the mappings; one line per message.
+    unset: dict[str, list[str]] = {}
     for name in registry.names():
-        if unset := unset_engati(registry.get(name)):
-            click.echo(f"relay: warning: mapping {name}: {unset}", err=True)
+        if message := unset_engati(registry.get(name)):
+            unset.setdefault(message, []).append(name)
+    for message, names in unset.items():
+        click.echo(f"relay: warning: {', '.join(names)}: {message}", err=True)
     # Metrics of every process, added up at /metrics (prometheus_client's multiprocess mode).
     metrics_dir = tempfile.mkdtemp(prefix="relay-metrics-")
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": metrics_dir}

@@ -136,6 +136,8 @@ def relay_serve(root: Path, **extra: str):
     serve = Relay(["serve", "--port", str(port)], _env(root, **extra), root / "serve.log")
     try:
         wait_for(lambda: answers(f"http://127.0.0.1:{port}/healthz"), what="relay serve")
+        # and the worker: a SIGTERM before its handlers are in place would kill it (exit 15)
+        wait_for(lambda: "relay.worker worker" in serve.output(), what="the worker")
         yield port
     finally:
         code = serve.stop()
