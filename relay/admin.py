@@ -167,11 +167,17 @@ def check_token(given: str) -> bool:
 # --- console sessions -------------------------------------------------------------------------
 
 
+def area(request: Request) -> str | None:
+    """"admin" or "api" for a request under /admin or /api, else None."""
+    first = request.path.split("/")[1]
+    return first if first in ("admin", "api") else None
+
+
 class _SessionInterface(SecureCookieSessionInterface):
     """Flask's signed cookie, only under /admin and /api, signed with the deployment's key."""
 
     def open_session(self, app: Flask, request: Request) -> SessionMixin | None:
-        if request.path.split("/")[1] not in ("admin", "api"):
+        if area(request) is None:
             return None  # a null session: health checks and metrics never touch the store
         try:
             ensure_session_key(app)
@@ -228,8 +234,8 @@ def _session_alive() -> bool:
 
 
 def _guard() -> Any:
-    area = request.path.split("/")[1]
-    if area not in ("api", "admin"):
+    where = area(request)
+    if where is None:
         return None
     if not _relay()["settings"].admin_token:
         return jsonify(error="the admin API and console are off",
@@ -243,7 +249,7 @@ def _guard() -> Any:
             return None
     elif _session_alive():
         g.auth = "session"
-        if area == "api" and request.method not in _SAFE and not secrets.compare_digest(
+        if where == "api" and request.method not in _SAFE and not secrets.compare_digest(
                 request.headers.get("X-CSRF-Token", ""), session.get("csrf", "")):
             raise Refusal(403, "missing or wrong CSRF token",
                           "send the console session's CSRF token as X-CSRF-Token, or use "
@@ -251,7 +257,7 @@ def _guard() -> Any:
         return None
     if request.endpoint == "console.login":
         return None
-    if area == "admin":
+    if where == "admin":
         return redirect(url_for("console.login", next=request.full_path))
     raise Refusal(401, "authentication required",
                   "send Authorization: Bearer <RELAY_ADMIN_TOKEN>", {"WWW-Authenticate": "Bearer"})
@@ -259,7 +265,7 @@ def _guard() -> Any:
 
 def _security_headers(response: Any) -> Any:
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    if request.path.split("/")[1] in ("api", "admin"):
+    if area(request) is not None:
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
     return response

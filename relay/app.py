@@ -13,8 +13,8 @@ from flask import Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from relay import admin, console, metrics
-from relay.config import MIN_TOKEN, Settings
-from relay.errors import InboundError, RelayError, StoreUnavailable
+from relay.config import Settings
+from relay.errors import InboundError, StoreUnavailable
 from relay.intake import Intake
 from relay.logs import configure_logging
 from relay.registry import Registry
@@ -31,12 +31,7 @@ def create_app(
 ) -> Flask:
     configure_logging()
     settings = settings or Settings.from_env()
-    if settings.admin_token and len(settings.admin_token) < MIN_TOKEN:
-        # Settings.from_env refuses it too; this holds for settings made in code.
-        raise RelayError(
-            f"RELAY_ADMIN_TOKEN is {len(settings.admin_token)} characters; it needs at "
-            f"least {MIN_TOKEN}, so that it cannot be guessed. Make one with: python3 -c "
-            "'import secrets; print(secrets.token_urlsafe(32))'")
+    settings.check_admin_token()  # from_env checks it too; this holds for settings made in code
     if registry is None:
         registry = Registry(settings.mappings)
         registry.load()
@@ -89,7 +84,7 @@ def ready() -> Any:
 def _error(status: int, message: str, hint: str | None = None,
            retry_after: int | None = None, headers: list[tuple[str, str]] | None = None,
            ) -> Response:
-    if request.path.split("/")[1] == "admin":  # people read the console: a page, not JSON
+    if admin.area(request) == "admin":  # people read the console: a page, not JSON
         response = console.error_page(status, message, hint)
     else:
         answer = {"error": message}

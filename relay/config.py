@@ -99,9 +99,13 @@ class Settings:
         settings = cls(**values)  # type: ignore[arg-type]
         if settings.retention:
             parse_duration(settings.retention, "RELAY_RETENTION")
-        if settings.admin_token and len(settings.admin_token) < MIN_TOKEN:
+        settings.check_admin_token()
+        return settings
+
+    def check_admin_token(self) -> None:
+        """RelayError when RELAY_ADMIN_TOKEN is set but short enough to be guessed."""
+        if self.admin_token and len(self.admin_token) < MIN_TOKEN:
             raise RelayError(
-                f"RELAY_ADMIN_TOKEN is {len(settings.admin_token)} characters; it needs at "
+                f"RELAY_ADMIN_TOKEN is {len(self.admin_token)} characters; it needs at "
                 f"least {MIN_TOKEN}, so that it cannot be guessed. Make one with: python3 -c "
                 "'import secrets; print(secrets.token_urlsafe(32))'")
-        return settings
