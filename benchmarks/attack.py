@@ -52,7 +52,7 @@ from typing import Any
 import phonenumbers
 from harness import HERE, answers, free_port, start_standin, stats, stop, wait_until
 
-from relay.loader import load_file
+from relay.mapping.load import load_file
 from relay.sources import Inbound
 from relay.sources import hubspot as hubspot_source
 from relay.sources import standard_webhooks as sw_source

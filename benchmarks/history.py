@@ -21,7 +21,8 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from relay.mapping import Delivery, Result
-from relay.store import Attempt, Store
+from relay.model import Attempt
+from relay.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 BODY = (ROOT / "mappings" / "examples" / "typeform-vip.json").read_bytes()
@@ -47,8 +48,8 @@ def deliver_rate(store: Store) -> float:
         if not claimed:
             break
         for c in claimed:
-            store.record(c, "bench", Attempt(time.time(), 120.0, "delivered", 200, 1000), None,
-                         time.time())
+            store.record_many([Attempt(c.id, time.time(), 120.0, "delivered", 200, 1000)],
+                              "bench", time.time())[0]
         done += len(claimed)
     return done / (time.perf_counter() - start)
 

@@ -9,8 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-from relay.loader import load_file
 from relay.mapping import evaluate, evaluate_raw
+from relay.mapping.load import load_file
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from relay.loader import load_file
+from relay.mapping.load import load_file
 from relay.store import Store
-from tests.fake_engati import FakeEngati
+from tests.support.fake_engati import FakeEngati
 
 ROOT = Path(__file__).resolve().parent.parent
 MAPPINGS = ROOT / "mappings"
@@ -106,8 +106,11 @@ def database(request, tmp_path):
 
 
 def fresh_postgres(name: str) -> str:
-    """The URL of a new, empty PostgreSQL database `name` (dropped first if it exists)."""
+    """The URL of a new, empty PostgreSQL database `name` (dropped first if it exists),
+    named after RELAY_TEST_POSTGRES's database too, so that test runs given different
+    databases never share one."""
     url = sa.engine.make_url(POSTGRES_URL)
+    name = f"{url.database}_{name}"
     admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

@@ -1,0 +1,144 @@
+"""Commands for operators: list events, show one, replay what failed."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import click
+
+from relay.config import Settings, parse_duration, parse_since
+from relay.errors import RelayError
+from relay.mapping.load import load_folder
+from relay.store import Store
+from relay.store.history import (
+    STATUSES,
+    event_problem,
+    event_state,
+    pretty_body,
+    shown_state,
+    utc_text,
+)
+from relay.store.replay import replay_event
+
+
+def _store() -> Store:
+    settings = Settings.from_env()
+    return Store(settings.database_url, timeout=settings.db_timeout)
+
+
+@click.command()
+@click.option("--status", type=click.Choice(STATUSES),
+              help="accepted/skipped/failed as received; pending/delivered/dead by deliveries.")
+@click.option("--mapping", help="Only this mapping's events.")
+@click.option("--limit", type=int, default=50, show_default=True)
+def events(status: str | None, mapping: str | None, limit: int) -> None:
+    """List recent events, newest first."""
+    rows = _store().events(status=status, mapping=mapping, limit=limit)
+    if not rows:
+        click.echo("no events")
+        return
+    click.echo(f"{'ID':>8}  {'MAPPING':<20} {'RECEIVED (UTC)':<19}  {'STATUS':<9} "
+               f"{'DELIVERED':<9}  LAST ERROR")
+    for row in rows:
+        click.echo(f"{row['id']:>8}  {row['mapping'][:20]:<20} {utc_text(row['received_at'])}  "
+                   f"{event_state(row):<9} {_delivered(row):<9}  {_last_error(row)}")
+
+
+@click.command()
+@click.argument("event_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print everything as JSON.")
+def show(event_id: int, as_json: bool) -> None:
+    """Show an event: body, headers, the mapping result, deliveries and every attempt."""
+    event = _store().event(event_id)
+    if event is None:
+        raise RelayError(f"no event {event_id}")
+    body = pretty_body(event["body"])
+    event["body"] = event["body"].decode("utf-8", "replace")
+    if as_json:
+        click.echo(json.dumps(event, indent=2, ensure_ascii=False, default=str))
+        return
+    click.echo(f"event {event['id']}  mapping {event['mapping']}  received "
+               f"{utc_text(event['received_at'])} UTC  status {shown_state(event)}")
+    if event["note"]:
+        click.echo(f"skipped: {event['note']}")
+    for error in event["errors"] or ():
+        click.echo(f"error: {error['field']}: {error['message']}")
+    click.echo("headers: " + json.dumps(event["headers"], ensure_ascii=False))
+    if event["query"]:
+        click.echo("query: " + json.dumps(event["query"], ensure_ascii=False))
+    click.echo("body:\n" + body)
+    for d in event["deliveries"]:
+        click.echo(f"delivery {d['id']}: flow {d['flow_key']} {d['channel']} {d['phone']} "
+                   f"-> {d['status']} after {len(d['attempt_log'])} attempt(s)")
+        click.echo("  attributes: " + json.dumps(d["attributes"], ensure_ascii=False))
+        if d["status"] == "pending":
+            click.echo(f"  next attempt at {utc_text(d['next_at'])} UTC")
+        for a in d["attempt_log"]:
+            answer = " ".join(filter(None, [
+                a["http_status"] and f"HTTP {a['http_status']}",
+                a["engati_code"] and f"code {a['engati_code']}"])) or "no answer"
+            click.echo(f"  {utc_text(a['started_at'])}  {a['outcome']:<9} {answer:<20} "
+                       f"{a['duration_ms']:.0f} ms  {a['error'] or ''}".rstrip())
+
+
+@click.command()
+@click.argument("event_ids", nargs=-1, type=int)
+@click.option("--dead", is_flag=True, help="Every event with a dead delivery.")
+@click.option("--failed", is_flag=True, help="Every event whose mapping failed (422).")
+@click.option("--mapping", help="With --dead/--failed: only this mapping's events.")
+@click.option("--since", help="With --dead/--failed: received since, e.g. 24h, 7d or 2026-11-01.")
+def replay(event_ids: tuple[int, ...], dead: bool, failed: bool, mapping: str | None,
+           since: str | None) -> None:
+    """Map events again with the current mapping and queue what is not yet delivered.
+
+    A delivery that already succeeded is never sent again.
+    """
+    if bool(event_ids) == (dead or failed):
+        raise click.UsageError("give EVENT_IDs, or --dead and/or --failed")
+    if (mapping or since) and not (dead or failed):
+        raise click.UsageError("--mapping and --since go with --dead or --failed")
+    settings = Settings.from_env()
+    store = Store(settings.database_url, timeout=settings.db_timeout)
+    try:
+        start = None if since is None else parse_since(since, time.time(), "--since")
+    except RelayError as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from None
+    ids = list(event_ids) or store.replayable(dead=dead, failed=failed, mapping=mapping,
+                                              since=start)
+    mappings = load_folder(settings.mappings)
+    problems = 0
+    for event_id in ids:
+        replayed = replay_event(store, mappings.get, event_id, time.time())
+        problems += not replayed.ok
+        click.echo(f"event {event_id}: {replayed.message}")
+    click.echo(f"{len(ids)} event(s) replayed, {problems} with problems")
+    if problems:
+        raise SystemExit(1)
+
+
+@click.command()
+@click.option("--older-than", "older_than", required=True, metavar="DURATION",
+              help="e.g. 30d (0s: every finished event): events received longer ago.")
+@click.option("--include-failed", is_flag=True,
+              help="Also failed events (422), which are kept for `relay replay --failed`.")
+@click.option("--dry-run", is_flag=True, help="Only say how many events would go.")
+def purge(older_than: str, include_failed: bool, dry_run: bool) -> None:
+    """Delete finished events (and their deliveries and attempts); never pending ones, and
+    failed ones only with --include-failed."""
+    seconds = parse_duration(older_than, "--older-than", zero=True)
+    count = _store().purge(time.time() - seconds, include_failed=include_failed,
+                           dry_run=dry_run)
+    kept = "" if include_failed else " (failed events kept: --include-failed purges them)"
+    verb = "would purge" if dry_run else "purged"
+    click.echo(f"{verb} {count} event(s) received more than {older_than} ago{kept}")
+
+
+def _delivered(row: dict[str, Any]) -> str:
+    return f"{row['delivered'] or 0}/{row['total'] or 0}"
+
+
+def _last_error(row: dict[str, Any]) -> str:
+    text = event_problem(row)
+    return text if len(text) <= 80 else text[:77] + "..."

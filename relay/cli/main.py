@@ -1,0 +1,219 @@
+"""The `relay` command. Every RelayError ends here as one clear message and exit status 1."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import click
+import httpx
+
+from relay.cli import events as operate
+from relay.cli import run as service
+from relay.config import Settings
+from relay.delivery.request import build_request
+from relay.errors import MappingLoadError, RelayError
+from relay.mapping import Mapping, evaluate_raw
+from relay.mapping.load import SUFFIXES, load_file, schema
+from relay.sources import Inbound
+from relay.sources.body import content_type_for
+from relay.sources.selftest import run_tests, unset_engati
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except RelayError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=_Group)
+def main() -> None:
+    """A webhook relay for Engati chatbots: verify, map, store, deliver."""
+
+
+@main.command("schema")
+def schema_command() -> None:
+    """Print the JSON Schema of mapping files (for editors' YAML language servers)."""
+    click.echo(json.dumps(schema(), indent=2))
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+def check(paths: tuple[Path, ...]) -> None:
+    """Validate mappings and run their tests (default: the mappings folder)."""
+    files = _mapping_files(paths or (Path(Settings.from_env().mappings),))
+    if not files:
+        raise click.ClickException("no mapping files (*.yaml) found")
+    failed = tests = passed = 0
+    names: dict[str, Path] = {}
+    for file in files:
+        click.echo(str(file))
+        try:
+            mapping = load_file(file)
+        except MappingLoadError as exc:
+            failed += 1
+            for problem in exc.problems:
+                click.echo(f"  FAIL {problem}")
+            continue
+        if mapping.name in names:
+            failed += 1
+            click.echo(f"  FAIL endpoint /hooks/{mapping.name} is also {names[mapping.name]}")
+            continue
+        names[mapping.name] = file
+        for warning in _warnings(mapping):
+            click.echo(f"  warn {warning}")
+        for outcome in run_tests(mapping):
+            tests += 1
+            passed += outcome.passed
+            click.echo(f"  {'ok  ' if outcome.passed else 'FAIL'} {outcome.name}")
+            for line in outcome.failures:
+                click.echo(f"         {line}")
+    failed += tests - passed
+    click.echo(
+        f"{len(files)} mapping file(s), {tests} test(s): {passed} passed, "
+        f"{tests - passed} failed" + (", load errors above" if failed > tests - passed else "")
+    )
+    if failed:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("mapping")
+@click.argument("body", type=click.File("rb"))
+@click.option("-H", "--header", "headers", multiple=True, metavar="'Name: value'",
+              help="A request header, as curl takes it. Repeatable.")
+@click.option("-q", "--query", "query", multiple=True, metavar="key=value",
+              help="A query parameter of the webhook URL. Repeatable.")
+def preview(mapping: str, body: Any, headers: tuple[str, ...], query: tuple[str, ...]) -> None:
+    """Print the Engati request(s) a webhook BODY would trigger; nothing is sent.
+
+    MAPPING is a mapping file or an endpoint name in the mappings folder; BODY is a file,
+    or - for standard input. The API key is masked.
+    """
+    loaded = load_file(_find_mapping(mapping))
+    header_map, query_map = _request_options(body, headers, query)
+    result = evaluate_raw(loaded, body.read(), header_map, query_map)
+    for error in result.errors:
+        click.echo(f"error: {error}", err=True)
+    if result.status == "failed":
+        sys.exit(1)
+    if result.status == "skipped":
+        click.echo(f"skipped: {result.skipped}; nothing would be sent", err=True)
+    if unset := unset_engati(loaded):
+        click.echo(f"warn: {unset}", err=True)
+    requests = [build_request(loaded.engati, d, mask=True) for d in result.deliveries]
+    click.echo(json.dumps(requests, indent=2, ensure_ascii=False))
+
+
+for _command in (service.serve, service.worker, service.db, service.sandbox, operate.events,
+                 operate.show, operate.replay, operate.purge):
+    main.add_command(_command)
+
+
+@main.command()
+@click.argument("mapping")
+@click.argument("body", type=click.File("rb"))
+@click.option("--url", help="Where to post [default: http://127.0.0.1:$PORT/hooks/<mapping>].")
+@click.option("-H", "--header", "headers", multiple=True, metavar="'Name: value'",
+              help="An extra request header. Repeatable.")
+@click.option("-q", "--query", "query", multiple=True, metavar="key=value",
+              help="A query parameter to add to the URL. Repeatable.")
+def send(mapping: str, body: Any, url: str | None, headers: tuple[str, ...],
+         query: tuple[str, ...]) -> None:
+    """Sign BODY as MAPPING's sender would and post it to a running relay.
+
+    Uses the mapping's secret (from the environment), so you can test an endpoint without the
+    real provider. Prints the relay's answer; exits 1 unless it is a 2xx.
+    """
+    loaded = load_file(_find_mapping(mapping))
+    if loaded.locked:
+        raise RelayError(f"cannot sign as {loaded.source.name}: {loaded.locked}")
+    raw = body.read()
+    header_map, query_map = _request_options(body, headers, query)
+    port = os.environ.get("PORT") or "8000"
+    target = url or f"http://127.0.0.1:{port}/hooks/{loaded.name}"
+    if query_map:
+        target += ("&" if "?" in target else "?") + urlencode(query_map)
+    if loaded.source.verifies(loaded) and loaded.secrets:  # Salesforce, say, signs nothing
+        inbound = Inbound(raw, {k.lower(): v for k, v in header_map.items()}, query_map,
+                          "POST", target)
+        signed, extra = loaded.source.sign(loaded.secrets[0], loaded, inbound, time.time())
+        header_map.update(signed)
+        if extra:
+            target += ("&" if "?" in target else "?") + urlencode(extra)
+    try:
+        response = httpx.post(target, content=raw, headers=header_map, timeout=30)
+    except httpx.HTTPError as exc:
+        raise RelayError(f"could not reach {target}: {exc}") from None
+    click.echo(f"HTTP {response.status_code}", err=True)
+    click.echo(response.text)
+    if not response.is_success:
+        sys.exit(1)
+
+
+def _request_options(body: Any, headers: tuple[str, ...],
+                     query: tuple[str, ...]) -> tuple[dict[str, str], dict[str, str]]:
+    """-H and -q options as dicts; Content-Type guessed from the body file's suffix, and
+    JSON for standard input (say another with -H)."""
+    header_map = dict(_split(h, ":", "-H", "'Name: value'") for h in headers)
+    name = getattr(body, "name", None)
+    guessed = content_type_for(name) if isinstance(name, str) and name != "<stdin>" else (
+        "application/json")
+    if guessed and not any(k.lower() == "content-type" for k in header_map):
+        header_map["Content-Type"] = guessed
+    return header_map, dict(_split(q, "=", "-q", "key=value") for q in query)
+
+
+def _mapping_files(paths: tuple[Path, ...]) -> list[Path]:
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(p for p in path.iterdir() if p.suffix in SUFFIXES and p.is_file())
+        else:
+            files.append(path)
+    return files
+
+
+def _find_mapping(name: str) -> Path:
+    path = Path(name)
+    if path.is_file():
+        return path
+    folder = Path(Settings.from_env().mappings)
+    for suffix in SUFFIXES:
+        if (folder / f"{name}{suffix}").is_file():
+            return folder / f"{name}{suffix}"
+    raise click.BadParameter(f"no file {name!r} and no mapping {name!r} in {folder}/",
+                             param_hint="MAPPING")
+
+
+def _split(text: str, sep: str, option: str, form: str) -> tuple[str, str]:
+    key, found, value = text.partition(sep)
+    if not found or not key.strip():
+        raise click.BadParameter(f"{text!r} is not {form}", param_hint=option)
+    return key.strip(), value.strip() if sep == ":" else value
+
+
+def _warnings(mapping: Mapping) -> list[str]:
+    warnings = [unset] if (unset := unset_engati(mapping)) else []
+    if mapping.locked:
+        warnings.append(f"secret not available: {mapping.locked}; /hooks/{mapping.name} answers "
+                        "503 until it is")
+    capped = ("; it stores at most RELAY_UNVERIFIED_LIMIT webhooks a minute per web process "
+              "(429 above)")
+    if mapping.verify is False:
+        warnings.append("verification is off (verify: false): anyone who knows the URL can "
+                        "post" + capped)
+    elif not mapping.source.verifies(mapping):
+        warnings.append("nothing verifies the sender: anyone who knows the URL can post "
+                        "(see `verify:` in docs/sources.md)" + capped)
+    if not mapping.tests:
+        warnings.append("no tests: add examples under `tests:` so changes can be checked")
+    return warnings

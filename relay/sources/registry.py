@@ -1,0 +1,140 @@
+"""The loaded mappings, reloaded when their files change (no restart needed).
+
+At start-up a broken or duplicate file is fatal; afterwards a broken change keeps the last
+good version of that file and the log says why.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+from relay.errors import MappingLoadError
+from relay.mapping import Mapping
+from relay.mapping.load import SUFFIXES, load_file, load_folder
+
+log = logging.getLogger("relay.mappings")
+
+Stamp = tuple[int, int]  # (mtime_ns, size): a change to either means the file changed
+
+
+class Registry:
+    def __init__(self, folder: str | Path, *, check_every: float = 1.0):
+        self.folder = Path(folder)
+        self.check_every = check_every
+        self._lock = threading.Lock()
+        self._checked = 0.0
+        self._stamps: dict[Path, Stamp] = {}
+        self._by_file: dict[Path, Mapping] = {}
+        self._by_name: dict[str, Mapping] = {}
+        self._broken: dict[Path, MappingLoadError] = {}  # files that failed their last load
+
+    def load(self) -> None:
+        """Load every file; raise MappingLoadError listing all problems."""
+        mappings = load_folder(self.folder)
+        with self._lock:
+            self._by_file = {Path(m.file): m for m in mappings.values()}
+            self._stamps = {f: stamp for f, stamp in self._scan().items() if f in self._by_file}
+            self._by_name = dict(mappings)
+            self._broken = {}
+            self._checked = time.monotonic()
+        log.info("loaded %d mapping(s) from %s: %s", len(mappings), self.folder,
+                 ", ".join(sorted(mappings)) or "(none)")
+        locked = [f"{m.name} ({m.locked})" for m in mappings.values() if m.locked]
+        if locked:
+            log.warning("%d endpoint(s) answer 503 until their secret is set: %s", len(locked),
+                        ", ".join(sorted(locked)))
+
+    def get(self, name: str) -> Mapping | None:
+        self.refresh()
+        return self._by_name.get(name)
+
+    def names(self) -> list[str]:
+        self.refresh()
+        return sorted(self._by_name)
+
+    def broken(self) -> list[dict[str, str]]:
+        """Files whose last change failed to load: {name, file, error}, by name. The file is
+        named as it is inside the mappings folder, never with the machine's path; `error` is
+        the first problem (`file:line: key: message`). A broken file whose last good version
+        still serves is listed too."""
+        self.refresh()
+        return [{"name": file.stem, "file": file.name, "error": _first_problem(exc, file)}
+                for file, exc in sorted(self._broken.items(), key=lambda f: f[0].stem)]
+
+    def broken_error(self, name: str) -> str | None:
+        """The load error of the broken file that would serve /hooks/<name>, if any."""
+        return next((b["error"] for b in self.broken() if b["name"] == name), None)
+
+    def refresh(self, force: bool = False) -> None:
+        """Pick up added, changed and removed files, at most once per `check_every`."""
+        if not force and time.monotonic() - self._checked < self.check_every:
+            return
+        with self._lock:
+            self._checked = time.monotonic()
+            current = self._scan()
+            changed = [f for f, stamp in current.items() if self._stamps.get(f) != stamp]
+            removed = [f for f in self._by_file if f not in current]
+            for file in [f for f in self._broken if f not in current]:
+                del self._broken[file]  # a broken file deleted: nothing to report any more
+            if not changed and not removed:
+                return
+            by_file = dict(self._by_file)
+            for file in removed:
+                log.info("mapping %s removed (%s)", by_file.pop(file).name, file)
+                self._stamps.pop(file, None)
+            for file in changed:
+                self._stamps[file] = current[file]
+                try:
+                    by_file[file] = load_file(file)
+                except MappingLoadError as exc:
+                    self._broken[file] = exc
+                    kept = "keeping the last good version" if file in by_file else "not loaded"
+                    log.error("mapping %s is broken, %s: %s", file, kept,
+                              "; ".join(str(p) for p in exc.problems))
+                    continue
+                self._broken.pop(file, None)
+                log.info("mapping %s loaded from %s", by_file[file].name, file)
+                _warn_if_locked(by_file[file])
+            self._by_file = by_file
+            self._by_name = _by_name(by_file)
+
+    def _scan(self) -> dict[Path, Stamp]:
+        stamps: dict[Path, Stamp] = {}
+        try:
+            for path in self.folder.iterdir():
+                if path.suffix in SUFFIXES and path.is_file():
+                    st = path.stat()
+                    stamps[path] = (st.st_mtime_ns, st.st_size)
+        except OSError as exc:
+            log.error("cannot read the mappings folder %s: %s", self.folder, exc)
+        return stamps
+
+
+def _by_name(by_file: dict[Path, Mapping]) -> dict[str, Mapping]:
+    names: dict[str, Mapping] = {}
+    for file in sorted(by_file):
+        mapping = by_file[file]
+        if mapping.name in names:
+            log.error("%s is ignored: endpoint /hooks/%s is already %s", file, mapping.name,
+                      names[mapping.name].file)
+            continue
+        names[mapping.name] = mapping
+    return names
+
+
+def _first_problem(exc: MappingLoadError, file: Path) -> str:
+    problem = exc.problems[0] if exc.problems else None
+    if problem is None:
+        return f"{file.name}: cannot be loaded"
+    where = f"{file.name}:{problem.line}" if problem.line else file.name
+    return f"{where}: {problem.key}: {problem.message}" if problem.key else (
+        f"{where}: {problem.message}")
+
+
+def _warn_if_locked(mapping: Mapping) -> None:
+    if mapping.locked:
+        log.warning("mapping %s: %s; /hooks/%s answers 503 until it is", mapping.name,
+                    mapping.locked, mapping.name)

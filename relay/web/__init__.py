@@ -1,0 +1,1 @@
+"""The web app: webhooks (intake.py), health and metrics, the operators' API and console."""

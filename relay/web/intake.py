@@ -1,0 +1,217 @@
+"""POST /hooks/<name>: store a webhook and answer; the worker delivers it.
+
+Served as a plain WSGI app in front of Flask (`Intake`): a webhook needs none of what Flask
+does for the console (routing, request contexts, sessions, error pages), and that machinery
+cost a third of the CPU of a webhook that is mapped and stored. The sender is answered 2xx
+only after the event and its deliveries are committed; Engati is never called inside the
+request.
+"""
+
+from __future__ import annotations
+
+import http
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+from werkzeug.datastructures import EnvironHeaders
+from werkzeug.wsgi import get_content_length, get_host, get_input_stream
+
+from relay.config import Settings
+from relay.errors import BodyError, InboundError, SignatureError, StoreUnavailable
+from relay.mapping import Mapping, evaluate
+from relay.sources import Inbound, Preset
+from relay.sources.redact import redact
+from relay.sources.registry import Registry
+from relay.store import Store
+from relay.web import metrics
+
+PREFIX = "/hooks/"
+DEFAULT_PRESET = Preset()
+
+log = logging.getLogger("relay.inbound")
+
+
+class Intake:
+    """The WSGI app for /hooks/<name>; every other path goes on to `fallback` (Flask)."""
+
+    def __init__(self, fallback: Callable[..., Iterable[bytes]], settings: Settings,
+                 store: Store, registry: Registry):
+        self.fallback = fallback
+        self.settings = settings
+        self.store = store
+        self.registry = registry
+        self._unverified = MinuteLimit(settings.unverified_limit)
+
+    def __call__(self, environ: dict[str, Any],
+                 start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        name = path[len(PREFIX):]
+        if not path.startswith(PREFIX) or not name or "/" in name:
+            return self.fallback(environ, start_response)
+        started = time.perf_counter()
+        # WSGI hands the path over as latin-1; URLs carry UTF-8.
+        name = name.encode("latin-1").decode("utf-8", "replace")
+        mapping = self.registry.get(name)
+        preset = mapping.source if mapping else DEFAULT_PRESET
+        event_id: int | str = "-"
+        try:
+            if environ.get("REQUEST_METHOD") != "POST":
+                raise InboundError(f"/hooks/{name} takes POST only", 405,
+                                   "send the webhook as an HTTP POST")
+            if mapping is None:
+                status, answer, retry_after = self._unknown(name)
+            else:
+                status, answer, retry_after = self._receive(mapping, environ)
+            event_id = answer.get("event_id", "-")
+        except Exception as exc:  # every failure gets an answer that says why
+            status, answer, retry_after = self._failure(name, exc)
+        code, body, content_type = preset.respond(status, answer)
+        headers = [("Content-Type", content_type), ("Content-Length", str(len(body)))]
+        if retry_after:
+            headers.append(("Retry-After", str(retry_after)))
+        if code == 405:
+            headers.append(("Allow", "POST"))
+        start_response(f"{code} {http.HTTPStatus(code).phrase}", headers)
+        metrics.INBOUND.labels(name if mapping else "(unknown)", str(code)).inc()
+        log.info("inbound mapping=%s status=%d event=%s bytes=%s ms=%.1f", name, code,
+                 event_id, environ.get("CONTENT_LENGTH") or "-",
+                 (time.perf_counter() - started) * 1000)
+        return [body]
+
+    def _unknown(self, name: str) -> tuple[int, dict, int | None]:
+        """No mapping serves /hooks/<name>: 404, or 503 while its file exists but is broken
+        (a sender such as Typeform disables a webhook that gets a 404)."""
+        broken = self.registry.broken_error(name)
+        if broken:
+            return 503, {"error": f"/hooks/{name} cannot serve: its mapping file does not load",
+                         "hint": f"fix {broken}; the file is loaded again when it changes, "
+                                 "and the sender's retries are then accepted"}, 60
+        raise InboundError(f"no mapping named {name!r}", 404,
+                           f"add {self._shown(f'{name}.yaml')} to serve /hooks/{name}")
+
+    def _shown(self, file: str) -> str:
+        """A file of the mappings folder as a sender may see it: the folder as configured,
+        but never an absolute path of this machine."""
+        folder = Path(self.settings.mappings)
+        return f"{file} in the mappings folder" if folder.is_absolute() else (
+            (folder / file).as_posix())
+
+    def _receive(self, mapping: Mapping,
+                 environ: dict[str, Any]) -> tuple[int, dict, int | None]:
+        if mapping.locked:
+            return 503, {"error": f"/hooks/{mapping.name} is not ready: {mapping.locked}",
+                         "hint": "set it in the relay's environment and restart; the sender's "
+                                 "retries will then be accepted"}, 60
+        if not mapping.source.verifies(mapping) and (wait := self._unverified.over(
+                mapping.name, time.time())):
+            return 429, {"error": f"/hooks/{mapping.name} verifies nothing, so it takes at "
+                                  f"most {self.settings.unverified_limit} webhooks a minute",
+                         "hint": "add verification to the mapping (docs/sources.md), or raise "
+                                 "RELAY_UNVERIFIED_LIMIT"}, wait
+        raw = self._read_body(environ)
+        headers = {k.lower(): v for k, v in EnvironHeaders(environ).items()}
+        query: dict[str, Any] = {}
+        for key, value in parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True,
+                                    errors="replace"):
+            query.setdefault(key, []).append(value)
+        query = {k: v[0] if len(v) == 1 else v for k, v in query.items()}
+        now = time.time()
+        inbound = Inbound(raw, headers, query, "POST", self._public_url(environ))
+        mapping.source.verify(mapping, inbound, now)  # SignatureError: 401
+        envelope = mapping.source.envelope(raw, headers, query)  # BodyError: 400 / 415
+        mapping.source.admit(mapping, envelope)
+        result = evaluate(mapping, envelope)
+        receipt = self.store.accept(mapping.name, raw, redact(headers, mapping.credentials),
+                                    redact(query, mapping.credentials), result, now)
+        answer: dict[str, Any] = {"status": receipt.status, "event_id": receipt.event_id}
+        errors = [e.to_dict() for e in result.errors]
+        if receipt.status == "accepted":
+            answer["deliveries"] = receipt.deliveries
+            if errors:  # some items of a batch could not be mapped
+                answer["errors"] = errors
+            return 202, answer, None
+        if receipt.status == "failed":
+            answer["error"] = "the webhook could not be mapped: " + "; ".join(
+                f"{e['field']}: {e['message']}" for e in errors)
+            answer["errors"] = errors
+            answer["hint"] = (f"fix the webhook or {self._shown(Path(mapping.file).name)}; the "
+                              f"event is stored: `relay replay {receipt.event_id}` maps it again")
+            return 422, answer, None
+        if receipt.status == "skipped":
+            answer["reason"] = result.skipped
+        return 200, answer, None
+
+    def _read_body(self, environ: dict[str, Any]) -> bytes:
+        """The whole body, or 413 past the limit, whether Content-Length is given, absent
+        (chunked) or lying; a body that ends before its Content-Length is refused, not
+        guessed."""
+        limit = self.settings.max_body
+        declared = get_content_length(environ)
+        if declared is not None and declared > limit:
+            raise _too_large(limit)
+        raw = get_input_stream(environ).read(limit + 1)
+        if len(raw) > limit:
+            raise _too_large(limit)
+        if declared is not None and len(raw) < declared:
+            raise BodyError(f"the body ended after {len(raw)} of its {declared} bytes")
+        return raw
+
+    def _public_url(self, environ: dict[str, Any]) -> str:
+        """The URL as the sender called it (HubSpot signs it), behind proxies too."""
+        query = environ.get("QUERY_STRING", "")
+        path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+        path = path.encode("latin-1").decode("utf-8", "replace") + (f"?{query}" if query else "")
+        if self.settings.public_url:
+            return self.settings.public_url.rstrip("/") + path
+        scheme, host = environ.get("wsgi.url_scheme", "http"), get_host(environ)
+        if self.settings.trust_proxy:
+            scheme = environ.get("HTTP_X_FORWARDED_PROTO", scheme).split(",")[0].strip()
+            host = environ.get("HTTP_X_FORWARDED_HOST", host).split(",")[0].strip()
+        return f"{scheme}://{host}{path}"
+
+    def _failure(self, name: str, exc: Exception) -> tuple[int, dict, int | None]:
+        """The answer to a webhook that was not stored, and why."""
+        if isinstance(exc, SignatureError) and self.store.refuse(name, exc.reason, time.time()):
+            # Once a minute per kind: a flood of forgeries must not flood the log either.
+            log.warning("refused mapping=%s: %s (more of this kind this minute are counted "
+                        "in the failures inbox, not logged)", name, exc.reason)
+        if isinstance(exc, InboundError):
+            return exc.status, {"error": str(exc), **({"hint": exc.hint} if exc.hint else {})}, None
+        if isinstance(exc, StoreUnavailable):
+            log.error("database write failed: %s", exc)
+            return 503, {"error": "the webhook could not be stored right now",
+                         "hint": "retry later; nothing was accepted"}, 5
+        log.exception("unexpected error")
+        return 500, {"error": "internal error; the relay's log has the details"}, None
+
+
+class MinuteLimit:
+    """At most `limit` requests per name and minute (of the clock), in this process."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._minute = -1
+        self._counts: dict[str, int] = {}
+
+    def over(self, name: str, now: float) -> int | None:
+        """Count a request; None while under the limit, else the seconds to wait."""
+        minute = int(now // 60)
+        with self._lock:
+            if minute != self._minute:
+                self._minute, self._counts = minute, {}
+            count = self._counts.get(name, 0)
+            if count >= self.limit:
+                return max(1, int((minute + 1) * 60 - now))
+            self._counts[name] = count + 1
+        return None
+
+
+def _too_large(limit: int) -> BodyError:
+    return BodyError(f"the body is larger than {limit} bytes", 413,
+                     "send a smaller body, or raise RELAY_MAX_BODY")

@@ -1,0 +1,154 @@
+"""The integrator's commands: relay check, relay preview, relay schema."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from relay.cli.main import main
+from tests.conftest import MAPPINGS
+
+ENV = {"ENGATI_CUSTOMER_ID": "123456", "ENGATI_BOT_KEY": "0a1b2c3d4e5f6a7b",
+       "ENGATI_API_KEY": "secret-api-key-1", "ENGATI_BASE_URL": ""}
+
+
+@pytest.fixture
+def run(monkeypatch):
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+
+    def invoke(*args, input=None):
+        return CliRunner().invoke(main, [str(a) for a in args], input=input)
+
+    return invoke
+
+
+class TestCheck:
+    def test_examples_pass(self, run):
+        """`relay check mappings/` passes and says how many tests ran."""
+        result = run("check", MAPPINGS)
+        assert result.exit_code == 0, result.output
+        assert "ok   a VIP lead goes to the VIP flow" in result.output
+        assert " 0 failed" in result.output
+
+    def test_failing_test_shows_expected_and_actual(self, run, write_mapping):
+        """A failing test prints a line per difference and exits 1."""
+        path = write_mapping("""
+            phone: body.phone
+            attributes: {name: body.name}
+            flows: [{flow_key: A}]
+            tests:
+              - name: wrong expectations
+                body: {phone: "+919812345678", name: Asha}
+                expect: {flow_key: B, attributes: {name: Ash, city: Pune}}
+        """)
+        result = run("check", path)
+        assert result.exit_code == 1
+        assert "FAIL wrong expectations" in result.output
+        assert "flow_key: expected 'B', got 'A'" in result.output
+        assert "attributes.name: expected 'Ash', got 'Asha'" in result.output
+        assert "attributes.city: expected 'Pune', got nothing (left out)" in result.output
+        assert "1 test(s): 0 passed, 1 failed" in result.output
+
+    def test_load_error_fails_the_check(self, run, write_mapping):
+        """A broken mapping is reported with its line and fails the run."""
+        path = write_mapping("phone: body.phone\nflows: [{flow_key: A, wen: x}]\n")
+        result = run("check", path)
+        assert result.exit_code == 1
+        assert f"FAIL {path}:2: flows[0].wen: unknown key; did you mean 'when'?" in result.output
+
+    def test_missing_body_file_fails_the_test(self, run, write_mapping):
+        """A test whose body file is missing fails, naming the file."""
+        path = write_mapping("""
+            phone: body.phone
+            flows: [{flow_key: A}]
+            tests: [{name: t, body: examples/nope.json, expect: {flow_key: A}}]
+        """)
+        result = run("check", path)
+        assert result.exit_code == 1
+        assert "body: no file examples/nope.json next to" in result.output
+
+    def test_warns_about_unset_engati_settings(self, run, write_mapping, monkeypatch):
+        """Unset credentials are a warning, not a failure: tests need none."""
+        monkeypatch.delenv("ENGATI_API_KEY")
+        result = run("check", write_mapping())
+        assert result.exit_code == 0
+        assert "warn engati settings not set: api_key (ENGATI_API_KEY)" in result.output
+
+
+class TestPreview:
+    def test_typeform_vip_prints_the_exact_v2_request(self, run):
+        """The README's preview: one v2 request, the API key masked."""
+        result = run("preview", MAPPINGS / "typeform-leads.yaml",
+                     MAPPINGS / "examples" / "typeform-vip.json")
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout) == [{
+            "method": "POST",
+            "url": "https://api.engati.ai/bot-api/v2.0/customer/123456/bot/0a1b2c3d4e5f6a7b"
+                   "/flow/4F1E0C2B9A7D4E3F8A6B5C4D3E2F1A0B",
+            "headers": {"Authorization": "Basic ***", "Content-Type": "application/json"},
+            "json": {"user.channel": "whatsapp", "user.phone_no": "919812345678",
+                     "name": "Asha", "category": "VIP", "email": "asha@example.com",
+                     "utm_source": "instagram", "campaign": "diwali-2026",
+                     "lead_source": "typeform"},
+        }]
+        assert "secret-api-key-1" not in result.output
+
+    def test_stdin_headers_query_and_v1(self, run, write_mapping):
+        """BODY - reads stdin; -H and -q reach the expressions; v1 puts it all in the URL."""
+        path = write_mapping("""
+            engati: {api: v1}
+            phone: query.to
+            attributes: {region: headers."x-region"}
+            flows: [{flow_key: F}]
+        """)
+        result = run("preview", path, "-", "-H", "X-Region: north", "-q", "to=+919812345678",
+                     input="{}")
+        assert result.exit_code == 0, result.output
+        (request,) = json.loads(result.stdout)
+        assert request["url"].endswith(
+            "/bot-api/v1.0/customer/123456/bot/0a1b2c3d4e5f6a7b/flow/F"
+            "?user.channel=whatsapp&user.phone_no=919812345678&region=north")
+        assert request["json"] is None
+
+    def test_mapping_by_name(self, run, monkeypatch, write_mapping):
+        """MAPPING may be an endpoint name in RELAY_MAPPINGS."""
+        path = write_mapping(name="shop")
+        monkeypatch.setenv("RELAY_MAPPINGS", str(path.parent))
+        result = run("preview", "shop", "-", input='{"phone": "+14155552671"}')
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)[0]["json"]["user.phone_no"] == "14155552671"
+
+    def test_mapping_errors_exit_1(self, run, write_mapping):
+        """A webhook that cannot be mapped prints every error and exits 1."""
+        result = run("preview", write_mapping(), "-", input='{"phone": "abc"}')
+        assert result.exit_code == 1
+        assert "error: phone: 'abc' is not a phone number" in result.stderr
+
+    def test_unparseable_body(self, run, write_mapping):
+        """Invalid JSON is a clear error, not a traceback."""
+        result = run("preview", write_mapping(), "-", "-H", "Content-Type: application/json",
+                     input="{nope")
+        assert result.exit_code == 1
+        assert "error: the body is not valid JSON" in result.stderr
+
+    def test_unknown_mapping(self, run):
+        """A mapping that is neither a file nor a name is a usage error."""
+        result = run("preview", "no-such-mapping", "-", input="{}")
+        assert result.exit_code == 2
+        assert "no mapping 'no-such-mapping'" in result.output
+
+    def test_bad_header_syntax(self, run, write_mapping):
+        """-H without a colon is a usage error."""
+        result = run("preview", write_mapping(), "-", "-H", "nocolon", input="{}")
+        assert result.exit_code == 2
+        assert "'nocolon' is not 'Name: value'" in result.output
+
+
+def test_schema_prints_the_json_schema(run):
+    """`relay schema` prints the schema editors can use."""
+    result = run("schema")
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["title"] == "relay mapping"

@@ -1,0 +1,124 @@
+"""What /api and /admin answer to input the review found answered 500 or misread: ids too
+large for the database, bodies of the wrong shape, limits outside 1..500, and methods a
+path does not take."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.admin_app import BEARER, make_admin
+
+HUGE = "9" * 20  # more than a 64-bit integer holds
+
+
+@pytest.fixture
+def admin(tmp_path):
+    return make_admin(tmp_path)
+
+
+def test_an_event_id_too_large_for_the_database_is_not_found(admin):
+    client = admin.client()
+    for answer in (client.get(f"/api/events/{HUGE}", headers=BEARER),
+                   client.post(f"/api/events/{HUGE}/replay", headers=BEARER),
+                   client.get(f"/api/events/{2**63}", headers=BEARER)):
+        assert answer.status_code == 404
+        assert answer.is_json and "error" in answer.get_json()
+    browser = admin.logged_in()
+    page = browser.get(f"/admin/events/{HUGE}")
+    assert page.status_code == 404 and page.mimetype == "text/html"
+    assert browser.post(f"/admin/events/{HUGE}/replay",
+                        data={"csrf": admin.csrf(browser)}).status_code == 404
+    replayed = browser.post("/admin/failures/replay",
+                            data={"csrf": admin.csrf(browser), "event": [HUGE, "²"]})
+    assert replayed.status_code == 302  # nothing to replay, nothing broken
+
+
+def test_replaying_an_unknown_event_is_not_found(admin):
+    answer = admin.client().post("/api/events/999/replay", headers=BEARER)
+    assert answer.status_code == 404
+    assert answer.get_json() == {"error": "no event 999"}
+
+
+def test_a_page_before_a_huge_id_is_the_first_page(admin):
+    event_id = admin.client().post("/hooks/leads", json={"phone": "+919812345678"}).get_json()[
+        "event_id"]
+    browser = admin.logged_in()
+    for before in (HUGE, "-5", "0"):
+        page = browser.get(f"/admin/?before={before}")
+        assert page.status_code == 200
+        assert f'href="/admin/events/{event_id}"' in page.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ({"dead": True, "mapping": {"a": 1}}, "mapping must be a string: the name of a mapping"),
+    ({"dead": "yes"}, "dead and failed must be true or false"),
+    ({"failed": 1}, "dead and failed must be true or false"),
+    ({"dead": True, "mappings": "leads"}, "unknown key(s) 'mappings'"),
+    ({}, "say what to replay"),
+    ({"dead": False}, "say what to replay"),
+    ([True], "send a JSON object"),
+])
+def test_replay_takes_booleans_and_a_mapping_name(admin, body, message):
+    answer = admin.client().post("/api/replay", json=body, headers=BEARER)
+    assert answer.status_code == 400
+    assert answer.get_json()["error"].startswith(message)
+    assert answer.get_json()["hint"]
+
+
+@pytest.mark.parametrize("body", [
+    {"mapping": "leads", "headers": {"X-Count": 1}},
+    {"mapping": "leads", "headers": ["Content-Type: application/json"]},
+    {"mapping": "leads", "query": {"page": ["1", "2"]}},
+    {"mapping": "leads", "query": {"page": None}},
+])
+def test_preview_headers_and_query_are_objects_of_strings(admin, body):
+    answer = admin.client().post("/api/preview", json=body, headers=BEARER)
+    assert answer.status_code == 400
+    assert answer.get_json()["error"] == "headers and query are objects of strings"
+
+
+def test_preview_body_and_mapping_are_strings(admin):
+    for body, message in (({"mapping": "leads", "body": {"phone": "1"}}, "body must be"),
+                          ({"mapping": 7}, "mapping must be a string")):
+        answer = admin.client().post("/api/preview", json=body, headers=BEARER)
+        assert answer.status_code == 400
+        assert answer.get_json()["error"].startswith(message)
+
+
+def test_a_preview_of_a_body_that_cannot_be_parsed_fails_saying_why(admin):
+    answer = admin.client().post("/api/preview", json={"mapping": "leads", "body": "{nope"},
+                                 headers=BEARER)
+    assert answer.status_code == 200
+    preview = answer.get_json()
+    assert preview["status"] == "failed" and preview["requests"] == []
+    assert preview["errors"][0]["field"] == "body"
+
+
+@pytest.mark.parametrize("limit", ["-1", "0", "501", "ten", "1.5"])
+def test_limit_outside_1_to_500_is_refused(admin, limit):
+    for _ in range(3):
+        admin.client().post("/hooks/leads", json={"phone": "+919812345678"})
+    answer = admin.client().get(f"/api/events?limit={limit}", headers=BEARER)
+    assert answer.status_code == 400
+    assert answer.get_json()["error"] == "limit must be a whole number from 1 to 500"
+
+
+def test_limit_within_1_to_500_is_taken(admin):
+    for phone in ("+919812345678", "+919812345679"):
+        admin.client().post("/hooks/leads", json={"phone": phone})
+    for limit, count in (("1", 1), ("500", 2)):
+        events = admin.client().get(f"/api/events?limit={limit}", headers=BEARER).get_json()
+        assert len(events["events"]) == count
+
+
+def test_405_answers_name_the_allowed_methods(admin):
+    client = admin.client()
+    api = client.delete("/api/events", headers=BEARER)
+    assert api.status_code == 405
+    assert set(api.headers["Allow"].split(", ")) >= {"GET"}
+    assert api.get_json()["error"]
+    health = client.post("/healthz")
+    assert health.status_code == 405 and "GET" in health.headers["Allow"]
+    page = admin.logged_in().delete("/admin/failures")
+    assert page.status_code == 405 and "GET" in page.headers["Allow"]
+    assert page.mimetype == "text/html"

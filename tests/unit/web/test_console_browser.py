@@ -1,0 +1,130 @@
+"""The console in a real browser (headless Chromium from Debian, driven by Playwright):
+log in, find a webhook's event, see why its delivery died, replay it, use the playground.
+Screenshots go to build/screenshots/."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.live import Relay, answers, free_port, wait_for
+
+ROOT = Path(__file__).resolve().parents[3]
+SHOTS = ROOT / "build" / "screenshots"
+TOKEN = "browser-admin-token-0123456789-abcdef"  # 32 or more: the minimum
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+MAPPING = """
+id: body.id
+phone: body.phone
+attributes:
+  name: body.name
+flows: [{flow_key: BROWSERFLOW}]
+"""
+
+
+@pytest.fixture(scope="module")
+def browser():
+    playwright = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("no Chromium: apt-get install chromium (.ci/run does)")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def relay(tmp_path_factory):
+    root = tmp_path_factory.mktemp("console")
+    (root / "mappings").mkdir()
+    (root / "mappings" / "leads.yaml").write_text(MAPPING)
+    sandbox_port, port = free_port(), free_port()
+    env = {"DATABASE_URL": f"sqlite:///{root / 'relay.db'}",
+           "RELAY_MAPPINGS": str(root / "mappings"),
+           "ENGATI_BASE_URL": f"http://127.0.0.1:{sandbox_port}", "ENGATI_CUSTOMER_ID": "1",
+           "ENGATI_BOT_KEY": "b", "ENGATI_API_KEY": "k", "RELAY_ADMIN_TOKEN": TOKEN,
+           "RELAY_POLL_INTERVAL": "0.05"}
+    sandbox = Relay(["sandbox", "--port", str(sandbox_port)], env, root / "sandbox.log")
+    serve = Relay(["serve", "--port", str(port)], env, root / "serve.log")
+    try:
+        wait_for(lambda: answers(f"http://127.0.0.1:{sandbox_port}/_sandbox/calls"),
+                 what="the sandbox")
+        wait_for(lambda: answers(f"http://127.0.0.1:{port}/healthz"), what="relay serve")
+        yield f"http://127.0.0.1:{port}", f"http://127.0.0.1:{sandbox_port}"
+    finally:
+        served, _ = serve.stop(), sandbox.stop()  # both stopped, whatever the first says
+        assert served == 0, serve.output()[-2000:]
+
+
+def test_find_an_event_see_why_it_died_and_replay_it(browser, relay):
+    base, engati = relay
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    httpx.post(f"{engati}/_sandbox/script", json=[{"status": 400}]).raise_for_status()
+    posted = httpx.post(f"{base}/hooks/leads",
+                        json={"id": "b-1", "phone": "+919812345678", "name": "Asha"})
+    event_id = posted.json()["event_id"]
+
+    page = browser.new_page()
+    # Chromium reports what the Content-Security-Policy blocks on the page's console.
+    blocked: list[str] = []
+    page.on("console", lambda m: blocked.append(m.text) if "Content Security Policy" in m.text
+            else None)
+    answer = page.goto(f"{base}/admin/")
+    assert "/admin/login" in page.url
+    assert "default-src 'none'" in answer.headers["content-security-policy"]
+    page.fill("input[name=token]", TOKEN)
+    page.click("form button")
+    page.wait_for_url("**/admin/")
+    page.screenshot(path=SHOTS / "events.png", full_page=True)
+
+    def dead_on_the_list():
+        page.goto(f"{base}/admin/?status=dead")
+        return page.locator(f"#events a:text-is('{event_id}')").count() == 1
+
+    wait_for(dead_on_the_list, what="the dead event on the console")
+    page.click(f"#events a:text-is('{event_id}')")
+    assert "Engati answered HTTP 400" in page.content()
+    assert page.locator("#state").inner_text() == "dead"  # as the list says, not "accepted"
+    page.screenshot(path=SHOTS / "event-dead.png", full_page=True)
+    page.click("#replay")
+    assert "1 queued, 0 already delivered" in page.content()
+
+    def delivered():  # both attempts listed: the dead one, then the replayed success
+        page.reload()
+        return page.locator("td.s-delivered").count() == 1 == page.locator("td.s-dead").count()
+
+    wait_for(delivered, what="the replayed delivery")
+    assert page.locator("h3 .attempts").inner_text() == "2"  # the dead one and the success
+    assert page.locator("#state").inner_text() == "delivered"
+    page.screenshot(path=SHOTS / "event-replayed.png", full_page=True)
+
+    page.goto(f"{base}/admin/failures")
+    page.screenshot(path=SHOTS / "failures.png", full_page=True)
+
+    page.goto(f"{base}/admin/playground")
+    page.fill("textarea[name=body]", '{"id": "p-1", "phone": "(415) 555-2671", "name": "Zoe"}')
+    page.click("#preview")
+    page.fill("textarea[name=body]", '{"id": "p-1", "phone": "+1 (415) 555-2671", "name": "Zoe"}')
+    page.click("#preview")
+    requests = page.locator("#requests").inner_text()
+    assert '"user.phone_no": "14155552671"' in requests
+    assert "BROWSERFLOW" in requests
+    page.screenshot(path=SHOTS / "playground.png", full_page=True)
+    calls = httpx.get(f"{engati}/_sandbox/calls").json()
+    assert [c["status"] for c in calls] == [400, 200]  # the playground sent nothing
+
+    missing = page.goto(f"{base}/admin/events/999")
+    assert missing.status == 404
+    assert page.locator("#error").inner_text() == "no event 999"
+    page.click("#back")
+    page.wait_for_url("**/admin/")
+    page.click("header form button")  # log out
+    page.wait_for_url("**/admin/login")
+    page.goto(f"{base}/admin/")
+    assert "/admin/login" in page.url
+    assert blocked == []
