@@ -8,7 +8,6 @@ time, so they are right whichever process answers.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -20,7 +19,6 @@ from prometheus_client import (
     Counter,
     Histogram,
     generate_latest,
-    multiprocess,
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -57,9 +55,10 @@ class QueueCollector(Collector):
                                 "replayed or purged.", value=dead)
 
 
-def render(store: Store) -> tuple[bytes, str]:
-    """The /metrics page: every process's metrics (or this one's), then the queue."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+def render(store: Store, multiprocess: bool) -> tuple[bytes, str]:
+    """The /metrics page: every process's metrics (`multiprocess`: PROMETHEUS_MULTIPROC_DIR
+    is set) or this one's, then the queue."""
+    if multiprocess:
         processes = CollectorRegistry()
         multiprocess.MultiProcessCollector(processes)
     else:
