@@ -29,7 +29,7 @@ from relay.store import Store
 from relay.web import metrics
 
 REFUSALS_KEPT = 7 * 86400  # seconds refusal counts are kept (the failures inbox shows them)
-log = logging.getLogger("relay.delivery.worker")
+log = logging.getLogger("relay.worker")
 T = TypeVar("T")
 LATE = 0.02  # seconds a paced call may start after its slot
 RAMP_STEP = 0.025  # seconds between the steps in which a worker opens its slots (_slots)

@@ -33,7 +33,7 @@ from relay.store.refusals import UPSERT, RefusalCounter
 from relay.store.sqlite import SqliteDirect
 from relay.store.tables import attempts, bots, deliveries, events
 
-log = logging.getLogger("relay.store.sql")
+log = logging.getLogger("relay.store")
 _FLUSH = object()  # a GroupCommit item that only asks for the refusal counts to be written
 # SQLAlchemy's wrappers, and the driver's own error where we talk to the driver directly
 # (BEGIN IMMEDIATE, checkpoints).

@@ -44,7 +44,7 @@ from relay.store.replay import replay_event
 from relay.store.sessions import ConsoleStore
 from relay.web.openapi import MAX_ID, OPENAPI
 
-log = logging.getLogger("relay.web.console")
+log = logging.getLogger("relay.console")
 api = Blueprint("api", __name__, url_prefix="/api")
 
 SESSION_LIFETIME = 12 * 3600.0  # seconds a console login lasts

@@ -55,7 +55,7 @@ def test_serve_warns_once_about_unset_engati_settings(tmp_path):
     try:
         wait_for(lambda: answers(f"http://127.0.0.1:{port}/readyz"), what="relay serve")
         # and its worker, which a SIGTERM before its handlers are in place would kill
-        wait_for(lambda: "relay.delivery.worker worker" in relay.output(), what="the worker")
+        wait_for(lambda: "relay.worker worker" in relay.output(), what="the worker")
     finally:
         assert relay.stop() == 0, relay.output()[-2000:]
     warnings = [line for line in relay.output().splitlines() if "engati settings not set" in line]

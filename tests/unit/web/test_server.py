@@ -137,7 +137,7 @@ def relay_serve(root: Path, **extra: str):
     try:
         wait_for(lambda: answers(f"http://127.0.0.1:{port}/healthz"), what="relay serve")
         # and the worker: a SIGTERM before its handlers are in place would kill it (exit 15)
-        wait_for(lambda: "relay.delivery.worker worker" in serve.output(), what="the worker")
+        wait_for(lambda: "relay.worker worker" in serve.output(), what="the worker")
         yield port
     finally:
         code = serve.stop()
