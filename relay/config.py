@@ -94,7 +94,7 @@ class Settings:
         values: dict[str, object] = {}
         problems: list[str] = []
         for f in fields(cls):
-            name = cls._NAMES.get(f.name, f"RELAY_{f.name.upper()}")
+            name = cls.variable(f.name)
             raw = env.get(name)
             if raw in (None, ""):
                 continue
@@ -117,6 +117,11 @@ class Settings:
             raise RelayError("\n".join(problems) if len(problems) == 1 else
                              "the configuration has problems:\n  " + "\n  ".join(problems))
         return settings
+
+    @classmethod
+    def variable(cls, field_name: str) -> str:
+        """The environment variable a field is read from."""
+        return cls._NAMES.get(field_name, f"RELAY_{field_name.upper()}")
 
     @classmethod
     def _parse(cls, field_name: str, kind: type, raw: str) -> object:

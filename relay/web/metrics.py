@@ -55,10 +55,10 @@ class QueueCollector(Collector):
                                 "replayed or purged.", value=dead)
 
 
-def render(store: Store, multiprocess: bool) -> tuple[bytes, str]:
-    """The /metrics page: every process's metrics (`multiprocess`: PROMETHEUS_MULTIPROC_DIR
-    is set) or this one's, then the queue."""
-    if multiprocess:
+def render(store: Store, every_process: bool) -> tuple[bytes, str]:
+    """The /metrics page: every process's metrics (PROMETHEUS_MULTIPROC_DIR is set) or this
+    one's, then the queue."""
+    if every_process:
         processes = CollectorRegistry()
         multiprocess.MultiProcessCollector(processes)
     else:

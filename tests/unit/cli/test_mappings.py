@@ -80,6 +80,18 @@ class TestCheck:
         assert "warn engati settings not set: api_key (ENGATI_API_KEY)" in result.output
 
 
+    def test_a_folder_without_mappings_is_one_error(self, run, tmp_path):
+        result = run("check", tmp_path)
+        assert (result.exit_code, result.output) == (
+            1, "error: no mapping files (*.yaml) found\n")
+
+    def test_a_bad_setting_is_one_error_before_anything_runs(self, run, monkeypatch):
+        monkeypatch.setenv("RELAY_CONCURRENCY", "lots")
+        result = run("check")
+        assert (result.exit_code, result.output) == (
+            1, "error: RELAY_CONCURRENCY='lots': expected a whole number greater than 0\n")
+
+
 class TestPreview:
     def test_typeform_vip_prints_the_exact_v2_request(self, run):
         """The README's preview: one v2 request, the API key masked."""
