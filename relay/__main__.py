@@ -1,3 +1,3 @@
-from relay.cli.main import main
+from relay.cli import main
 
 main()

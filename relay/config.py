@@ -1,4 +1,10 @@
-"""Settings from the environment (the README's settings table lists every one)."""
+"""Settings from the environment (the README's settings table lists every one).
+
+`Settings` owns every environment variable the relay itself reads. The mapping files read
+their own: `${NAME}` in a mapping is taken from the environment when the file loads, and a
+mapping's `engati:` keys default to ENGATI_CUSTOMER_ID, ENGATI_BOT_KEY, ENGATI_API_KEY,
+ENGATI_BASE_URL and ENGATI_RATE_LIMIT (relay/mapping/load.py, given the environment as `env`).
+"""
 
 from __future__ import annotations
 
@@ -64,43 +70,86 @@ class Settings:
     request_timeout: float = 10.0  # seconds a client has to send its whole request
     # webhooks a minute one web process stores for a mapping that verifies nothing (429 above)
     unverified_limit: int = 120
+    port: int = 8000  # where `relay serve` listens (--port wins) and `relay send` posts
+    log_format: str = "text"  # text, or json: one JSON object per log line
+    # a folder shared by one machine's processes, so that /metrics adds them all up
+    # (prometheus_client reads it too; `relay serve` sets one for its children)
+    metrics_dir: str = ""
 
     # field -> environment variable; every other field is RELAY_<FIELD>
     _NAMES: ClassVar[dict[str, str]] = {
         "database_url": "DATABASE_URL",
         "admin_token": "RELAY_ADMIN_TOKEN",
         "secret_key": "RELAY_SECRET_KEY",
+        "port": "PORT",
+        "metrics_dir": "PROMETHEUS_MULTIPROC_DIR",
     }
+    _CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"log_format": ("text", "json")}
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Settings from `env` (the process's environment by default). Every bad variable is
+        reported at once, one per line, each with its name and what it expects."""
         env = os.environ if env is None else env
         values: dict[str, object] = {}
+        problems: list[str] = []
         for f in fields(cls):
-            name = cls._NAMES.get(f.name, f"RELAY_{f.name.upper()}")
+            name = cls.variable(f.name)
             raw = env.get(name)
             if raw in (None, ""):
                 continue
-            kind = type(f.default)
-            if kind is bool:
-                value = _BOOLEANS.get(raw.strip().lower())
-                if value is None:
-                    raise RelayError(f"{name}={raw!r}: expected true or false")
-                values[f.name] = value
-                continue
             try:
-                value = kind(raw)
-            except ValueError:
-                value = None
-            if value is None or (kind in (int, float) and not value > 0):
-                expected = {int: "a whole number", float: "a number"}.get(kind, "text")
-                raise RelayError(f"{name}={raw!r}: expected {expected} greater than 0")
-            values[f.name] = value
+                values[f.name] = cls._parse(f.name, type(f.default), raw)
+            except ValueError as exc:
+                problems.append(f"{name}={raw!r}: {exc}")
+        retention = values.get("retention")
+        if isinstance(retention, str):
+            try:
+                parse_duration(retention, "RELAY_RETENTION")
+            except RelayError as exc:
+                problems.append(str(exc))
         settings = cls(**values)  # type: ignore[arg-type]
-        if settings.retention:
-            parse_duration(settings.retention, "RELAY_RETENTION")
-        settings.check_admin_token()
+        try:
+            settings.check_admin_token()
+        except RelayError as exc:
+            problems.append(str(exc))
+        if problems:
+            raise RelayError("\n".join(problems) if len(problems) == 1 else
+                             "the configuration has problems:\n  " + "\n  ".join(problems))
         return settings
+
+    @classmethod
+    def variable(cls, field_name: str) -> str:
+        """The environment variable a field is read from."""
+        return cls._NAMES.get(field_name, f"RELAY_{field_name.upper()}")
+
+    @classmethod
+    def _parse(cls, field_name: str, kind: type, raw: str) -> object:
+        """One variable's value as its field's type; ValueError saying what it expects."""
+        if kind is bool:
+            value = _BOOLEANS.get(raw.strip().lower())
+            if value is None:
+                raise ValueError("expected true or false")
+            return value
+        if kind in (int, float):
+            try:
+                number = kind(raw)
+            except ValueError:
+                number = None
+            if number is None or not number > 0:
+                expected = "a whole number" if kind is int else "a number"
+                raise ValueError(f"expected {expected} greater than 0")
+            return number
+        choices = cls._CHOICES.get(field_name)
+        if choices and raw.strip().lower() not in choices:
+            raise ValueError(f"expected {' or '.join(choices)}")
+        return raw.strip().lower() if choices else raw
+
+    def safe_database_url(self) -> str:
+        """DATABASE_URL without its password, for messages."""
+        from sqlalchemy.engine import make_url
+
+        return make_url(self.database_url).render_as_string(hide_password=True)
 
     def check_admin_token(self) -> None:
         """RelayError when RELAY_ADMIN_TOKEN is set but short enough to be guessed."""

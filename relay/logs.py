@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 from datetime import UTC, datetime
 from typing import Any
+
+from relay.config import Settings
+from relay.errors import RelayError
 
 # Characters that would let a value start a forged line, or hide part of one, in a text log.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
@@ -54,14 +56,22 @@ class EscapingRecord(logging.LogRecord):
         return super().getMessage()
 
 
-def configure_logging(level: int = logging.INFO) -> None:
+def configure_logging(settings: Settings | None = None, level: int = logging.INFO) -> None:
     """Log to stderr unless the host (pytest, an embedding app) already set logging up; in
-    either case, escape control characters in the values of every record."""
+    either case, escape control characters in the values of every record.
+
+    Without `settings`, RELAY_LOG_FORMAT is read through Settings; a configuration with
+    problems logs as text here, and the caller's own Settings.from_env() reports them."""
     logging.setLogRecordFactory(EscapingRecord)
     root = logging.getLogger()
     if not root.handlers:
+        if settings is None:
+            try:
+                settings = Settings.from_env()
+            except RelayError:
+                settings = Settings()
         handler = logging.StreamHandler()
-        json_lines = os.environ.get("RELAY_LOG_FORMAT", "").lower() == "json"
+        json_lines = settings.log_format == "json"
         handler.setFormatter(JsonFormatter() if json_lines else logging.Formatter(
             "%(asctime)s %(levelname)s %(name)s %(message)s"))
         root.addHandler(handler)

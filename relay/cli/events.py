@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from relay.cli.group import Failed
 from relay.config import Settings, parse_duration, parse_since
 from relay.errors import RelayError
 from relay.mapping.load import load_folder
@@ -115,7 +116,7 @@ def replay(event_ids: tuple[int, ...], dead: bool, failed: bool, mapping: str | 
         click.echo(f"event {event_id}: {replayed.message}")
     click.echo(f"{len(ids)} event(s) replayed, {problems} with problems")
     if problems:
-        raise SystemExit(1)
+        raise Failed()
 
 
 @click.command()

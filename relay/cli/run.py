@@ -20,6 +20,7 @@ from relay.config import Settings
 from relay.delivery.engati import EngatiClient
 from relay.delivery.sandbox import Sandbox, make_server
 from relay.delivery.worker import Worker
+from relay.errors import RelayError
 from relay.logs import configure_logging
 from relay.sources.registry import Registry
 from relay.sources.selftest import unset_engati
@@ -29,7 +30,7 @@ from relay.store import Store
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on (0.0.0.0 for every interface).")
-@click.option("--port", type=int, default=lambda: int(os.environ.get("PORT") or 8000),
+@click.option("--port", type=int, default=lambda: Settings.from_env().port,
               help="Port to listen on [default: $PORT, else 8000].")
 @click.option("--web-workers", type=int, default=2, show_default=True,
               help="gunicorn web processes.")
@@ -41,8 +42,8 @@ def serve(host: str, port: int, web_workers: int) -> None:
     Store(settings.database_url, timeout=settings.db_timeout).upgrade()
     registry = Registry(settings.mappings)
     registry.load()  # refuse to start on a broken mapping
-    click.echo(f"relay: http://{host}:{port}/hooks/<mapping>  database {_safe(settings)}  "
-               f"mappings {settings.mappings}/", err=True)
+    click.echo(f"relay: http://{host}:{port}/hooks/<mapping>  database "
+               f"{settings.safe_database_url()}  mappings {settings.mappings}/", err=True)
     # Here, once, rather than in each process that loads the mappings; one line per message.
     unset: dict[str, list[str]] = {}
     for name in registry.names():
@@ -116,12 +117,13 @@ def upgrade() -> None:
     """Create or upgrade the schema (idempotent)."""
     settings = Settings.from_env()
     before, after = Store(settings.database_url, timeout=settings.db_timeout).upgrade()
+    where = settings.safe_database_url()
     if before is None:
-        click.echo(f"schema created at revision {after} ({_safe(settings)})")
+        click.echo(f"schema created at revision {after} ({where})")
     elif before != after:
-        click.echo(f"schema upgraded from revision {before} to {after} ({_safe(settings)})")
+        click.echo(f"schema upgraded from revision {before} to {after} ({where})")
     else:
-        click.echo(f"schema is up to date at revision {after} ({_safe(settings)})")
+        click.echo(f"schema is up to date at revision {after} ({where})")
 
 
 @click.command()
@@ -142,8 +144,8 @@ def sandbox(port: int, api_key: str | None) -> None:
 
 
 def _check_free(host: str, port: int) -> None:
-    """Exit 1 with one line if the address cannot be listened on, before anything starts:
-    gunicorn would otherwise retry for five seconds and end in a traceback-like log. The
+    """RelayError (exit 1, one line) if the address cannot be listened on, before anything
+    starts: gunicorn would otherwise retry for five seconds and end in a traceback-like log. The
     probe binds as gunicorn does (SO_REUSEADDR: a port in TIME_WAIT is free) and lets go."""
     where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
@@ -157,16 +159,8 @@ def _check_free(host: str, port: int) -> None:
             message = f"{where} is already in use (another relay?); pick another with --port"
         else:
             message = f"cannot listen on {where}: {exc.strerror or exc}"
-        click.echo(f"error: {message}", err=True)
-        sys.exit(1)
+        raise RelayError(message) from None
 
 
 def _interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
-
-
-def _safe(settings: Settings) -> str:
-    """The database URL without its password."""
-    from sqlalchemy.engine import make_url
-
-    return make_url(settings.database_url).render_as_string(hide_password=True)

@@ -62,7 +62,7 @@ def _relay() -> dict[str, Any]:
 
 
 def metrics_page() -> Response:
-    body, content_type = metrics.render(_relay()["store"])
+    body, content_type = metrics.render(_relay()["store"], bool(_relay()["settings"].metrics_dir))
     return Response(body, content_type=content_type)
 
 

@@ -8,7 +8,6 @@ time, so they are right whichever process answers.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -57,9 +56,10 @@ class QueueCollector(Collector):
                                 "replayed or purged.", value=dead)
 
 
-def render(store: Store) -> tuple[bytes, str]:
-    """The /metrics page: every process's metrics (or this one's), then the queue."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+def render(store: Store, every_process: bool) -> tuple[bytes, str]:
+    """The /metrics page: every process's metrics (PROMETHEUS_MULTIPROC_DIR is set) or this
+    one's, then the queue."""
+    if every_process:
         processes = CollectorRegistry()
         multiprocess.MultiProcessCollector(processes)
     else:

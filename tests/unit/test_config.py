@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+from pathlib import Path
+
 import pytest
 
 from relay.config import Settings
@@ -43,21 +46,6 @@ def test_durations():
         Settings.from_env({"RELAY_RETENTION": "30 days"})
 
 
-def test_json_log_lines():
-    """RELAY_LOG_FORMAT=json: each log line is one JSON object."""
-    import json
-    import logging
-
-    from relay.logs import JsonFormatter
-
-    record = logging.LogRecord("relay.inbound", logging.INFO, __file__, 1,
-                               "inbound mapping=%s status=%d", ("leads", 202), None)
-    line = json.loads(JsonFormatter().format(record))
-    assert line["message"] == "inbound mapping=leads status=202"
-    assert (line["level"], line["logger"]) == ("info", "relay.inbound")
-    assert line["time"].endswith("+00:00")
-
-
 def test_since():
     """--since and the console's filter: a duration before now, or a UTC date."""
     from relay.config import parse_since
@@ -66,3 +54,38 @@ def test_since():
     assert parse_since("2026-11-01", 0) == 1793491200.0
     with pytest.raises(RelayError, match="use 24h, 7d, 30m or a date"):
         parse_since("last tuesday", 0)
+
+
+def test_every_problem_is_reported_at_once():
+    """Several bad variables: one error naming each, with what it expects, one per line."""
+    with pytest.raises(RelayError) as raised:
+        Settings.from_env({"RELAY_CONCURRENCY": "lots", "RELAY_LEASE": "0", "PORT": "http",
+                           "RELAY_LOG_FORMAT": "xml", "RELAY_TRUST_PROXY": "maybe",
+                           "RELAY_RETENTION": "a month", "RELAY_ADMIN_TOKEN": "short"})
+    lines = str(raised.value).splitlines()
+    assert lines[0] == "the configuration has problems:"
+    assert [line.strip().split("=")[0].split(" ")[0] for line in lines[1:]] == [
+        "RELAY_CONCURRENCY", "RELAY_LEASE", "RELAY_TRUST_PROXY", "PORT", "RELAY_LOG_FORMAT",
+        "RELAY_RETENTION", "RELAY_ADMIN_TOKEN"]
+    assert "  RELAY_LOG_FORMAT='xml': expected text or json" in lines
+    assert "  RELAY_TRUST_PROXY='maybe': expected true or false" in lines
+
+
+def test_the_variables_read_outside_the_relay_settings():
+    """PORT, RELAY_LOG_FORMAT and PROMETHEUS_MULTIPROC_DIR are settings like the others."""
+    settings = Settings.from_env({"PORT": "9000", "RELAY_LOG_FORMAT": "JSON",
+                                  "PROMETHEUS_MULTIPROC_DIR": "/tmp/Metrics"})
+    assert (settings.port, settings.log_format, settings.metrics_dir) == (
+        9000, "json", "/tmp/Metrics")
+
+
+def test_the_readme_lists_every_setting():
+    """The README's settings table names every variable Settings reads."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for f in fields(Settings):
+        assert f"| `{Settings.variable(f.name)}` |" in readme, f.name
+
+
+def test_the_database_url_is_shown_without_its_password():
+    settings = Settings(database_url="postgresql://relay:s3cret@db/relay")
+    assert settings.safe_database_url() == "postgresql://relay:***@db/relay"

@@ -1,13 +1,15 @@
-"""The integrator's commands: relay check, relay preview, relay schema."""
+"""The integrator's commands: relay check, relay preview, relay send, relay schema."""
 
 from __future__ import annotations
 
+import http.server
 import json
+import threading
 
 import pytest
 from click.testing import CliRunner
 
-from relay.cli.main import main
+from relay.cli import main
 from tests.conftest import MAPPINGS
 
 ENV = {"ENGATI_CUSTOMER_ID": "123456", "ENGATI_BOT_KEY": "0a1b2c3d4e5f6a7b",
@@ -76,6 +78,18 @@ class TestCheck:
         result = run("check", write_mapping())
         assert result.exit_code == 0
         assert "warn engati settings not set: api_key (ENGATI_API_KEY)" in result.output
+
+
+    def test_a_folder_without_mappings_is_one_error(self, run, tmp_path):
+        result = run("check", tmp_path)
+        assert (result.exit_code, result.output) == (
+            1, "error: no mapping files (*.yaml) found\n")
+
+    def test_a_bad_setting_is_one_error_before_anything_runs(self, run, monkeypatch):
+        monkeypatch.setenv("RELAY_CONCURRENCY", "lots")
+        result = run("check")
+        assert (result.exit_code, result.output) == (
+            1, "error: RELAY_CONCURRENCY='lots': expected a whole number greater than 0\n")
 
 
 class TestPreview:
@@ -152,3 +166,40 @@ def test_schema_prints_the_json_schema(run):
     result = run("schema")
     assert result.exit_code == 0
     assert json.loads(result.stdout)["title"] == "relay mapping"
+
+
+def test_preview_reads_standard_input_as_json(run):
+    """`echo 'not json' | relay preview m.yaml -` says the body is not JSON, not that it
+    has no content type."""
+    result = run("preview", MAPPINGS / "crm-leads.yaml", "-", input="not json")
+    assert result.exit_code == 1
+    assert "the body is not valid JSON" in result.output
+
+
+def test_send_posts_a_sender_that_signs_nothing_as_it_is(run):
+    """Salesforce signs nothing: `relay send` posts the body unsigned (it used to crash)."""
+    received: list[bytes] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        body = MAPPINGS / "examples" / "salesforce-two-leads.xml"
+        result = run("send", "salesforce-leads", body, "--url",
+                     f"http://127.0.0.1:{server.server_port}/hooks/salesforce-leads")
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+    assert result.exit_code == 0, result.output
+    assert received == [body.read_bytes()]

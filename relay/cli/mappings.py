@@ -1,10 +1,8 @@
-"""The `relay` command. Every RelayError ends here as one clear message and exit status 1."""
+"""Commands for mapping files: check, preview, send, schema."""
 
 from __future__ import annotations
 
 import json
-import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -13,8 +11,7 @@ from urllib.parse import urlencode
 import click
 import httpx
 
-from relay.cli import events as operate
-from relay.cli import run as service
+from relay.cli.group import Failed
 from relay.config import Settings
 from relay.delivery.request import build_request
 from relay.errors import MappingLoadError, RelayError
@@ -25,33 +22,19 @@ from relay.sources.body import content_type_for
 from relay.sources.selftest import run_tests, unset_engati
 
 
-class _Group(click.Group):
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except RelayError as exc:
-            click.echo(f"error: {exc}", err=True)
-            ctx.exit(1)
-
-
-@click.group(cls=_Group)
-def main() -> None:
-    """A webhook relay for Engati chatbots: verify, map, store, deliver."""
-
-
-@main.command("schema")
+@click.command("schema")
 def schema_command() -> None:
     """Print the JSON Schema of mapping files (for editors' YAML language servers)."""
     click.echo(json.dumps(schema(), indent=2))
 
 
-@main.command()
+@click.command()
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
 def check(paths: tuple[Path, ...]) -> None:
     """Validate mappings and run their tests (default: the mappings folder)."""
     files = _mapping_files(paths or (Path(Settings.from_env().mappings),))
     if not files:
-        raise click.ClickException("no mapping files (*.yaml) found")
+        raise RelayError("no mapping files (*.yaml) found")
     failed = tests = passed = 0
     names: dict[str, Path] = {}
     for file in files:
@@ -82,10 +65,10 @@ def check(paths: tuple[Path, ...]) -> None:
         f"{tests - passed} failed" + (", load errors above" if failed > tests - passed else "")
     )
     if failed:
-        sys.exit(1)
+        raise Failed()
 
 
-@main.command()
+@click.command()
 @click.argument("mapping")
 @click.argument("body", type=click.File("rb"))
 @click.option("-H", "--header", "headers", multiple=True, metavar="'Name: value'",
@@ -104,7 +87,7 @@ def preview(mapping: str, body: Any, headers: tuple[str, ...], query: tuple[str,
     for error in result.errors:
         click.echo(f"error: {error}", err=True)
     if result.status == "failed":
-        sys.exit(1)
+        raise Failed()
     if result.status == "skipped":
         click.echo(f"skipped: {result.skipped}; nothing would be sent", err=True)
     if unset := unset_engati(loaded):
@@ -113,12 +96,8 @@ def preview(mapping: str, body: Any, headers: tuple[str, ...], query: tuple[str,
     click.echo(json.dumps(requests, indent=2, ensure_ascii=False))
 
 
-for _command in (service.serve, service.worker, service.db, service.sandbox, operate.events,
-                 operate.show, operate.replay, operate.purge):
-    main.add_command(_command)
 
-
-@main.command()
+@click.command()
 @click.argument("mapping")
 @click.argument("body", type=click.File("rb"))
 @click.option("--url", help="Where to post [default: http://127.0.0.1:$PORT/hooks/<mapping>].")
@@ -138,7 +117,7 @@ def send(mapping: str, body: Any, url: str | None, headers: tuple[str, ...],
         raise RelayError(f"cannot sign as {loaded.source.name}: {loaded.locked}")
     raw = body.read()
     header_map, query_map = _request_options(body, headers, query)
-    port = os.environ.get("PORT") or "8000"
+    port = Settings.from_env().port
     target = url or f"http://127.0.0.1:{port}/hooks/{loaded.name}"
     if query_map:
         target += ("&" if "?" in target else "?") + urlencode(query_map)
@@ -156,7 +135,7 @@ def send(mapping: str, body: Any, url: str | None, headers: tuple[str, ...],
     click.echo(f"HTTP {response.status_code}", err=True)
     click.echo(response.text)
     if not response.is_success:
-        sys.exit(1)
+        raise Failed()
 
 
 def _request_options(body: Any, headers: tuple[str, ...],
