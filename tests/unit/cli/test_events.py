@@ -12,8 +12,8 @@ from click.testing import CliRunner
 from relay.cli.main import main
 from relay.errors import FieldError, RelayError
 from relay.mapping import Delivery, Result
-from relay.model import Attempt
-from relay.store import Store, database_url
+from relay.model import Attempt, Received
+from relay.store import database_url, open_store
 from tests.conftest import MAPPINGS
 from tests.support.live import Relay, answers, free_port, wait_for
 
@@ -24,7 +24,7 @@ NOW = 1_700_000_000.0  # in the past: purge compares with the clock
 def db(tmp_path, monkeypatch):
     url = f"sqlite:///{tmp_path / 'relay.db'}"
     monkeypatch.setenv("DATABASE_URL", url)
-    store = Store(url)
+    store = open_store(url)
     store.upgrade()
     yield store
     store.dispose()
@@ -41,7 +41,7 @@ def planned(key: str) -> Result:
 def test_show_counts_every_attempt_after_a_replay(db):
     """A replay resets the retry budget, not the history: `relay show` says the true total
     and the state the events list shows."""
-    event_id = db.accept("leads", b"{}", {}, {}, planned("a"), NOW).event_id
+    event_id = db.accept(Received("leads", b"{}", {}, {}, planned("a"), NOW)).event_id
     for i in range(3):
         (claimed,) = db.claim("w", 1, NOW + 10 * i + 1, 60)
         outcome = "dead" if i == 2 else "retry"
@@ -59,9 +59,9 @@ def test_show_counts_every_attempt_after_a_replay(db):
 def test_purge_keeps_failed_events_unless_asked(db):
     """Failed events wait for a replay: kept by default, counted by --dry-run, purged with
     --include-failed; 0s is a valid age."""
-    failed = db.accept("leads", b"{}", {}, {}, Result(errors=(FieldError("phone", "x"),)),
-                       NOW).event_id
-    skipped = db.accept("leads", b"{}", {}, {}, Result(skipped="filter"), NOW).event_id
+    failed = db.accept(Received("leads", b"{}", {}, {},
+                                Result(errors=(FieldError("phone", "x"),)), NOW)).event_id
+    skipped = db.accept(Received("leads", b"{}", {}, {}, Result(skipped="filter"), NOW)).event_id
     dry = run("purge", "--older-than", "0s", "--dry-run")
     assert dry.exit_code == 0, dry.output
     assert "would purge 1 event(s)" in dry.output and "failed events kept" in dry.output
@@ -118,7 +118,7 @@ def test_heroku_style_postgres_urls_mean_psycopg(given):
 def test_a_database_url_without_its_driver_is_one_line(monkeypatch):
     """A missing driver names what to install instead of a traceback."""
     with pytest.raises(RelayError, match="needs a driver that is not installed"):
-        Store("mysql://u@h/db")
+        open_store("mysql://u@h/db")
     monkeypatch.setenv("DATABASE_URL", "mysql://u@h/db")
     result = run("events")
     assert result.exit_code == 1
