@@ -42,9 +42,11 @@ from typing import Any
 from relay.mapping import Result
 from relay.model import Attempt, Claimed, DeliveryStatus, EventStatus, Outcome, Receipt, Received
 
-# What `events(status=...)` filters on: an event's own status, or its deliveries' state.
-STATUSES: tuple[str, ...] = (EventStatus.ACCEPTED, EventStatus.SKIPPED, EventStatus.FAILED,
-                             DeliveryStatus.PENDING, DeliveryStatus.DELIVERED, DeliveryStatus.DEAD)
+# What `events(status=...)` filters on: an event's own status, or its deliveries' state. Plain
+# text, not the enums' members: click's Choice would offer an enum's names (ACCEPTED, ...).
+STATUSES: tuple[str, ...] = tuple(status.value for status in (
+    EventStatus.ACCEPTED, EventStatus.SKIPPED, EventStatus.FAILED,
+    DeliveryStatus.PENDING, DeliveryStatus.DELIVERED, DeliveryStatus.DEAD))
 
 
 def keeps(current: tuple[str, str | None] | None, attempt: Attempt, worker: str) -> bool:

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 from relay.model import Attempt, FailureKind, Outcome
+from relay.store import STATUSES
 from tests.unit.store.helpers import FAILED, LEASE, NOW, accept, everywhere, planned
 
 
 class TestReads:
+    def test_the_filters_are_named_in_plain_text(self):
+        """What `events(status=...)` takes is offered as it is typed (`relay events
+        --status dead`, `/api/events?status=dead`): plain strings, not enum members."""
+        assert STATUSES == ("accepted", "skipped", "failed", "pending", "delivered", "dead")
+        assert {type(status) for status in STATUSES} == {str}
+
     @everywhere
     def test_events_filter_by_derived_state(self, any_store):
         """Events list by derived state: pending, delivered, dead, failed, accepted."""
