@@ -21,8 +21,8 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from relay.mapping import Delivery, Result
-from relay.model import Attempt
-from relay.store import Store
+from relay.model import Attempt, Received
+from relay.store import Store, open_store
 
 ROOT = Path(__file__).resolve().parent.parent
 BODY = (ROOT / "mappings" / "examples" / "typeform-vip.json").read_bytes()
@@ -36,7 +36,8 @@ def accept_rate(store: Store) -> float:
         key = uuid.uuid4().hex
         delivery = Delivery("4F1E0C2B9A7D4E3F8A6B5C4D3E2F1A0B", "whatsapp", "919812345678",
                             {"name": "Asha", "category": "VIP"}, key)
-        store.accept("typeform-leads", BODY, HEADERS, {}, Result((delivery,)), time.time())
+        store.accept(Received("typeform-leads", BODY, HEADERS, {}, Result((delivery,)),
+                              time.time()))
     return SAMPLE / (time.perf_counter() - start)
 
 
@@ -133,7 +134,7 @@ def main() -> None:
     results = {}
     with tempfile.TemporaryDirectory() as folder:
         for backend in args.backends.split(","):
-            store = Store(database(backend, folder))
+            store = open_store(database(backend, folder))
             store.upgrade()
             empty = measure(store)
             print(f"{backend:<11} {0:>9,} {empty[0]:>9.0f} {empty[1]:>10.0f}", flush=True)

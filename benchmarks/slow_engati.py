@@ -26,7 +26,8 @@ from pathlib import Path
 from harness import cpu_seconds, free_port, peak_rss_mb, start_standin, stats, stop, wait_until
 
 from relay.mapping import Delivery, Result
-from relay.store import Store
+from relay.model import Received
+from relay.store import open_store
 
 MAPPING = "phone: body.phone\nflows: [{flow_key: BENCH}]\n"
 
@@ -34,12 +35,12 @@ MAPPING = "phone: body.phone\nflows: [{flow_key: BENCH}]\n"
 def run(concurrency: int, deliveries: int, latency: float,
         folder: Path) -> tuple[float, float, float]:
     url = f"sqlite:///{folder}/slow-{concurrency}.db"
-    store = Store(url)
+    store = open_store(url)
     store.upgrade()
     now = time.time()
     for i in range(deliveries):
         delivery = Delivery("BENCH", "whatsapp", "919812345678", {"marker": str(i)}, str(i))
-        store.accept("bench", b"{}", {}, {}, Result((delivery,)), now)
+        store.accept(Received("bench", b"{}", {}, {}, Result((delivery,)), now))
     store.dispose()
     port = free_port()
     standin = start_standin(port, latency)

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from relay.mapping.load import load_file
-from relay.store import Store
+from relay.store import open_store
 from tests.support.fake_engati import FakeEngati
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,7 +88,7 @@ def database_url(request, tmp_path):
 @pytest.fixture
 def store(database_url):
     """A store with its schema created."""
-    store = Store(database_url, timeout=0.5)
+    store = open_store(database_url, timeout=0.5)
     store.upgrade()
     yield store
     store.dispose()

@@ -12,21 +12,14 @@ from relay.cli.group import Failed
 from relay.config import Settings, parse_duration, parse_since
 from relay.errors import RelayError
 from relay.mapping.load import load_folder
-from relay.store import Store
-from relay.store.history import (
-    STATUSES,
-    event_problem,
-    event_state,
-    pretty_body,
-    shown_state,
-    utc_text,
-)
+from relay.store import STATUSES, Store, open_store
+from relay.store.display import event_problem, event_state, pretty_body, shown_state, utc_text
 from relay.store.replay import replay_event
 
 
 def _store() -> Store:
     settings = Settings.from_env()
-    return Store(settings.database_url, timeout=settings.db_timeout)
+    return open_store(settings.database_url, timeout=settings.db_timeout)
 
 
 @click.command()
@@ -101,7 +94,7 @@ def replay(event_ids: tuple[int, ...], dead: bool, failed: bool, mapping: str | 
     if (mapping or since) and not (dead or failed):
         raise click.UsageError("--mapping and --since go with --dead or --failed")
     settings = Settings.from_env()
-    store = Store(settings.database_url, timeout=settings.db_timeout)
+    store = open_store(settings.database_url, timeout=settings.db_timeout)
     try:
         start = None if since is None else parse_since(since, time.time(), "--since")
     except RelayError as exc:

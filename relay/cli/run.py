@@ -24,7 +24,7 @@ from relay.errors import RelayError
 from relay.logs import configure_logging
 from relay.sources.registry import Registry
 from relay.sources.selftest import unset_engati
-from relay.store import Store
+from relay.store import open_store
 
 
 @click.command()
@@ -39,7 +39,7 @@ def serve(host: str, port: int, web_workers: int) -> None:
     _check_free(host, port)
     configure_logging()
     settings = Settings.from_env()
-    Store(settings.database_url, timeout=settings.db_timeout).upgrade()
+    open_store(settings.database_url, timeout=settings.db_timeout).upgrade()
     registry = Registry(settings.mappings)
     registry.load()  # refuse to start on a broken mapping
     click.echo(f"relay: http://{host}:{port}/hooks/<mapping>  database "
@@ -92,7 +92,7 @@ def worker() -> None:
     settings = Settings.from_env()
     registry = Registry(settings.mappings)
     registry.load()
-    store = Store(settings.database_url, timeout=settings.db_timeout, worker=True)
+    store = open_store(settings.database_url, timeout=settings.db_timeout, worker=True)
     gc.freeze()  # as in the web app: full collections skip what lives as long as the process
 
     async def run() -> None:
@@ -116,7 +116,7 @@ def db() -> None:
 def upgrade() -> None:
     """Create or upgrade the schema (idempotent)."""
     settings = Settings.from_env()
-    before, after = Store(settings.database_url, timeout=settings.db_timeout).upgrade()
+    before, after = open_store(settings.database_url, timeout=settings.db_timeout).upgrade()
     where = settings.safe_database_url()
     if before is None:
         click.echo(f"schema created at revision {after} ({where})")

@@ -1,14 +1,212 @@
-"""The store contract. (Issue 13 moves the contract here; for now, the rule of the delivery
-state machine that both backends apply.)"""
+"""The store contract: what the web, the worker, the CLI and the console ask of the database.
+
+Two backends keep it: `SqlStore` (sql.py, SQLAlchemy Core; PostgreSQL) and `SqliteStore`
+(sqlite.py, the same but for its hot paths, which go through the driver). `open_store` picks
+one by DATABASE_URL; tests/support/fake_store.py keeps it in memory for unit tests. One
+suite, tests/unit/store/test_contract.py, holds all three to it.
+
+A webhook is stored as an event with its planned deliveries, in one transaction, before the
+sender is answered. Each delivery then goes through this state machine:
+
+                       claim (lease to a worker until now + lease)
+            +--------------------------------------------------------+
+            |                                                        v
+    accept --> PENDING (due at next_at)                      PENDING, leased
+                 ^  ^  ^                                      |  |  |  |
+                 |  |  +---- release (shutting down) ---------+  |  |  |
+                 |  +------- defer (paced or paused bot: --------+  |  |
+                 |           a later next_at, untried)              |  |
+                 +---------- record_many: RETRY (attempts + 1, -----+  |
+                             a later next_at)                          |
+                                                                       |
+                 record_many: DELIVERED -> DELIVERED (final)  <--------+
+                 record_many: DEAD      -> DEAD --- replay ---> PENDING (attempts 0)
+
+- A retry is no state of its own: the delivery stays pending with a later `next_at`.
+- A lease that runs out (a crashed worker) makes the delivery claimable again: at least once,
+  a crash may repeat the call that was in flight, never skip one. A worker that lost its
+  lease records its attempt but cannot change the delivery, unless the attempt succeeded
+  (`keeps`): a success always counts.
+- Replay maps a stored event again; it queues its dead deliveries (and any new ones) and
+  never one that was delivered.
+
+Reads (event, events, failures, queue_stats, replayable, pauses, paused_until, ping) take no
+write lock: /readyz, /metrics and the console never wait behind webhook commits.
+"""
 
 from __future__ import annotations
 
-from relay.model import Attempt, DeliveryStatus, Outcome
+from abc import ABC, abstractmethod
+from typing import Any
+
+from relay.mapping import Result
+from relay.model import Attempt, Claimed, DeliveryStatus, EventStatus, Outcome, Receipt, Received
+
+# What `events(status=...)` filters on: an event's own status, or its deliveries' state. Plain
+# text, not the enums' members: click's Choice would offer an enum's names (ACCEPTED, ...).
+STATUSES: tuple[str, ...] = tuple(status.value for status in (
+    EventStatus.ACCEPTED, EventStatus.SKIPPED, EventStatus.FAILED,
+    DeliveryStatus.PENDING, DeliveryStatus.DELIVERED, DeliveryStatus.DEAD))
 
 
 def keeps(current: tuple[str, str | None] | None, attempt: Attempt, worker: str) -> bool:
-    """Whether an attempt may set its delivery's outcome: the delivery is still pending, and
-    still leased to this worker unless the attempt succeeded (a success always counts)."""
+    """Whether an attempt may set its delivery's outcome, given the delivery's (status,
+    leased_by): it is still pending, and still leased to this worker unless the attempt
+    succeeded (a success always counts)."""
     if current is None or current[0] != DeliveryStatus.PENDING:
         return False
     return attempt.outcome == Outcome.DELIVERED or current[1] == worker
+
+
+class Store(ABC):
+    """The contract. Times are UNIX seconds, passed in by the caller (never read here)."""
+
+    # --- inbound ---------------------------------------------------------------------------
+
+    @abstractmethod
+    def accept(self, received: Received) -> Receipt:
+        """Store an event and its planned deliveries; return once they are committed.
+
+        When every planned delivery's dedup key was accepted before, or a failed or skipped
+        event's key was stored before under the same status, nothing is stored and the first
+        event's id comes back as a duplicate."""
+
+    @abstractmethod
+    def refuse(self, mapping: str, reason: str, now: float) -> bool:
+        """Count a request refused for its signature (why, never what it carried); never a
+        commit of its own per refusal. True for the first of its kind for the mapping this
+        minute (the one worth a log line)."""
+
+    @abstractmethod
+    def flush(self, now: float) -> None:
+        """Write the refusals counted so far now, rather than with the next batch."""
+
+    # --- the worker ------------------------------------------------------------------------
+
+    @abstractmethod
+    def claim(self, worker: str, limit: int, now: float, lease: float) -> list[Claimed]:
+        """Lease up to `limit` due deliveries to `worker` until `now + lease`, oldest first
+        (returned in id order)."""
+
+    @abstractmethod
+    def record_many(self, outcomes: list[Attempt], worker: str, now: float) -> list[bool]:
+        """Record attempts, all in one transaction, and apply each one's outcome to its
+        delivery; each result is False where `keeps` says the outcome may not apply."""
+
+    @abstractmethod
+    def defer(self, claimed: Claimed, worker: str, next_at: float, now: float) -> None:
+        """Give a delivery back untried, due again at `next_at` (its bot is paced or paused)."""
+
+    @abstractmethod
+    def release(self, ids: list[int], worker: str) -> None:
+        """Give back leased deliveries untried (a worker shutting down)."""
+
+    @abstractmethod
+    def reserve(self, bot: str, interval: float, now: float,
+                horizon: float) -> tuple[float, bool]:
+        """The time the next call to `bot` may start, and whether it was reserved: a slot is
+        reserved (the bot's next slot moves `interval` on) only when it starts within
+        `horizon` seconds; later ones are only reported, so that waiting costs no slots."""
+
+    @abstractmethod
+    def pause(self, bot: str, until: float) -> None:
+        """No call to `bot` before `until` (Engati answered 429 with Retry-After); a pause
+        only ever grows."""
+
+    @abstractmethod
+    def paused_until(self, bot: str) -> float:
+        """When a pause of `bot` ends (0 when it was never paused)."""
+
+    @abstractmethod
+    def pauses(self, now: float) -> dict[str, float]:
+        """Bots paused beyond `now`, with the end of each pause."""
+
+    @abstractmethod
+    def checkpoint(self) -> None:
+        """Make the worker's unsynced writes durable without waiting for anyone (SQLite's
+        write-ahead log into the file); the worker calls it every second."""
+
+    # --- running the store -----------------------------------------------------------------
+
+    @abstractmethod
+    def upgrade(self) -> tuple[str | None, str | None]:
+        """Bring the schema to the latest migration; the revisions before and after (None
+        before: the database was empty)."""
+
+    @abstractmethod
+    def ping(self) -> None:
+        """Raise StoreUnavailable unless the database answers."""
+
+    @abstractmethod
+    def dispose(self) -> None:
+        """Close every connection."""
+
+    # --- the history, for operators --------------------------------------------------------
+
+    @abstractmethod
+    def event(self, event_id: int) -> dict[str, Any] | None:
+        """An event row with its deliveries (`deliveries`), each with its attempts
+        (`attempt_log`)."""
+
+    @abstractmethod
+    def events(self, *, status: str | None = None, mapping: str | None = None,
+               since: float | None = None, phone: str | None = None,
+               before: int | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """Recent events, newest first, with their deliveries counted by status (`total`,
+        `pending`, `delivered`, `dead`) and the latest delivery error (`last_error`).
+
+        `status` is one of STATUSES: an event status (accepted, skipped, failed) or a
+        delivery state an event has (pending: any pending, delivered: all delivered, dead:
+        any dead). `before` is an event id: the page after it."""
+
+    @abstractmethod
+    def failures(self, limit: int = 500) -> list[dict[str, Any]]:
+        """Recent failed mappings (`kind` failed), dead deliveries (dead, with their stored
+        `failure` kind) and refused signatures (refused: a row per mapping, minute and kind,
+        with its `count`), newest first (`at`); see failures.group_failures."""
+
+    @abstractmethod
+    def queue_stats(self, now: float) -> tuple[int, float, int]:
+        """(pending deliveries, age of the oldest pending one in seconds, dead deliveries)."""
+
+    @abstractmethod
+    def replayable(self, *, dead: bool, failed: bool, mapping: str | None,
+                   since: float | None) -> list[int]:
+        """Ids of events with dead deliveries and/or events whose mapping failed."""
+
+    @abstractmethod
+    def replay(self, event_id: int, result: Result, now: float) -> dict[str, int]:
+        """Apply a fresh mapping result to a stored event and queue what is not delivered
+        (`queued`); a delivery that already succeeded is never queued again
+        (`already_delivered`)."""
+
+    @abstractmethod
+    def purge(self, before: float, *, include_failed: bool = False, dry_run: bool = False,
+              batch: int = 1000) -> int:
+        """Delete finished events received before `before`, with their deliveries and
+        attempts, and the refusal counts of that time; never an event with a pending
+        delivery, and a failed one (awaiting a replay) only with `include_failed`. Batch by
+        batch, so that the queue is never stalled; `dry_run` only counts. How many events."""
+
+    @abstractmethod
+    def prune_refusals(self, before: float) -> int:
+        """Delete refusal counts last seen before `before`; how many rows went."""
+
+    # --- the console's rows ----------------------------------------------------------------
+
+    @abstractmethod
+    def session_key(self) -> str:
+        """The deployment's random session signing key, made by whichever process asks first
+        (every web process of a deployment signs cookies alike)."""
+
+    @abstractmethod
+    def open_session(self, session_id: str, now: float, lifetime: float) -> None:
+        """Record a new logged-in console session; expired ones are deleted on the way."""
+
+    @abstractmethod
+    def session_alive(self, session_id: str, now: float) -> bool:
+        """Whether a console session is open and unexpired."""
+
+    @abstractmethod
+    def end_session(self, session_id: str) -> None:
+        """End a console session in every process (a logout)."""

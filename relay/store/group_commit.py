@@ -31,12 +31,14 @@ class WriterQueue:
             if self._pid != os.getpid():  # a forked process opens its own, or shares its lock
                 self._file = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
                 self._pid = os.getpid()
+            assert self._file is not None
             fcntl.flock(self._file, fcntl.LOCK_EX)
         except BaseException:
             self._threads.release()
             raise
 
     def __exit__(self, *_exc: object) -> None:
+        assert self._file is not None
         fcntl.flock(self._file, fcntl.LOCK_UN)
         self._threads.release()
 

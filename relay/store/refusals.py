@@ -13,7 +13,7 @@ import re
 import threading
 from typing import Any
 
-from relay.store.history import storable
+from relay.store.rows import storable
 
 FLUSH_EVERY = 5.0  # seconds between commits of their own, at most
 KINDS = 20  # kinds of refusal per mapping a minute; more are counted as "other"

@@ -11,11 +11,14 @@ from dataclasses import dataclass
 
 from relay.errors import BodyError
 from relay.mapping import Mapping, evaluate_raw
-from relay.store import Store
+from relay.model import Mapped
+from relay.store.base import Store
 
 
 @dataclass(frozen=True)
 class Replayed:
+    """What a replay of one event came to, as the CLI prints it and the API answers it."""
+
     event_id: int
     ok: bool
     message: str
@@ -38,7 +41,7 @@ def replay_event(store: Store, find: Callable[[str], Mapping | None], event_id: 
         return Replayed(event_id, False, str(exc))
     counts = store.replay(event_id, result, now)
     message = f"{counts['queued']} queued, {counts['already_delivered']} already delivered"
-    if result.status == "skipped":
+    if result.status is Mapped.SKIPPED:
         message += f"; skipped ({result.skipped})"
     if result.errors:
         return Replayed(event_id, False, message + "; " + "; ".join(map(str, result.errors)))

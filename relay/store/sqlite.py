@@ -1,13 +1,16 @@
-"""The hot writes on SQLite, through the driver itself: webhooks accepted, deliveries claimed,
-outcomes recorded.
+"""The SQLite backend: `SqlStore`, but for its hot paths (webhooks accepted, deliveries
+claimed, outcomes recorded), which go through the driver itself.
 
-Store sends these through SQLAlchemy on PostgreSQL; on SQLite they come here, to one sqlite3
-connection kept for them, with plain statements. SQLAlchemy's execution layer (a pooled
-connection per transaction, an execution context per statement, result objects) cost more
-CPU than the rest of the work: about 0.17 ms of the ~0.9 ms a web process spent per webhook
-under load, and a third of the worker's CPU per delivery. The statements are the SQLAlchemy
-path's; tests/test_store.py runs the one contract against both. Everything else (reads,
-replays, pauses, purges) stays with SQLAlchemy.
+They run on one sqlite3 connection of this store's own, with plain statements. SQLAlchemy's
+execution layer (a pooled connection per transaction, an execution context per statement,
+result objects) cost more CPU than the rest of the work: about 0.17 ms of the ~0.9 ms a web
+process spent per webhook under load, and a third of the worker's CPU per delivery.
+Everything else (reads, replays, pacing, purges) is sql.py's. tests/unit/store/
+test_contract.py holds both to one contract.
+
+Writers take the write lock up front (`BEGIN IMMEDIATE`), after queueing for it among our own
+processes (WriterQueue): two writers never deadlock, they queue. Readers begin deferred and,
+in WAL mode, wait for no writer.
 """
 
 from __future__ import annotations
@@ -20,12 +23,16 @@ from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import event as sa_event
+from sqlalchemy.dialects import sqlite
 
-from relay.errors import StoreUnavailable
-from relay.model import Attempt, Claimed, Outcome
+from relay.errors import RelayError, StoreUnavailable
+from relay.model import Attempt, Claimed, EventStatus, Outcome, Receipt, Received
 from relay.store.base import keeps
-from relay.store.history import errors_json, event_key, event_status, storable
+from relay.store.group_commit import WriterQueue
 from relay.store.refusals import UPSERT
+from relay.store.rows import errors_json, event_key, storable
+from relay.store.sql import READ, SqlStore
 
 # A failed or skipped event whose key was stored before conflicts and is not inserted.
 INSERT_EVENT = (
@@ -47,29 +54,79 @@ CLAIM = (
     "created_at, lease_until")
 INSERT_ATTEMPT = (
     "INSERT INTO attempts (delivery_id, started_at, duration_ms, http_status, engati_code, "
-    "outcome, error, worker) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+    "outcome, error, failure, worker) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
 SET_OUTCOME = (
     "UPDATE deliveries SET status = ?, attempts = attempts + 1, next_at = ?, "
-    "lease_until = NULL, leased_by = NULL, updated_at = ?, last_error = ? WHERE id = ?")
+    "lease_until = NULL, leased_by = NULL, updated_at = ?, last_error = ?, failure = ? "
+    "WHERE id = ?")
 
 
-class SqliteDirect:
-    """One connection per process for the hot writes, one transaction at a time."""
+class SqliteStore(SqlStore):
+    """`worker`: the store of a delivery worker, whose commits do not wait for the disk.
+    What it writes (leases, attempts, outcomes) could be lost to a power cut and only repeat
+    a call, which a crash can do anyway; the webhooks answered 2xx are written by the web
+    processes, whose every commit is synced. The next synced commit or checkpoint makes the
+    worker's writes durable too, and the worker checkpoints (see `checkpoint`) so that no
+    webhook waits for one."""
 
-    def __init__(self, engine: sa.Engine, writers: contextlib.AbstractContextManager[Any]):
-        self.engine = engine
-        # The queue for SQLite's write lock (store.WriterQueue). It also lets one thread of
-        # the process in at a time, so the connection is only ever one writer's.
-        self.writers = writers
+    # And the driver's own, where we talk to the driver directly (BEGIN, checkpoints).
+    unavailable = (*SqlStore.unavailable, sqlite3.OperationalError)
+
+    def __init__(self, url: str, *, timeout: float = 5.0, worker: bool = False):
+        super().__init__(url, timeout=timeout, worker=worker)
+        self.path = self.engine.url.database or ""
+        if self.path in ("", ":memory:"):
+            raise RelayError("DATABASE_URL names no SQLite file (sqlite:///relay.db): every "
+                             "process of the relay must see the same database")
+        self._timeout, self._worker = timeout, worker
+        self._writers = WriterQueue(f"{self.path}.lock", timeout)
         self._connection: sqlite3.Connection | None = None
         self._pid = 0
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction, committed when the block ends, rolled back if it raises."""
+    def insert(self, table: sa.Table) -> Any:
+        return sqlite.insert(table)
+
+    @staticmethod
+    def open_engine(url: str, timeout: float, worker: bool) -> sa.Engine:
+        # Every transaction ends in a commit or a rollback: nothing to reset when a
+        # connection goes back to the pool.
+        engine = sa.create_engine(url, connect_args={"timeout": timeout},
+                                  pool_reset_on_return=None)
+
+        @sa_event.listens_for(engine, "connect")
+        def _connect(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+            configure(dbapi_connection, timeout, worker)
+
+        @sa_event.listens_for(engine, "begin")
+        def _begin(conn: sa.Connection) -> None:
+            # Through the driver's connection: SQLAlchemy's statement machinery cost more
+            # than the BEGIN.
+            read = conn.get_execution_options().get(READ)
+            conn.connection.driver_connection.execute(  # type: ignore[union-attr]
+                "BEGIN" if read else "BEGIN IMMEDIATE")
+
+        return engine
+
+    def checkpoint(self) -> None:
+        """Copy the write-ahead log into the database file, without waiting for anyone."""
         try:
-            with self.writers:
-                db = self._connect()
+            connection = self.engine.raw_connection()
+            try:
+                connection.driver_connection.execute(  # type: ignore[union-attr]
+                    "PRAGMA wal_checkpoint(PASSIVE)")
+            finally:
+                connection.close()
+        except (sa.exc.DBAPIError, sqlite3.Error) as exc:
+            raise StoreUnavailable.from_driver(exc) from exc
+
+    @contextlib.contextmanager
+    def _direct(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction on this store's own connection, committed when the block
+        ends, rolled back if it raises. The writer queue also lets one thread of the
+        process in at a time, so the connection is only ever one writer's."""
+        try:
+            with self._writers:
+                db = self._own_connection()
                 db.execute("BEGIN IMMEDIATE")
                 try:
                     yield db
@@ -81,39 +138,42 @@ class SqliteDirect:
         except sqlite3.OperationalError as exc:
             raise StoreUnavailable.from_driver(exc) from exc
 
-    def _connect(self) -> sqlite3.Connection:
-        """This process's connection, with the engine's settings (WAL, synced commits or not,
-        the busy timeout); a forked process opens its own."""
-        if self._pid != os.getpid():
-            self._connection = self.engine.raw_connection().driver_connection
+    def _own_connection(self) -> sqlite3.Connection:
+        """This process's connection, never one of the pool's; a forked process opens its
+        own."""
+        if self._connection is None or self._pid != os.getpid():
+            self._connection = sqlite3.connect(self.path, timeout=self._timeout,
+                                               isolation_level=None, check_same_thread=False)
+            configure(self._connection, self._timeout, self._worker)
             self._pid = os.getpid()
-        assert self._connection is not None
         return self._connection
 
-    # --- web: Store.accept -------------------------------------------------------------------
+    def dispose(self) -> None:
+        if self._connection is not None and self._pid == os.getpid():
+            self._connection.close()
+        self._connection = None
+        super().dispose()
 
-    def accept(self, batch: list[tuple],
-               refused: list[dict[str, Any]]) -> list[tuple[str, int, int]]:
-        """Each webhook's (status, event id, deliveries planned): its event, then its
-        deliveries; an event whose every delivery was accepted before is taken out again and
-        answered as a duplicate of the first, and so is a failed or skipped event whose key
-        was stored before. The refusal counts go into the same transaction."""
-        with self.transaction() as db:
+    # --- the hot paths ---------------------------------------------------------------------
+
+    def write_batch(self, batch: list[Received], refused: list[dict[str, Any]]) -> list[Receipt]:
+        with self._direct() as db:
             if refused:
                 db.executemany(UPSERT, refused)
-            return [self._accept(db, *item) for item in batch]
+            return [self._accept(db, item) for item in batch]
 
     @staticmethod
-    def _accept(db: sqlite3.Connection, mapping: str, raw: bytes, headers: dict[str, str],
-                query: dict[str, Any], result: Any, now: float) -> tuple[str, int, int]:
-        status = event_status(result)
+    def _accept(db: sqlite3.Connection, item: Received) -> Receipt:
+        result, mapping, now = item.result, item.mapping, item.received_at
+        status = EventStatus.of(result.status)
         key = event_key(result)
         row = db.execute(INSERT_EVENT, (
-            mapping, now, status, raw, json.dumps(storable(headers)),
-            json.dumps(storable(query)), json.dumps(errors_json(result.errors)),
+            mapping, now, status, item.body, json.dumps(storable(item.headers)),
+            json.dumps(storable(item.query)), json.dumps(errors_json(result.errors)),
             result.skipped, key)).fetchone()
         if row is None:
-            return "duplicate", db.execute(FIRST_KEYED, (mapping, status, key)).fetchone()[0], 0
+            first = db.execute(FIRST_KEYED, (mapping, status, key)).fetchone()[0]
+            return Receipt(EventStatus.DUPLICATE, first)
         event_id = row[0]
         inserted = sum(db.execute(INSERT_DELIVERY, (
             event_id, mapping, d.item, storable(d.dedup_key), d.flow_key, d.channel, d.phone,
@@ -123,20 +183,20 @@ class SqliteDirect:
             first = db.execute(FIRST_EVENT, (
                 mapping, storable(result.deliveries[0].dedup_key))).fetchone()[0]
             db.execute("DELETE FROM events WHERE id = ?", (event_id,))
-            return "duplicate", first, 0
-        return status, event_id, inserted
-
-    # --- worker: Store.claim and Store.record_many -------------------------------------------
+            return Receipt(EventStatus.DUPLICATE, first)
+        return Receipt(status, event_id, inserted)
 
     def claim(self, worker: str, limit: int, now: float, lease: float) -> list[Claimed]:
-        with self.transaction() as db:
-            rows = db.execute(CLAIM, (now + lease, worker, now, now, limit)).fetchall()
-        return sorted((Claimed(*row[:6], json.loads(row[6]), *row[7:]) for row in rows),
-                      key=lambda c: c.id)
+        with self._direct() as db:
+            cursor = db.cursor()
+            cursor.row_factory = sqlite3.Row
+            rows = cursor.execute(CLAIM, (now + lease, worker, now, now, limit)).fetchall()
+        return sorted((Claimed(**{**dict(row), "attributes": json.loads(row["attributes"])})
+                       for row in rows), key=lambda c: c.id)
 
     def record_many(self, outcomes: list[Attempt], worker: str, now: float) -> list[bool]:
         ids = [attempt.delivery_id for attempt in outcomes]
-        with self.transaction() as db:
+        with self._direct() as db:
             current = {row[0]: (row[1], row[2]) for row in db.execute(
                 # placeholders only: the ids travel as parameters
                 f"SELECT id, status, leased_by FROM deliveries WHERE id IN "
@@ -145,11 +205,26 @@ class SqliteDirect:
                     for attempt in outcomes]
             db.executemany(INSERT_ATTEMPT, [
                 (attempt.delivery_id, attempt.started_at, attempt.duration_ms,
-                 attempt.http_status, attempt.engati_code, attempt.outcome, attempt.error, worker)
+                 attempt.http_status, attempt.engati_code, attempt.outcome, attempt.error,
+                 attempt.failure, worker)
                 for attempt in outcomes])
             db.executemany(SET_OUTCOME, [
                 (Outcome(attempt.outcome).status,
                  attempt.next_at if attempt.next_at is not None else now, now, attempt.error,
-                 attempt.delivery_id)
+                 attempt.failure, attempt.delivery_id)
                 for attempt, keep in zip(outcomes, kept, strict=True) if keep])
         return kept
+
+
+def configure(connection: sqlite3.Connection, timeout: float, worker: bool) -> None:
+    """The settings of every connection to the file, the pool's and the hot paths' alike."""
+    # We issue BEGIN ourselves: the driver's own transaction handling would start
+    # transactions as readers and fail to upgrade them under contention.
+    connection.isolation_level = None
+    # Web processes leave checkpoints to the worker (up to 64 MB of log, as a safety net
+    # should no worker run): a checkpoint in a request made that webhook wait 20-50 ms.
+    for pragma in ("journal_mode=WAL", "foreign_keys=ON",
+                   "synchronous=NORMAL" if worker else "synchronous=FULL",
+                   "wal_autocheckpoint=1000" if worker else "wal_autocheckpoint=16000",
+                   f"busy_timeout={int(timeout * 1000)}"):
+        connection.execute(f"PRAGMA {pragma}")

@@ -61,6 +61,7 @@ deliveries = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),  # when it was (re)queued: RELAY_MAX_AGE
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Column("last_error", sa.Text),
+    sa.Column("failure", sa.String(32)),  # the last error's FailureKind (the inbox groups by it)
     sa.Index("deliveries_event", "event_id"),
     # A dedup key is accepted once per mapping: the sender's retries are not delivered twice.
     sa.Index(
@@ -98,6 +99,7 @@ attempts = sa.Table(
     sa.Column("engati_code", sa.Integer),
     sa.Column("outcome", sa.String(16), nullable=False),  # delivered | retry | dead
     sa.Column("error", sa.Text),
+    sa.Column("failure", sa.String(32)),  # the error's FailureKind
     sa.Column("worker", sa.String(100)),  # host:pid of the worker that made the call
     sa.Index("attempts_delivery", "delivery_id"),
 )

@@ -2,7 +2,7 @@
 
 Everything under /admin and /api needs RELAY_ADMIN_TOKEN, as `Authorization: Bearer <token>`
 (scripts) or the console's session (a cookie naming a session row in the store, see
-console_store.py); with no token configured both are off (404). A request authenticated by
+relay/store/sessions.py); with no token configured both are off (404). A request authenticated by
 the cookie that changes something (POST) must also carry the session's CSRF token, as the
 form field `csrf` (console forms) or the `X-CSRF-Token` header (/api). Wrong tokens are
 limited per client address (`FailureLimit`). /api/openapi.json describes every operation.
@@ -14,7 +14,6 @@ import collections
 import hashlib
 import hmac
 import logging
-import re
 import secrets
 import threading
 import time
@@ -39,9 +38,9 @@ from werkzeug.exceptions import HTTPException
 from relay.delivery.request import build_request
 from relay.errors import BodyError, StoreUnavailable
 from relay.mapping import Mapping, evaluate_raw
-from relay.store.history import STATUSES
+from relay.store import STATUSES
+from relay.store.failures import group_failures
 from relay.store.replay import replay_event
-from relay.store.sessions import ConsoleStore
 from relay.web.openapi import MAX_ID, OPENAPI
 
 log = logging.getLogger("relay.console")
@@ -65,7 +64,6 @@ def init_app(app: Flask) -> None:
                       SESSION_COOKIE_NAME="relay_console")
     app.session_interface = _SessionInterface()
     app.extensions["relay"].setdefault("failure_limit", FailureLimit())
-    app.extensions["relay"]["console_store"] = ConsoleStore(app.extensions["relay"]["store"])
     app.before_request(_guard)
     app.after_request(_security_headers)
     app.register_blueprint(api)
@@ -198,7 +196,7 @@ def ensure_session_key(app: Flask) -> None:
     test guesses of the token offline). Read once per process."""
     if not app.secret_key:
         relay = app.extensions["relay"]
-        app.secret_key = relay["settings"].secret_key or relay["console_store"].session_key()
+        app.secret_key = relay["settings"].secret_key or relay["store"].session_key()
 
 
 def _token_mark() -> str:
@@ -211,14 +209,14 @@ def _token_mark() -> str:
 def start_session() -> None:
     """Log the browser in: a new session row, and a fresh cookie naming it."""
     session_id = secrets.token_urlsafe(32)
-    _relay()["console_store"].open_session(session_id, time.time(), SESSION_LIFETIME)
+    _relay()["store"].open_session(session_id, time.time(), SESSION_LIFETIME)
     session.clear()
     session.update(id=session_id, csrf=secrets.token_urlsafe(24), token=_token_mark())
 
 
 def end_session() -> None:
     if isinstance(session.get("id"), str):
-        _relay()["console_store"].end_session(session["id"])
+        _relay()["store"].end_session(session["id"])
     session.clear()
 
 
@@ -227,7 +225,7 @@ def _session_alive() -> bool:
     if not isinstance(session_id, str):
         return False
     if session.get("token") == _token_mark() and (
-            _relay()["console_store"].session_alive(session_id, time.time())):
+            _relay()["store"].session_alive(session_id, time.time())):
         return True
     session.clear()  # logged out, expired, or from before a token change: drop the cookie
     return False
@@ -406,44 +404,3 @@ def preview_body(mapping: Mapping, raw: bytes, headers: dict[str, str],
     return {"status": result.status, "skipped": result.skipped,
             "requests": [build_request(mapping.engati, d, mask=True) for d in result.deliveries],
             "errors": [e.to_dict() for e in result.errors]}
-
-
-def group_failures(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Failures grouped by reason: what a person fixes once for many events."""
-    groups: dict[str, dict[str, Any]] = {}
-    for item in items:
-        reason = _reason(item)
-        group = groups.setdefault(reason, {"reason": reason, "count": 0, "event_ids": [],
-                                           "example": ""})
-        group["count"] += item.get("count", 1)  # refusals come counted, a row a minute
-        if item["event_id"] is not None and item["event_id"] not in group["event_ids"]:
-            group["event_ids"].append(item["event_id"])
-        group["example"] = group["example"] or _detail(item)
-    return sorted(groups.values(), key=lambda g: -g["count"])
-
-
-def _reason(item: dict[str, Any]) -> str:
-    if item["kind"] == "refused":
-        return f"signature refused ({item['mapping']})"
-    if item["kind"] == "failed":
-        field = re.sub(r"^each\[\d+\]\.", "", (item["errors"] or [{"field": ""}])[0]["field"])
-        for prefix, reason in (("phone", "missing or invalid phone"),
-                               ("flows", "no flow matched"),
-                               ("attributes", "missing required field")):
-            if field.startswith(prefix):
-                return reason
-        return "mapping error"
-    error = item["last_error"] or ""
-    if "gave up after" in error:
-        return "dead after retries"
-    if "HTTP 4" in error:
-        return "Engati refused (4xx)"
-    return "Engati failure"
-
-
-def _detail(item: dict[str, Any]) -> str:
-    if item["kind"] == "refused":
-        return item["reason"]
-    if item["kind"] == "failed":
-        return "; ".join(f"{e['field']}: {e['message']}" for e in item["errors"] or [])
-    return item["last_error"] or ""

@@ -16,7 +16,7 @@ from relay.config import Settings
 from relay.errors import InboundError, StoreUnavailable
 from relay.logs import configure_logging
 from relay.sources.registry import Registry
-from relay.store import Store
+from relay.store import Store, open_store
 from relay.web import api as admin
 from relay.web import console, metrics
 from relay.web.intake import Intake
@@ -37,7 +37,7 @@ def create_app(
         registry = Registry(settings.mappings)
         registry.load()
     app = Flask(__name__)
-    store = store or Store(settings.database_url, timeout=settings.db_timeout)
+    store = store or open_store(settings.database_url, timeout=settings.db_timeout)
     app.extensions["relay"] = {"settings": settings, "store": store, "registry": registry}
     admin.init_app(app)
     console.init_app(app)

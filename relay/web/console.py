@@ -31,20 +31,14 @@ from flask import (
 
 from relay.config import parse_since
 from relay.errors import RelayError
-from relay.store.history import (
-    STATUSES,
-    event_problem,
-    event_state,
-    pretty_body,
-    shown_state,
-    utc_text,
-)
+from relay.store import STATUSES
+from relay.store.display import event_problem, event_state, pretty_body, shown_state, utc_text
+from relay.store.failures import group_failures
 from relay.store.replay import replay_event
 from relay.web.api import (
     EVENT_ID,
     check_token,
     end_session,
-    group_failures,
     preview_body,
     start_session,
 )

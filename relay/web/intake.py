@@ -24,6 +24,7 @@ from werkzeug.wsgi import get_content_length, get_host, get_input_stream
 from relay.config import Settings
 from relay.errors import BodyError, InboundError, SignatureError, StoreUnavailable
 from relay.mapping import Mapping, evaluate
+from relay.model import Received
 from relay.sources import Inbound, Preset
 from relay.sources.redact import redact
 from relay.sources.registry import Registry
@@ -126,8 +127,9 @@ class Intake:
         envelope = mapping.source.envelope(raw, headers, query)  # BodyError: 400 / 415
         mapping.source.admit(mapping, envelope)
         result = evaluate(mapping, envelope)
-        receipt = self.store.accept(mapping.name, raw, redact(headers, mapping.credentials),
-                                    redact(query, mapping.credentials), result, now)
+        receipt = self.store.accept(Received(mapping.name, raw,
+                                             redact(headers, mapping.credentials),
+                                             redact(query, mapping.credentials), result, now))
         answer: dict[str, Any] = {"status": receipt.status, "event_id": receipt.event_id}
         errors = [e.to_dict() for e in result.errors]
         if receipt.status == "accepted":

@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 from relay.config import Settings
 from relay.model import Attempt
 from relay.sources.registry import Registry
-from relay.store import Store
+from relay.store import Store, open_store
 from relay.web.app import create_app
 
 TOKEN = "admin-token-for-tests-0123456789-abcdef"
@@ -66,7 +66,7 @@ def make_admin(folder: Path, mapping: str = LEADS, **settings: Any) -> Admin:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "leads.yaml").write_text(textwrap.dedent(mapping))
     url = f"sqlite:///{folder / 'relay.db'}"
-    store = Store(url)
+    store = open_store(url)
     store.upgrade()
     registry = Registry(folder)
     registry.load()

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from relay.store import Store
+from relay.store import open_store
 from tests.conftest import MAPPINGS
 from tests.support.live import Relay, answers, free_port, wait_for
 
@@ -79,7 +79,7 @@ def live(tmp_path_factory):
 class Live:
     def __init__(self, base, sandbox, env, root):
         self.base, self.sandbox, self.env, self.root = base, sandbox, env, root
-        self.store = Store(env["DATABASE_URL"])
+        self.store = open_store(env["DATABASE_URL"])
 
     def post(self, body):
         return httpx.post(f"{self.base}/hooks/e2e", json=body, timeout=10)

@@ -19,7 +19,7 @@ from relay.mapping.load import load_file
 from relay.sources import PRESETS, Inbound
 from relay.sources.base import check_age
 from relay.sources.registry import Registry
-from relay.store import Store
+from relay.store import open_store
 from relay.web.app import create_app
 
 URL = "http://localhost/hooks/hub"
@@ -57,7 +57,7 @@ def relay(tmp_path, folder):
 
     def make(**settings):
         url = f"sqlite:///{tmp_path / 'relay.db'}"
-        store = Store(url)
+        store = open_store(url)
         store.upgrade()
         registry = Registry(folder, check_every=0)
         registry.load()
@@ -353,7 +353,8 @@ class TestAttackFindings:
 
     def test_a_lone_surrogate_is_stored_and_shown_as_utf8(self, relay, folder):
         """JSON may carry "\\ud800", which no page or database can encode: it is replaced."""
-        from relay.store.history import pretty_body, storable
+        from relay.store.display import pretty_body
+        from relay.store.rows import storable
 
         assert storable({"name": "a\ud800b"}) == {"name": "a?b"}
         assert pretty_body(b'{"name": "\\ud800"}').encode("utf-8")

@@ -19,7 +19,7 @@ from relay.config import Settings
 from relay.mapping import evaluate
 from relay.mapping.load import load_file
 from relay.sources.registry import Registry
-from relay.store import Store
+from relay.store import open_store
 from relay.web.app import create_app
 from tests.conftest import MAPPINGS, fresh_postgres, postgres_reason
 from tests.support.live import Process, answers, free_port, wait_for
@@ -52,7 +52,7 @@ def relay(request, tmp_path_factory):
         if reason := postgres_reason():
             pytest.skip(reason)
         url = fresh_postgres("relay_hostile")
-    store = Store(url)
+    store = open_store(url)
     store.upgrade()
     registry = Registry(root)
     registry.load()
@@ -217,7 +217,7 @@ def gunicorn(tmp_path_factory):
                    "--worker-class", "relay.web_server.Worker", "--threads", "4", "--timeout", "10",
                    "relay.app:create_app()"], env, root / "web.log")
     wait_for(lambda: answers(f"http://127.0.0.1:{port}/healthz"), what="gunicorn")
-    store = Store(env["DATABASE_URL"])
+    store = open_store(env["DATABASE_URL"])
     yield port, store
     store.dispose()
     assert web.stop() == 0

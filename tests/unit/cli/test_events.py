@@ -8,8 +8,8 @@ from click.testing import CliRunner
 from relay.cli import main
 from relay.errors import FieldError
 from relay.mapping import Delivery, Result
-from relay.model import Attempt
-from relay.store import Store
+from relay.model import Attempt, Received
+from relay.store import open_store
 
 NOW = 1_700_000_000.0  # in the past: purge compares with the clock
 
@@ -18,7 +18,7 @@ NOW = 1_700_000_000.0  # in the past: purge compares with the clock
 def db(tmp_path, monkeypatch):
     url = f"sqlite:///{tmp_path / 'relay.db'}"
     monkeypatch.setenv("DATABASE_URL", url)
-    store = Store(url)
+    store = open_store(url)
     store.upgrade()
     yield store
     store.dispose()
@@ -35,7 +35,7 @@ def planned(key: str) -> Result:
 def test_show_counts_every_attempt_after_a_replay(db):
     """A replay resets the retry budget, not the history: `relay show` says the true total
     and the state the events list shows."""
-    event_id = db.accept("leads", b"{}", {}, {}, planned("a"), NOW).event_id
+    event_id = db.accept(Received("leads", b"{}", {}, {}, planned("a"), NOW)).event_id
     for i in range(3):
         (claimed,) = db.claim("w", 1, NOW + 10 * i + 1, 60)
         outcome = "dead" if i == 2 else "retry"
@@ -53,9 +53,9 @@ def test_show_counts_every_attempt_after_a_replay(db):
 def test_purge_keeps_failed_events_unless_asked(db):
     """Failed events wait for a replay: kept by default, counted by --dry-run, purged with
     --include-failed; 0s is a valid age."""
-    failed = db.accept("leads", b"{}", {}, {}, Result(errors=(FieldError("phone", "x"),)),
-                       NOW).event_id
-    skipped = db.accept("leads", b"{}", {}, {}, Result(skipped="filter"), NOW).event_id
+    failed = db.accept(Received("leads", b"{}", {}, {},
+                                Result(errors=(FieldError("phone", "x"),)), NOW)).event_id
+    skipped = db.accept(Received("leads", b"{}", {}, {}, Result(skipped="filter"), NOW)).event_id
     dry = run("purge", "--older-than", "0s", "--dry-run")
     assert dry.exit_code == 0, dry.output
     assert "would purge 1 event(s)" in dry.output and "failed events kept" in dry.output

@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from relay.cli import main
 from relay.errors import RelayError
-from relay.store import Store, database_url
+from relay.store import database_url, open_store
 from tests.support.live import Relay, answers, free_port, wait_for
 
 
@@ -24,7 +24,7 @@ def test_heroku_style_postgres_urls_mean_psycopg(given):
 def test_a_database_url_without_its_driver_is_one_line(monkeypatch):
     """A missing driver names what to install instead of a traceback."""
     with pytest.raises(RelayError, match="needs a driver that is not installed"):
-        Store("mysql://u@h/db")
+        open_store("mysql://u@h/db")
     monkeypatch.setenv("DATABASE_URL", "mysql://u@h/db")
     result = run("events")
     assert result.exit_code == 1

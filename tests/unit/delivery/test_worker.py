@@ -13,6 +13,7 @@ from relay.delivery.engati import EngatiClient
 from relay.delivery.worker import RAMP_STEP, Worker, backoff
 from relay.errors import StoreUnavailable
 from relay.mapping import Delivery, Result
+from relay.model import Received
 from relay.sources.registry import Registry
 
 NOW = 1_700_000_000.0
@@ -43,7 +44,7 @@ def registry(write_mapping, engati):
 def queue(store, count=1, now=NOW):
     deliveries = tuple(Delivery("F", "whatsapp", "919812345678", {"i": i}, None, i)
                        for i in range(count))
-    return store.accept("leads", b"{}", {}, {}, Result(deliveries), now).event_id
+    return store.accept(Received("leads", b"{}", {}, {}, Result(deliveries), now)).event_id
 
 
 @pytest.fixture

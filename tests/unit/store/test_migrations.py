@@ -1,4 +1,4 @@
-"""Migrations: an empty database and one at the previous schema both reach tables.py."""
+"""Migrations: an empty database and one at a previous schema both reach tables.py."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from relay.mapping import Delivery, Result
-from relay.model import Attempt
-from relay.store import Store
+from relay.model import Attempt, Outcome, Received
+from relay.store import Store, open_store
 from relay.store.tables import metadata
 
 
@@ -29,16 +29,16 @@ def upgrade_to(store: Store, revision: str) -> None:
 
 def test_empty_database_gets_the_schema_of_tables_py(database_url):
     """`relay db upgrade` on an empty database builds exactly what relay/tables.py says."""
-    store = Store(database_url)
-    store.upgrade()
+    store = open_store(database_url)
+    assert store.upgrade() == (None, "0006")
     assert differences(store) == []
-    store.upgrade()  # idempotent
+    assert store.upgrade() == ("0006", "0006")  # idempotent
     store.dispose()
 
 
-def test_previous_schema_is_upgraded_with_its_data(database_url):
+def test_first_schema_is_upgraded_with_its_data(database_url):
     """A database at revision 0001 with events in it upgrades and keeps working."""
-    store = Store(database_url)
+    store = open_store(database_url)
     upgrade_to(store, "0001")
     with store.engine.begin() as conn:
         assert "worker" not in {c["name"] for c in sa.inspect(conn).get_columns("attempts")}
@@ -57,9 +57,56 @@ def test_previous_schema_is_upgraded_with_its_data(database_url):
     assert differences(store) == []
     (claimed,) = store.claim("w", 10, 2.0, 60)
     assert claimed.event_id == event_id
-    store.record_many([Attempt(claimed.id, 2.0, 1.0, "delivered", 200, 1000)], "w", 3.0)[0]
+    store.record_many([Attempt(claimed.id, 2.0, 1.0, Outcome.DELIVERED, 200, 1000)], "w", 3.0)
     assert store.event(event_id)["deliveries"][0]["attempt_log"][0]["worker"] == "w"
-    receipt = store.accept("leads", b"{}", {}, {}, Result((Delivery("F", "whatsapp", "1", {}),)),
-                           4.0)
+    receipt = store.accept(Received("leads", b"{}", {}, {},
+                                    Result((Delivery("F", "whatsapp", "1", {}),)), 4.0))
     assert receipt.status == "accepted"
+    store.dispose()
+
+
+# Errors as the worker wrote them before 0006, and the kind each is given.
+OLD_ERRORS = {
+    "engati settings not set: ENGATI_API_KEY": "unconfigured",
+    "timed out waiting for Engati; gave up after 8 attempts": "timeout",
+    "could not reach Engati: ClientConnectorError": "unreachable",
+    "Engati answered HTTP 401 (check the API key)": "auth",
+    "Engati answered HTTP 403 with status 4003 forbidden (check the API key)": "auth",
+    "Engati answered HTTP 429; gave up after 86400s": "rate_limited",
+    "Engati answered HTTP 400 with status 4001 bad phone": "rejected",
+    "Engati answered HTTP 503": "server",
+    "Engati answered HTTP 200 with status 5000 flow not found": "code",
+    "something no worker wrote": None,
+}
+
+
+def test_failure_kinds_are_filled_from_the_old_error_texts(database_url):
+    """0006 gives every delivery and attempt of a database at 0005 the kind of failure its
+    error text says, so the failures inbox groups the old failures too."""
+    store = open_store(database_url)
+    upgrade_to(store, "0005")
+    with store.engine.begin() as conn:
+        conn.execute(sa.text(
+            "INSERT INTO events (mapping, received_at, status, body, headers, query) "
+            "VALUES ('leads', 1.0, 'accepted', :body, '{}', '{}')"), {"body": b"{}"})
+        event_id = conn.execute(sa.text("SELECT id FROM events")).scalar_one()
+        for error in [*OLD_ERRORS, None]:
+            delivery_id = conn.execute(sa.text(
+                "INSERT INTO deliveries (event_id, mapping, flow_key, channel, phone, "
+                "attributes, status, attempts, next_at, created_at, updated_at, last_error) "
+                "VALUES (:event, 'leads', 'F', 'whatsapp', '1', '{}', 'dead', 1, 1.0, 1.0, 1.0,"
+                " :error) RETURNING id"), {"event": event_id, "error": error}).scalar_one()
+            conn.execute(sa.text(
+                "INSERT INTO attempts (delivery_id, started_at, duration_ms, outcome, error) "
+                "VALUES (:delivery, 1.0, 1.0, 'dead', :error)"),
+                {"delivery": delivery_id, "error": error})
+    assert store.upgrade() == ("0005", "0006")
+    expected = [*OLD_ERRORS.values(), None]
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.text(
+            "SELECT failure FROM deliveries ORDER BY id")).scalars().all() == expected
+        assert conn.execute(sa.text(
+            "SELECT failure FROM attempts ORDER BY id")).scalars().all() == expected
+    assert {f["failure"] for f in store.failures() if f["kind"] == "dead"} == (
+        set(OLD_ERRORS.values()))
     store.dispose()

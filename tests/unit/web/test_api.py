@@ -6,7 +6,7 @@ import pytest
 
 from relay.config import Settings
 from relay.sources.registry import Registry
-from relay.store import Store
+from relay.store import open_store
 from relay.web.app import create_app
 
 pytestmark = pytest.mark.reliability
@@ -21,7 +21,7 @@ def make_client(tmp_path, write_mapping):
 
     def make(token=""):
         url = f"sqlite:///{tmp_path / 'relay.db'}"
-        store = Store(url)
+        store = open_store(url)
         store.upgrade()
         registry = Registry(folder)
         registry.load()
@@ -150,7 +150,7 @@ def test_pii_masking(make_client, tmp_path, write_mapping):
     assert _mask("asha@example.com", False) == "asha@example.com"
     folder = write_mapping(name="leads").parent
     url = f"sqlite:///{tmp_path / 'masked.db'}"
-    store = Store(url)
+    store = open_store(url)
     store.upgrade()
     registry = Registry(folder)
     registry.load()
@@ -162,24 +162,3 @@ def test_pii_masking(make_client, tmp_path, write_mapping):
     assert "919812345678" not in page
     assert "•5678" in page
     store.dispose()
-
-
-def test_the_failures_inbox_adds_up_counted_refusals():
-    """Refusals come counted (a row per mapping, minute and kind): a group adds the counts;
-    items without one count once."""
-    from relay.web.api import group_failures
-
-    items = [
-        {"kind": "refused", "mapping": "leads", "reason": "no signature header",
-         "event_id": None, "count": 40},
-        {"kind": "refused", "mapping": "leads", "reason": "no match", "event_id": None,
-         "count": 2},
-        {"kind": "refused", "mapping": "leads", "reason": "no match", "event_id": None},
-        {"kind": "dead", "mapping": "leads", "last_error": "Engati answered HTTP 400",
-         "event_id": 7},
-    ]
-    groups = {g["reason"]: g for g in group_failures(items)}
-    assert groups["signature refused (leads)"]["count"] == 43
-    assert groups["signature refused (leads)"]["event_ids"] == []
-    assert groups["Engati refused (4xx)"]["count"] == 1
-    assert group_failures(items)[0]["reason"] == "signature refused (leads)"

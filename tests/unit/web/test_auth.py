@@ -11,7 +11,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from relay.config import Settings
 from relay.errors import RelayError
-from relay.store.sessions import ConsoleStore, session_hash
+from relay.store.sessions import session_hash
 from relay.store.tables import console_sessions, instance
 from relay.web.api import FailureLimit
 from relay.web.app import create_app
@@ -140,7 +140,7 @@ def test_logout_needs_the_csrf_token(tmp_path):
 
 def test_expired_sessions_do_not_work_and_are_deleted_at_login(tmp_path):
     admin = make_admin(tmp_path)
-    sessions = ConsoleStore(admin.store)
+    sessions = admin.store
     sessions.open_session("old", 1000.0, 60)
     assert not sessions.session_alive("old", 1061.0)
     assert sessions.session_alive("old", 1059.0)

@@ -9,7 +9,7 @@ import pytest
 
 from relay.config import Settings
 from relay.sources.registry import Registry
-from relay.store import Store
+from relay.store import open_store
 from relay.web.app import create_app
 
 LEADS = """
@@ -35,7 +35,7 @@ def relay(tmp_path, write_mapping):
     folder = write_mapping(BATCH, name="batch").parent
     url = f"sqlite:///{tmp_path / 'relay.db'}"
     settings = Settings(database_url=url, mappings=str(folder), max_body=2048, db_timeout=0.2)
-    store = Store(url, timeout=0.2)
+    store = open_store(url, timeout=0.2)
     store.upgrade()
     registry = Registry(folder)
     registry.load()

@@ -12,7 +12,7 @@ from relay.config import Settings
 from relay.mapping.load import load_file
 from relay.sources import Inbound
 from relay.sources.registry import Registry
-from relay.store import Store
+from relay.store import open_store
 from relay.web.app import create_app
 from tests.conftest import MAPPINGS
 
@@ -28,7 +28,7 @@ def make_client(tmp_path, monkeypatch):
 
     def make(**settings):
         url = f"sqlite:///{tmp_path / 'relay.db'}"
-        store = Store(url)
+        store = open_store(url)
         store.upgrade()
         registry = Registry(MAPPINGS)
         registry.load()

@@ -1,0 +1,264 @@
+"""A store in memory that keeps the contract of relay/store/base.py, for unit tests of the
+worker and the web that need a store but not a database.
+
+It keeps what those use: accepting webhooks (with deduplication), claims and leases,
+attempts and outcomes, deferring and releasing, per-bot pacing and pauses, the event reads,
+the failures inbox and the queue's figures. tests/unit/store/test_contract.py runs it
+through the same tests as the real backends (the `any_store` ones). The history's upkeep
+(replay, purge, refusal counts), migrations and console sessions need a real store: there,
+it says so.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from relay.mapping import Result
+from relay.model import (
+    Attempt,
+    Claimed,
+    DeliveryStatus,
+    EventStatus,
+    Outcome,
+    Receipt,
+    Received,
+)
+from relay.store import Store
+from relay.store.base import keeps
+from relay.store.refusals import RefusalCounter
+from relay.store.rows import delivery_row, event_row, storable
+
+
+class FakeStore(Store):
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # the worker and the web call from several threads
+        self.rows: dict[str, list[dict[str, Any]]] = {"events": [], "deliveries": [],
+                                                      "attempts": [], "refusals": []}
+        self._bots: dict[str, dict[str, float]] = {}
+        self._refusals = RefusalCounter()
+
+    def _add(self, table: str, row: dict[str, Any]) -> dict[str, Any]:
+        row = {**row, "id": len(self.rows[table]) + 1}
+        self.rows[table].append(row)
+        return row
+
+    # --- inbound ---------------------------------------------------------------------------
+
+    def accept(self, received: Received) -> Receipt:
+        with self._lock:
+            row = event_row(received)
+            status = row["status"]
+            if row["dedup_key"] is not None:
+                for event in self.rows["events"]:
+                    if (event["mapping"], event["status"], event["dedup_key"]) == (
+                            received.mapping, status, row["dedup_key"]):
+                        return Receipt(EventStatus.DUPLICATE, event["id"])
+            taken = {(d["mapping"], d["dedup_key"]): d["event_id"]
+                     for d in self.rows["deliveries"] if d["dedup_key"] is not None}
+            new = [d for d in received.result.deliveries
+                   if d.dedup_key is None or (received.mapping, storable(d.dedup_key)) not in taken]
+            if received.result.deliveries and not new:
+                first = received.result.deliveries[0].dedup_key
+                return Receipt(EventStatus.DUPLICATE, taken[(received.mapping, storable(first))])
+            event = self._add("events", row)
+            for d in new:
+                self._add("deliveries", {**delivery_row(event["id"], received.mapping, d,
+                                                        received.received_at),
+                                         "lease_until": None, "leased_by": None,
+                                         "last_error": None, "failure": None})
+            return Receipt(status, event["id"], len(new))
+
+    def refuse(self, mapping: str, reason: str, now: float) -> bool:
+        return self._refusals.add(mapping, reason, now)[1]
+
+    def flush(self, now: float) -> None:
+        with self._lock:
+            for row in self._refusals.take(now):
+                self._add("refusals", row)
+
+    # --- the worker ------------------------------------------------------------------------
+
+    def claim(self, worker: str, limit: int, now: float, lease: float) -> list[Claimed]:
+        with self._lock:
+            due = sorted((d for d in self.rows["deliveries"]
+                          if d["status"] == DeliveryStatus.PENDING and d["next_at"] <= now
+                          and (d["lease_until"] is None or d["lease_until"] <= now)),
+                         key=lambda d: d["next_at"])[:limit]
+            for d in due:
+                d.update(lease_until=now + lease, leased_by=worker)
+            return [Claimed(**{field: d[field] for field in Claimed.__dataclass_fields__})
+                    for d in sorted(due, key=lambda d: d["id"])]
+
+    def record_many(self, outcomes: list[Attempt], worker: str, now: float) -> list[bool]:
+        with self._lock:
+            kept = []
+            for attempt in outcomes:
+                delivery = self._delivery(attempt.delivery_id)
+                keep = keeps(None if delivery is None else
+                             (delivery["status"], delivery["leased_by"]), attempt, worker)
+                self._add("attempts", {
+                    "delivery_id": attempt.delivery_id, "started_at": attempt.started_at,
+                    "duration_ms": attempt.duration_ms, "http_status": attempt.http_status,
+                    "engati_code": attempt.engati_code, "outcome": attempt.outcome,
+                    "error": attempt.error, "failure": attempt.failure, "worker": worker})
+                if keep and delivery is not None:
+                    delivery.update(
+                        status=Outcome(attempt.outcome).status,
+                        attempts=delivery["attempts"] + 1,
+                        next_at=attempt.next_at if attempt.next_at is not None else now,
+                        lease_until=None, leased_by=None, updated_at=now,
+                        last_error=attempt.error, failure=attempt.failure)
+                kept.append(keep)
+            return kept
+
+    def _delivery(self, delivery_id: int) -> dict[str, Any] | None:
+        return next((d for d in self.rows["deliveries"] if d["id"] == delivery_id), None)
+
+    def defer(self, claimed: Claimed, worker: str, next_at: float, now: float) -> None:
+        with self._lock:
+            delivery = self._delivery(claimed.id)
+            if delivery is not None and delivery["leased_by"] == worker:
+                delivery.update(next_at=next_at, lease_until=None, leased_by=None,
+                                updated_at=now)
+
+    def release(self, ids: list[int], worker: str) -> None:
+        with self._lock:
+            for delivery in self.rows["deliveries"]:
+                if delivery["id"] in ids and delivery["leased_by"] == worker:
+                    delivery.update(lease_until=None, leased_by=None)
+
+    def reserve(self, bot: str, interval: float, now: float,
+                horizon: float) -> tuple[float, bool]:
+        with self._lock:
+            row = self._bots.setdefault(bot, {"next_at": 0.0, "paused_until": 0.0})
+            slot = max(now, row["next_at"], row["paused_until"])
+            if slot - now > horizon:
+                return slot, False
+            row["next_at"] = slot + interval
+            return slot, True
+
+    def pause(self, bot: str, until: float) -> None:
+        with self._lock:
+            row = self._bots.setdefault(bot, {"next_at": 0.0, "paused_until": 0.0})
+            row["paused_until"] = max(row["paused_until"], until)
+
+    def paused_until(self, bot: str) -> float:
+        with self._lock:
+            return self._bots.get(bot, {}).get("paused_until", 0.0)
+
+    def pauses(self, now: float) -> dict[str, float]:
+        with self._lock:
+            return {bot: row["paused_until"] for bot, row in self._bots.items()
+                    if row["paused_until"] > now}
+
+    def checkpoint(self) -> None:
+        """Nothing to make durable."""
+
+    # --- running the store -----------------------------------------------------------------
+
+    def upgrade(self) -> tuple[str | None, str | None]:
+        return None, None  # no schema to migrate
+
+    def ping(self) -> None:
+        """Always there."""
+
+    def dispose(self) -> None:
+        """Nothing to close."""
+
+    # --- the history -----------------------------------------------------------------------
+
+    def event(self, event_id: int) -> dict[str, Any] | None:
+        with self._lock:
+            found = next((e for e in self.rows["events"] if e["id"] == event_id), None)
+            if found is None:
+                return None
+            mine = [{**d, "attempt_log": [a for a in self.rows["attempts"]
+                                          if a["delivery_id"] == d["id"]]}
+                    for d in self.rows["deliveries"] if d["event_id"] == event_id]
+            return {**found, "deliveries": mine}
+
+    def events(self, *, status: str | None = None, mapping: str | None = None,
+               since: float | None = None, phone: str | None = None,
+               before: int | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        with self._lock:
+            listed = []
+            for event in sorted(self.rows["events"], key=lambda e: -e["id"]):
+                mine = [d for d in self.rows["deliveries"] if d["event_id"] == event["id"]]
+                states = [d["status"] for d in mine]
+                wanted = {
+                    None: True, EventStatus.ACCEPTED: event["status"] == EventStatus.ACCEPTED,
+                    EventStatus.SKIPPED: event["status"] == EventStatus.SKIPPED,
+                    EventStatus.FAILED: event["status"] == EventStatus.FAILED,
+                    DeliveryStatus.PENDING: DeliveryStatus.PENDING in states,
+                    DeliveryStatus.DEAD: DeliveryStatus.DEAD in states,
+                    DeliveryStatus.DELIVERED: event["status"] == EventStatus.ACCEPTED
+                    and all(s == DeliveryStatus.DELIVERED for s in states)}[status]
+                digits = "".join(ch for ch in phone or "" if ch.isdigit())
+                if not wanted or (mapping and event["mapping"] != mapping) or (
+                        since is not None and event["received_at"] < since) or (
+                        before is not None and event["id"] >= before) or (
+                        phone and not any(digits in d["phone"] for d in mine)):
+                    continue
+                errors = sorted((d for d in mine if d["last_error"] is not None),
+                                key=lambda d: -d["updated_at"])
+                listed.append({
+                    **{k: event[k] for k in ("id", "mapping", "received_at", "status",
+                                             "errors", "note")},
+                    "total": len(mine), **{s: states.count(s) for s in DeliveryStatus},
+                    "last_error": errors[0]["last_error"] if errors else None})
+            return listed[:limit]
+
+    def failures(self, limit: int = 500) -> list[dict[str, Any]]:
+        with self._lock:
+            items = [{"event_id": e["id"], "mapping": e["mapping"], "errors": e["errors"],
+                      "at": e["received_at"], "kind": "failed"}
+                     for e in self.rows["events"] if e["status"] == EventStatus.FAILED][-limit:]
+            items += [{"event_id": d["event_id"], "mapping": d["mapping"],
+                       "last_error": d["last_error"], "failure": d["failure"],
+                       "at": d["updated_at"], "kind": "dead"}
+                      for d in self.rows["deliveries"]
+                      if d["status"] == DeliveryStatus.DEAD][-limit:]
+            items += [{"mapping": r["mapping"], "reason": r["sample"], "at": r["last_at"],
+                       "count": r["count"], "kind": "refused", "event_id": None}
+                      for r in self.rows["refusals"]][-limit:]
+            return sorted(items, key=lambda item: item["at"], reverse=True)
+
+    def queue_stats(self, now: float) -> tuple[int, float, int]:
+        with self._lock:
+            pending = [d["created_at"] for d in self.rows["deliveries"]
+                       if d["status"] == DeliveryStatus.PENDING]
+            dead = sum(d["status"] == DeliveryStatus.DEAD for d in self.rows["deliveries"])
+            return len(pending), now - min(pending) if pending else 0.0, dead
+
+    # --- what needs a real store -----------------------------------------------------------
+
+    def replayable(self, *, dead: bool, failed: bool, mapping: str | None,
+                   since: float | None) -> list[int]:
+        raise _needs_a_database("replayable")
+
+    def replay(self, event_id: int, result: Result, now: float) -> dict[str, int]:
+        raise _needs_a_database("replay")
+
+    def purge(self, before: float, *, include_failed: bool = False, dry_run: bool = False,
+              batch: int = 1000) -> int:
+        raise _needs_a_database("purge")
+
+    def prune_refusals(self, before: float) -> int:
+        raise _needs_a_database("prune_refusals")
+
+    def session_key(self) -> str:
+        raise _needs_a_database("session_key")
+
+    def open_session(self, session_id: str, now: float, lifetime: float) -> None:
+        raise _needs_a_database("open_session")
+
+    def session_alive(self, session_id: str, now: float) -> bool:
+        raise _needs_a_database("session_alive")
+
+    def end_session(self, session_id: str) -> None:
+        raise _needs_a_database("end_session")
+
+
+def _needs_a_database(method: str) -> NotImplementedError:
+    return NotImplementedError(f"FakeStore.{method}: use a real store (the `store` fixture)")
