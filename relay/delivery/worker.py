@@ -29,7 +29,6 @@ from relay.delivery.store_thread import StoreThread
 from relay.delivery.upkeep import Upkeep
 from relay.errors import EngatiError, StoreUnavailable
 from relay.mapping import Delivery, Engati
-from relay.mapping.load import engati_settings
 from relay.model import Attempt, Claimed
 from relay.sources.registry import Registry
 from relay.store import Store
@@ -60,7 +59,7 @@ class Worker:
         self.settings = settings
         self.registry = registry
         self.engati = engati
-        self.fallback = engati_settings({}, {}) if fallback is None else fallback
+        self.fallback = Engati(None, None, None) if fallback is None else fallback
         self.clock = clock
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.db = StoreThread(store)
