@@ -176,10 +176,10 @@ class Worker:
         started = self.clock()
         begun = time.perf_counter()
         came_to = await self._call(claimed, target)
+        duration_ms = (time.perf_counter() - begun) * 1000
         self._free(claimed.id)  # the next call may start while this outcome is written
         if isinstance(came_to, EngatiError):
             await self.pacer.heed(target, came_to, started)
-        duration_ms = (time.perf_counter() - begun) * 1000
         now = self.clock()
         attempt = self.policy.attempt(claimed, came_to, started, duration_ms, now)
         metrics.ATTEMPTS.labels(claimed.mapping, attempt.outcome).inc()
@@ -197,8 +197,8 @@ class Worker:
                         claimed.id)
 
     async def _call(self, claimed: Claimed, target: Engati) -> Answer | EngatiError:
-        """One call to Engati: its answer, or why it failed (then nothing may have been sent:
-        the settings are missing, or Engati was unreachable)."""
+        """One call to Engati: its answer, or why it failed (nothing is sent when the
+        target's settings are missing)."""
         if missing := target.missing():
             return unconfigured(missing)
         request = build_request(target, Delivery(claimed.flow_key, claimed.channel,
