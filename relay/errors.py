@@ -7,7 +7,7 @@
     │   │                           type is unknown (415)
     │   └── SignatureError          the sender could not be verified (401)
     ├── StoreUnavailable            the database cannot take the write now (503: sender retries)
-    └── EngatiError                 a call to Engati failed (.retryable, .status, .code)
+    └── EngatiError                 a call to Engati failed (.failure, .status, .code)
 
 Each entry point catches RelayError at one place: the intake's (webhooks) and Flask's
 (everything else) error handlers for HTTP, the CLI's handler for commands. Anything else
@@ -17,6 +17,8 @@ that escapes is a bug.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from relay.model import FailureKind
 
 
 class RelayError(Exception):
@@ -103,21 +105,26 @@ class StoreUnavailable(RelayError):
 class EngatiError(RelayError):
     """A call to Engati did not succeed.
 
-    `retryable` says whether trying again can help; `status` is the HTTP status (None when no
-    answer came) and `code` Engati's `status.code` when the body had one.
+    `failure` says why (and so whether trying again can help: `retryable`); `status` is the
+    HTTP status (None when no answer came) and `code` Engati's `status.code` when the body
+    had one.
     """
 
     def __init__(
         self,
         message: str,
         *,
-        retryable: bool,
+        failure: FailureKind,
         status: int | None = None,
         code: int | None = None,
         retry_after: float | None = None,
     ):
         super().__init__(message)
-        self.retryable = retryable
+        self.failure = failure
         self.status = status
         self.code = code
         self.retry_after = retry_after
+
+    @property
+    def retryable(self) -> bool:
+        return self.failure.retryable

@@ -22,6 +22,7 @@ from relay.delivery.sandbox import Sandbox, make_server
 from relay.delivery.worker import Worker
 from relay.errors import RelayError
 from relay.logs import configure_logging
+from relay.mapping.load import engati_settings
 from relay.sources.registry import Registry
 from relay.sources.selftest import unset_engati
 from relay.store import open_store
@@ -101,7 +102,9 @@ def worker() -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
         engati = EngatiClient(connections=settings.concurrency, timeout=settings.engati_timeout)
-        await Worker(store, settings, registry, engati).run(stop, settings.shutdown_grace)
+        fallback = engati_settings({}, os.environ)  # for mappings removed since their events
+        await Worker(store, settings, registry, engati, fallback=fallback).run(
+            stop, settings.shutdown_grace)
 
     asyncio.run(run())
     store.dispose()

@@ -6,15 +6,17 @@ The requests themselves are built in request.py.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
 
 from relay.errors import EngatiError
+from relay.model import FailureKind
 
 
 @dataclass(frozen=True)
@@ -34,8 +36,6 @@ class Reply:
     body: bytes
 
 
-# Engati asks us to come back later, or is having trouble: the same call may succeed.
-RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 SUCCESS_CODE = 1000
 
 
@@ -47,9 +47,11 @@ class EngatiClient:
     its CPU. Use as `async with client:` on the loop that sends.
     """
 
-    def __init__(self, *, connections: int = 100, timeout: float = 15.0):
+    def __init__(self, *, connections: int = 100, timeout: float = 15.0,
+                 clock: Callable[[], float] = time.time):
         self.connections = connections
         self.timeout = timeout
+        self.clock = clock  # for a Retry-After given as a date
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> EngatiClient:
@@ -75,31 +77,54 @@ class EngatiClient:
                                               headers=request["headers"], data=body) as response:
                 reply = Reply(response.status, response.headers, await response.read())
         except TimeoutError:
-            raise EngatiError("timed out waiting for Engati", retryable=True) from None
+            raise EngatiError("timed out waiting for Engati",
+                              failure=FailureKind.TIMEOUT) from None
         except aiohttp.ClientError as exc:
             raise EngatiError(f"could not reach Engati: {type(exc).__name__}",
-                              retryable=True) from None
-        return classify(reply)
+                              failure=FailureKind.UNREACHABLE) from None
+        return classify(reply, self.clock())
 
 
-def classify(reply: Reply) -> Answer:
-    """Success is a 2xx whose body, when it has a `status.code`, says 1000."""
+def unconfigured(missing: list[str]) -> EngatiError:
+    """Why a call was not made: the Engati settings `missing` are set nowhere. Setting them
+    can help, so a delivery waits for it as it would for Engati to come back."""
+    unset = ", ".join(f"ENGATI_{key.upper()}" for key in missing)
+    return EngatiError(f"engati settings not set: {unset}", failure=FailureKind.UNCONFIGURED)
+
+
+def classify(reply: Reply, now: float) -> Answer:
+    """Success is a 2xx whose body, when it has a `status.code`, says 1000; anything else
+    raises EngatiError with the kind of failure. `now` (epoch seconds) dates a Retry-After."""
     status = reply.status
     code, desc = _engati_status(reply.body)
     if 200 <= status < 300:
         if code is None or code == SUCCESS_CODE:
             return Answer(status, code)
         raise EngatiError(f"Engati answered HTTP {status} with status {code} {desc}".strip(),
-                          retryable=False, status=status, code=code)
-    retryable = status in RETRYABLE_STATUSES or status >= 500
+                          failure=FailureKind.CODE, status=status, code=code)
     detail = f" with status {code} {desc}".rstrip() if code is not None else ""
     hint = " (check the API key)" if status in (401, 403) else ""
-    raise EngatiError(f"Engati answered HTTP {status}{detail}{hint}", retryable=retryable,
-                      status=status, code=code, retry_after=retry_after(reply.headers))
+    raise EngatiError(f"Engati answered HTTP {status}{detail}{hint}", failure=failure_of(status),
+                      status=status, code=code, retry_after=retry_after(reply.headers, now))
 
 
-def retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds from a Retry-After header (seconds or an HTTP date); None when absent."""
+def failure_of(status: int) -> FailureKind:
+    """The kind of failure a status other than 2xx is. 408 (Engati timed out waiting for us)
+    and 425 (too early: come back later) are worth another try, as 429 and 5xx are."""
+    if status in (401, 403):
+        return FailureKind.AUTH
+    if status in (425, 429):
+        return FailureKind.RATE_LIMITED
+    if status == 408:
+        return FailureKind.TIMEOUT
+    if status >= 500:
+        return FailureKind.SERVER
+    return FailureKind.REJECTED
+
+
+def retry_after(headers: Mapping[str, str], now: float) -> float | None:
+    """Seconds from a Retry-After header (seconds, or an HTTP date compared with `now`, in
+    epoch seconds); None when absent or unreadable."""
     value = headers.get("Retry-After")
     if not value:
         return None
@@ -113,7 +138,7 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    return max(0.0, when.timestamp() - now)
 
 
 def _engati_status(body: bytes) -> tuple[int | None, str]:

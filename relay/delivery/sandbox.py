@@ -87,7 +87,7 @@ class Sandbox:
         return 200, SUCCESS
 
     def _record(self, url: Any, headers: dict[str, str], body: bytes, status: int,
-                received: float) -> dict:
+                received: float) -> dict[str, Any]:
         match = PATH.match(url.path)
         try:
             payload = json.loads(body) if body else None

@@ -17,7 +17,6 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
-    Histogram,
     generate_latest,
     multiprocess,
 )
@@ -31,10 +30,6 @@ if TYPE_CHECKING:
 
 INBOUND = Counter("relay_inbound_requests", "Webhooks received, by mapping and HTTP status.",
                   ["mapping", "status"])
-ATTEMPTS = Counter("relay_delivery_attempts", "Calls to Engati, by mapping and outcome "
-                   "(delivered, retry, dead).", ["mapping", "outcome"])
-LATENCY = Histogram("relay_engati_call_seconds", "How long Engati took to answer a call.",
-                    buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 2, 5, 10, 30))
 
 
 class QueueCollector(Collector):

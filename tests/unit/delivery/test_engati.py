@@ -1,21 +1,83 @@
-"""The Engati client: what counts as success, and which failures are worth retrying."""
+"""The Engati client: how answers are judged (`classify`, pure), and the transport: the
+request on the wire, timeouts, unreachable hosts, keep-alive."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
-from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
+from email.utils import formatdate
 
 import httpx
 import pytest
+from aiohttp import web
 
-from relay.delivery.engati import EngatiClient
+from relay.delivery.engati import Answer, EngatiClient, Reply, classify, unconfigured
 from relay.delivery.request import build_request
 from relay.errors import EngatiError
 from relay.mapping import Delivery, Engati
+from relay.model import FailureKind
 
+NOW = 1_700_000_000.0
 SUCCESS = {"responseObject": {"success": True}, "status": {"code": 1000, "desc": "SUCCESS"}}
+BOT_NOT_FOUND = json.dumps({"status": {"code": 2003, "desc": "BOT_NOT_FOUND"}}).encode()
+LATER = formatdate(NOW + 120, usegmt=True)
+
+
+def judged(status, headers=None, body=b""):
+    """What classify makes of a reply: the Answer, or the EngatiError it raises."""
+    try:
+        return classify(Reply(status, headers or {}, body), NOW)
+    except EngatiError as exc:
+        return exc
+
+
+@pytest.mark.parametrize("status, body, answer", [
+    (200, json.dumps(SUCCESS).encode(), Answer(200, 1000)),
+    (200, b"OK", Answer(200, None)),  # a 2xx without Engati's envelope is accepted too
+    (202, b"{}", Answer(202, None)),
+])
+def test_success(status, body, answer):
+    """A 2xx is success unless its body's status.code says otherwise."""
+    assert judged(status, body=body) == answer
+
+
+@pytest.mark.parametrize("status, headers, body, kind, retry_after, message", [
+    (200, {}, BOT_NOT_FOUND, FailureKind.CODE, None,
+     "Engati answered HTTP 200 with status 2003 BOT_NOT_FOUND"),
+    (401, {}, b"", FailureKind.AUTH, None, "Engati answered HTTP 401 (check the API key)"),
+    (403, {}, b"", FailureKind.AUTH, None, "Engati answered HTTP 403 (check the API key)"),
+    (400, {}, BOT_NOT_FOUND, FailureKind.REJECTED, None,
+     "Engati answered HTTP 400 with status 2003 BOT_NOT_FOUND"),
+    (404, {}, b"", FailureKind.REJECTED, None, "Engati answered HTTP 404"),
+    (422, {}, b"", FailureKind.REJECTED, None, "Engati answered HTTP 422"),
+    (302, {}, b"", FailureKind.REJECTED, None, "Engati answered HTTP 302"),
+    (408, {}, b"", FailureKind.TIMEOUT, None, "Engati answered HTTP 408"),
+    (425, {}, b"", FailureKind.RATE_LIMITED, None, "Engati answered HTTP 425"),
+    (429, {"Retry-After": "7"}, b"", FailureKind.RATE_LIMITED, 7, "Engati answered HTTP 429"),
+    (500, {}, b"", FailureKind.SERVER, None, "Engati answered HTTP 500"),
+    (502, {}, b"", FailureKind.SERVER, None, "Engati answered HTTP 502"),
+    (503, {"Retry-After": LATER}, b"", FailureKind.SERVER, 120, "Engati answered HTTP 503"),
+    (503, {"Retry-After": "soon"}, b"", FailureKind.SERVER, None, "Engati answered HTTP 503"),
+    (504, {"Retry-After": "-5"}, b"", FailureKind.SERVER, 0, "Engati answered HTTP 504"),
+    (599, {}, b"", FailureKind.SERVER, None, "Engati answered HTTP 599"),
+])
+def test_failures(status, headers, body, kind, retry_after, message):
+    """Each failure has its kind, which says whether a retry can help; Retry-After is read
+    as seconds or as an HTTP date (against `now`); the message never echoes the key."""
+    error = judged(status, headers, body)
+    assert isinstance(error, EngatiError)
+    assert (error.failure, error.retryable, error.status, error.retry_after, str(error)) == (
+        kind, kind.retryable, status, retry_after, message)
+
+
+def test_unconfigured_names_what_to_set():
+    """Nothing is sent without the settings: the error names the variables, and waiting for
+    them to be set is worth it."""
+    error = unconfigured(["customer_id", "api_key"])
+    assert (str(error), error.failure, error.retryable, error.status) == (
+        "engati settings not set: ENGATI_CUSTOMER_ID, ENGATI_API_KEY",
+        FailureKind.UNCONFIGURED, True, None)
 
 
 @pytest.fixture
@@ -35,18 +97,8 @@ def send(engati):
     return send
 
 
-@pytest.fixture
-def failure(send):
-    def failure(handler, **options) -> EngatiError:
-        with pytest.raises(EngatiError) as info:
-            send(handler, **options)
-        return info.value
-
-    return failure
-
-
 def test_sends_the_built_request(send, engati):
-    """The request on the wire is the one build_request describes."""
+    """The request on the wire is the one build_request describes, and the answer is judged."""
     seen = {}
 
     def handler(request):
@@ -54,91 +106,66 @@ def test_sends_the_built_request(send, engati):
                     body=request.content)
         return httpx.Response(200, json=SUCCESS)
 
-    answer = send(handler)
-    assert (answer.http_status, answer.code) == (200, 1000)
+    assert send(handler) == Answer(200, 1000)
     assert seen["url"] == (
         f"{engati.url}/bot-api/v2.0/customer/123456/bot/0a1b2c3d4e5f6a7b/flow/FLOW")
     assert seen["auth"] == "Basic raw-key"
-    assert httpx.Response(200, content=seen["body"]).json() == {
+    assert json.loads(seen["body"]) == {
         "user.channel": "whatsapp", "user.phone_no": "919812345678", "n": "A"}
 
 
-def test_200_without_a_status_code_is_success(send, failure):
-    """A 2xx without Engati's envelope still counts as accepted."""
-    assert send(lambda r: httpx.Response(200, text="OK")).code is None
+def test_a_failure_on_the_wire_is_classified(send):
+    """A refusal that came over the socket raises the error classify gives."""
+    with pytest.raises(EngatiError) as info:
+        send(lambda r: httpx.Response(429, headers={"Retry-After": "3"}))
+    assert (info.value.failure, info.value.retry_after) == (FailureKind.RATE_LIMITED, 3)
 
 
-def test_engati_failure_code_in_a_200_is_dead(send, failure):
-    """HTTP 200 with status.code other than 1000 cannot succeed by repeating it."""
-    error = failure(lambda r: httpx.Response(
-        200, json={"status": {"code": 2003, "desc": "BOT_NOT_FOUND"}}))
-    assert (error.retryable, error.code) == (False, 2003)
-    assert "2003 BOT_NOT_FOUND" in str(error)
-
-
-@pytest.mark.parametrize("status", [408, 425, 429, 500, 502, 503, 504, 599])
-def test_transient_statuses_are_retried(failure, status):
-    """408, 425, 429 and 5xx are worth another try."""
-    error = failure(lambda r: httpx.Response(status))
-    assert (error.retryable, error.status) == (True, status)
-
-
-@pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
-def test_other_4xx_are_dead(failure, status):
-    """A request Engati refuses will be refused again."""
-    assert failure(lambda r: httpx.Response(status)).retryable is False
-
-
-def test_401_hints_at_the_key_without_showing_it(send, failure):
-    """A refused key says to check it, and never echoes it."""
-    error = failure(lambda r: httpx.Response(401))
-    assert "check the API key" in str(error)
-    assert "raw-key" not in str(error)
-
-
-def test_retry_after_seconds_and_date(send, failure):
-    """Retry-After is read as seconds or as an HTTP date."""
-    assert failure(lambda r: httpx.Response(429, headers={"Retry-After": "7"})).retry_after == 7
-    later = format_datetime(datetime.now(UTC) + timedelta(seconds=120), usegmt=True)
-    wait = failure(lambda r: httpx.Response(503, headers={"Retry-After": later})).retry_after
-    assert 100 < wait <= 120
-    assert failure(lambda r: httpx.Response(503, headers={"Retry-After": "soon"})).retry_after \
-        is None
-
-
-def test_network_errors_and_timeouts_are_retried(failure, engati):
-    """No answer at all is always worth another try."""
+def test_an_unreachable_engati(send):
+    """No connection at all is worth another try."""
     with socket.socket() as closed:  # a port nothing listens on
         closed.bind(("127.0.0.1", 0))
-        nowhere = f"http://127.0.0.1:{closed.getsockname()[1]}"
-        refused = failure(lambda r: httpx.Response(200), base_url=nowhere)
+        with pytest.raises(EngatiError) as info:
+            send(lambda r: httpx.Response(200),
+                 base_url=f"http://127.0.0.1:{closed.getsockname()[1]}")
+    assert (info.value.failure, info.value.retryable, str(info.value)) == (
+        FailureKind.UNREACHABLE, True, "could not reach Engati: ClientConnectorError")
 
+
+def test_a_timeout(send):
+    """No answer within the timeout is worth another try."""
     async def slow(request):
         await asyncio.sleep(5)
 
-    assert refused.retryable is True
-    assert "could not reach Engati: ClientConnectorError" in str(refused)
-    timed_out = failure(slow, timeout=0.2)
-    assert (timed_out.retryable, str(timed_out)) == (True, "timed out waiting for Engati")
+    with pytest.raises(EngatiError) as info:
+        send(slow, timeout=0.2)
+    assert (info.value.failure, info.value.retryable, str(info.value)) == (
+        FailureKind.TIMEOUT, True, "timed out waiting for Engati")
 
 
-def test_connections_are_kept_alive(engati):
-    """Calls reuse their connection to Engati instead of opening one each."""
+def test_connections_are_kept_alive():
+    """Calls reuse their connection to Engati instead of opening one each: the server sees
+    every call come from the same client port."""
     peers = []
-    request = build_request(Engati("1", "b", "k", "v2", engati.url),
-                            Delivery("FLOW", "whatsapp", "919812345678", {}))
 
-    def handler(request):
-        peers.append(request.headers.get("connection", "keep-alive"))
-        return httpx.Response(200, json=SUCCESS)
-
-    engati.handler = handler
+    async def answer(request: web.BaseRequest) -> web.Response:
+        peers.append(request.transport.get_extra_info("peername"))
+        return web.json_response(SUCCESS)
 
     async def go():
-        async with EngatiClient() as client:
-            for _ in range(5):
-                await client.send(request)
-            return len(client._session.connector._conns)
+        runner = web.ServerRunner(web.Server(answer))
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        request = build_request(Engati("1", "b", "k", "v2", url),
+                                Delivery("FLOW", "whatsapp", "919812345678", {}))
+        try:
+            async with EngatiClient() as client:
+                for _ in range(5):
+                    await client.send(request)
+        finally:
+            await runner.cleanup()
 
-    assert asyncio.run(go()) == 1
-    assert peers == ["keep-alive"] * 5
+    asyncio.run(go())
+    assert len(peers) == 5
+    assert len(set(peers)) == 1
