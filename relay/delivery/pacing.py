@@ -18,7 +18,7 @@ LATE = 0.02  # seconds a paced call may start after its slot
 RAMP_STEP = 0.025  # seconds between the steps in which a worker opens its slots
 QUIET = 1.0  # seconds without a call in flight after which a worker ramps up again
 RATE_SLACK = 1.1  # calls to a bot are spaced 10% wider than its rate limit: network jitter
-log = logging.getLogger("relay.worker")  # one logger for the worker: its lines read as they always did
+log = logging.getLogger("relay.worker")  # the worker's lines, under the name they always had
 
 
 class Ramp:

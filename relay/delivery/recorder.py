@@ -14,7 +14,7 @@ from relay.errors import StoreUnavailable
 from relay.model import Attempt, Claimed
 
 BATCH = 500  # outcomes written in one transaction at most
-log = logging.getLogger("relay.worker")  # one logger for the worker: its lines read as they always did
+log = logging.getLogger("relay.worker")  # the worker's lines, under the name they always had
 Pending = tuple[Claimed, Attempt, "asyncio.Future[bool]"]  # an outcome and who awaits it
 
 

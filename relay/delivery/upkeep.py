@@ -15,7 +15,7 @@ from relay.errors import StoreUnavailable
 
 REFUSALS_KEPT = 7 * 86400  # seconds refusal counts are kept (the failures inbox shows them)
 CHECKPOINT_EVERY = 1.0  # seconds
-log = logging.getLogger("relay.worker")  # one logger for the worker: its lines read as they always did
+log = logging.getLogger("relay.worker")  # the worker's lines, under the name they always had
 
 
 class Upkeep:
