@@ -17,8 +17,9 @@ import secrets
 import time
 from typing import Any
 
-from flask import Flask, Request, Response, current_app, g, redirect, request, session, url_for
-from flask.sessions import SecureCookieSessionInterface, SessionMixin
+from flask import Flask, Request, current_app, g, redirect, request, session, url_for
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
+from werkzeug.wrappers import Response
 
 from relay.errors import StoreUnavailable
 from relay.web.errors import Refusal, area, json_error
@@ -85,7 +86,7 @@ def check_token(given: str) -> bool:
 class SessionInterface(SecureCookieSessionInterface):
     """Flask's signed cookie, only under /admin and /api, signed with the deployment's key."""
 
-    def open_session(self, app: Flask, request: Request) -> SessionMixin | None:
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
         if area(request) is None:
             return None  # a null session: health checks and metrics never touch the store
         try:

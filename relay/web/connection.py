@@ -18,18 +18,20 @@ from aiohttp import web
 from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestHandler
 
-# The request handler's state the head deadline reads (aiohttp has no public hook for it):
-# fail at import, not at the first slow client, if a new aiohttp renames it.
+# The request handler's state the head deadline reads and sets.
 _STATE = ("_messages", "_request_in_progress", "_keepalive_handle", "_waiter")
 if not set(_STATE) <= set(RequestHandler.__slots__):
     raise ImportError(f"aiohttp {sys.modules['aiohttp'].__version__}'s RequestHandler lacks "
                       f"{sorted(set(_STATE) - set(RequestHandler.__slots__))}")
 
-Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]  # bridge.py's Bridge
 
 
 class Connection(RequestHandler):
-    """aiohttp's HTTP/1.1 connection, with a deadline on each request's head."""
+    """aiohttp's HTTP/1.1 connection, with a deadline on each request's head: `head_timeout`
+    seconds from its first byte (from the connection's start for the first request), past
+    which a head still incomplete is closed unanswered. The body's deadline counts from the
+    same `head_started` (bridge.py)."""
 
     __slots__ = ("_head_timeout", "_head_timer", "_latest", "head_started")
 
@@ -58,7 +60,9 @@ class Connection(RequestHandler):
             self.head_complete()
             self._latest = self._messages[-1][1]
 
-    def eof_received(self) -> bool:
+    # asyncio's contract: True keeps the transport open for the answer (aiohttp's
+    # annotation says None, as its own never does).
+    def eof_received(self) -> bool:  # type: ignore[override]
         """A client may half-close once its request is sent (RFC 9112, 9.6), as gthread
         allowed: it still gets its answer, then the connection closes. aiohttp would close
         at once. Idle, or with a request cut short, there is nothing to answer."""

@@ -1,4 +1,4 @@
-"""schemathesis against the OpenAPI document of /api (relay/openapi.py, served at
+"""schemathesis against the OpenAPI document of /api (relay/web/openapi.py, served at
 /api/openapi.json), in process: every operation, with data the document allows and data it
 does not, must answer as the document says (no 500; documented status codes, headers and
 bodies; 405 with Allow; invalid input refused, valid input accepted; auth enforced).
