@@ -1,284 +1,34 @@
-"""The operator API under /api, and the guard in front of it and of the console (/admin).
+"""The operator API under /api: events, replays, the failures inbox and previews, as JSON.
 
-Everything under /admin and /api needs RELAY_ADMIN_TOKEN, as `Authorization: Bearer <token>`
-(scripts) or the console's session (a cookie naming a session row in the store, see
-relay/store/sessions.py); with no token configured both are off (404). A request authenticated by
-the cookie that changes something (POST) must also carry the session's CSRF token, as the
-form field `csrf` (console forms) or the `X-CSRF-Token` header (/api). Wrong tokens are
-limited per client address (`FailureLimit`). /api/openapi.json describes every operation.
+auth.py's guard stands in front of it (RELAY_ADMIN_TOKEN, as a bearer token or the console's
+session with its CSRF token). /api/openapi.json describes every operation.
 """
 
 from __future__ import annotations
 
-import collections
-import hashlib
-import hmac
-import logging
-import secrets
-import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
-from flask import (
-    Blueprint,
-    Flask,
-    Request,
-    current_app,
-    g,
-    jsonify,
-    redirect,
-    request,
-    session,
-    url_for,
-)
-from flask.sessions import SecureCookieSessionInterface, SessionMixin
-from werkzeug.exceptions import HTTPException
+from flask import Blueprint, Flask, jsonify, request
 
 from relay.delivery.request import build_request
-from relay.errors import BodyError, StoreUnavailable
+from relay.errors import BodyError
 from relay.mapping import Mapping, evaluate_raw
 from relay.store import STATUSES
 from relay.store.failures import group_failures
 from relay.store.replay import replay_event
+from relay.web.errors import json_error
 from relay.web.openapi import MAX_ID, OPENAPI
+from relay.web.services import services
 
-log = logging.getLogger("relay.console")
 api = Blueprint("api", __name__, url_prefix="/api")
-
-SESSION_LIFETIME = 12 * 3600.0  # seconds a console login lasts
-_SAFE = ("GET", "HEAD", "OPTIONS")  # methods that change nothing: no CSRF token needed
-# What the console and the API answer, on top of nosniff (which every Flask answer gets):
-# nothing loads but the pages' own inline style and images, no page can frame them, no link
-# leaks their address.
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; "
-                               "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-}
 
 
 def init_app(app: Flask) -> None:
-    app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
-                      SESSION_COOKIE_NAME="relay_console")
-    app.session_interface = _SessionInterface()
-    app.extensions["relay"].setdefault("failure_limit", FailureLimit())
-    app.before_request(_guard)
-    app.after_request(_security_headers)
     app.register_blueprint(api)
 
 
-def _relay() -> dict[str, Any]:
-    return current_app.extensions["relay"]
-
-
-class Refusal(HTTPException):
-    """An HTTP error with a hint and headers of its own (Retry-After, WWW-Authenticate); the
-    app's error handler answers it as JSON under /api and as a page under /admin."""
-
-    def __init__(self, code: int, message: str, hint: str | None = None,
-                 headers: dict[str, str] | None = None):
-        super().__init__(description=message)
-        self.code = code
-        self.hint = hint
-        self.headers = headers or {}
-
-    def get_headers(self, environ: Any = None, scope: Any = None) -> list[tuple[str, str]]:
-        return [*super().get_headers(environ, scope), *self.headers.items()]
-
-
-# --- who is asking ----------------------------------------------------------------------------
-
-
-class FailureLimit:
-    """Wrong admin tokens per client address: after `limit` in `window` seconds, every token
-    from that address is refused unchecked (429) until the oldest of them is `window` old.
-
-    Kept in memory, per web process: with N processes an address gets at most N x `limit`
-    guesses a window, which is nothing against a token of 32 characters or more, and no
-    process waits on a shared counter. A restart forgets the counts.
-    """
-
-    def __init__(self, limit: int = 5, window: float = 60.0, *, max_clients: int = 10_000,
-                 clock: Callable[[], float] = time.monotonic):
-        self.limit, self.window, self.max_clients, self.clock = limit, window, max_clients, clock
-        self._failures: dict[str, collections.deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def retry_after(self, client: str) -> int:
-        """0 when `client` may try a token now, else the whole seconds until it may."""
-        with self._lock:
-            times = self._recent(client)
-            if len(times) < self.limit:
-                return 0
-            return max(1, int(times[0] + self.window - self.clock() + 0.999))
-
-    def failed(self, client: str) -> None:
-        with self._lock:
-            times = self._recent(client)
-            times.append(self.clock())
-            self._failures[client] = self._failures.pop(client, times)  # newest last
-            while len(self._failures) > self.max_clients:  # bounded, whatever comes
-                del self._failures[next(iter(self._failures))]
-
-    def _recent(self, client: str) -> collections.deque[float]:
-        times = self._failures.get(client, collections.deque(maxlen=self.limit))
-        while times and times[0] <= self.clock() - self.window:
-            times.popleft()
-        if not times:
-            self._failures.pop(client, None)
-        return times
-
-
-def client_address() -> str:
-    """The client's address: REMOTE_ADDR, or behind a proxy you control (RELAY_TRUST_PROXY)
-    the address that proxy saw (the last X-Forwarded-For entry), so that one client's wrong
-    tokens do not lock out everyone behind the proxy."""
-    if _relay()["settings"].trust_proxy:
-        forwarded = request.headers.get("X-Forwarded-For", "").rsplit(",", 1)[-1].strip()
-        if forwarded:
-            return forwarded
-    return request.remote_addr or "unknown"
-
-
-def check_token(given: str) -> bool:
-    """Whether `given` is the admin token; 429 (a Refusal) for a wrong one once this client
-    has guessed wrong too often. The right token always passes: whoever shares the admin's
-    address (everyone behind one proxy) must not be able to lock the admin out, and a token
-    of 32 characters or more is not guessed in any number of tries the limit allows."""
-    token = _relay()["settings"].admin_token
-    if token and hmac.compare_digest(given.encode(), token.encode()):
-        return True
-    limit: FailureLimit = _relay()["failure_limit"]
-    client = client_address()
-    wait = limit.retry_after(client)
-    if wait:
-        raise Refusal(429, f"too many wrong admin tokens from {client}; try again in {wait} "
-                      "second(s)", "wait, then use the token RELAY_ADMIN_TOKEN holds",
-                      {"Retry-After": str(wait)})
-    limit.failed(client)
-    log.warning("wrong admin token from %s", client)  # never what was sent
-    return False
-
-
-# --- console sessions -------------------------------------------------------------------------
-
-
-def area(request: Request) -> str | None:
-    """"admin" or "api" for a request under /admin or /api, else None."""
-    first = request.path.split("/")[1]
-    return first if first in ("admin", "api") else None
-
-
-class _SessionInterface(SecureCookieSessionInterface):
-    """Flask's signed cookie, only under /admin and /api, signed with the deployment's key."""
-
-    def open_session(self, app: Flask, request: Request) -> SessionMixin | None:
-        if area(request) is None:
-            return None  # a null session: health checks and metrics never touch the store
-        try:
-            ensure_session_key(app)
-        except StoreUnavailable:
-            return None  # the guard asks again and answers 503
-        return super().open_session(app, request)
-
-    def get_cookie_secure(self, app: Flask) -> bool:
-        # Secure (HTTPS only) everywhere but plain HTTP on this machine's loopback, where
-        # browsers would drop a Secure cookie and nothing travels over a network.
-        host = request.host.rsplit(":", 1)[0].strip("[]")
-        return request.is_secure or host not in ("127.0.0.1", "localhost", "::1")
-
-
-def ensure_session_key(app: Flask) -> None:
-    """Sign sessions with RELAY_SECRET_KEY, else with the deployment's random key from the
-    store (never with anything derived from the admin token: a cookie must not let anyone
-    test guesses of the token offline). Read once per process."""
-    if not app.secret_key:
-        relay = app.extensions["relay"]
-        app.secret_key = relay["settings"].secret_key or relay["store"].session_key()
-
-
-def _token_mark() -> str:
-    """Stands for the admin token in a session, so that changing the token ends every
-    session; keyed with the session key, so the cookie tells nothing about the token."""
-    key = str(current_app.secret_key).encode()
-    return hmac.new(key, _relay()["settings"].admin_token.encode(), hashlib.sha256).hexdigest()
-
-
-def start_session() -> None:
-    """Log the browser in: a new session row, and a fresh cookie naming it."""
-    session_id = secrets.token_urlsafe(32)
-    _relay()["store"].open_session(session_id, time.time(), SESSION_LIFETIME)
-    session.clear()
-    session.update(id=session_id, csrf=secrets.token_urlsafe(24), token=_token_mark())
-
-
-def end_session() -> None:
-    if isinstance(session.get("id"), str):
-        _relay()["store"].end_session(session["id"])
-    session.clear()
-
-
-def _session_alive() -> bool:
-    session_id = session.get("id")
-    if not isinstance(session_id, str):
-        return False
-    if session.get("token") == _token_mark() and (
-            _relay()["store"].session_alive(session_id, time.time())):
-        return True
-    session.clear()  # logged out, expired, or from before a token change: drop the cookie
-    return False
-
-
-def _guard() -> Any:
-    where = area(request)
-    if where is None:
-        return None
-    if not _relay()["settings"].admin_token:
-        return jsonify(error="the admin API and console are off",
-                       hint="set RELAY_ADMIN_TOKEN to turn them on"), 404
-    ensure_session_key(current_app)
-    g.auth = None
-    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        if check_token(value.strip()):
-            g.auth = "bearer"
-            return None
-    elif _session_alive():
-        g.auth = "session"
-        if where == "api" and request.method not in _SAFE and not secrets.compare_digest(
-                request.headers.get("X-CSRF-Token", ""), session.get("csrf", "")):
-            raise Refusal(403, "missing or wrong CSRF token",
-                          "send the console session's CSRF token as X-CSRF-Token, or use "
-                          "Authorization: Bearer <RELAY_ADMIN_TOKEN>")
-        return None
-    if request.endpoint == "console.login":
-        return None
-    if where == "admin":
-        return redirect(url_for("console.login", next=request.full_path))
-    raise Refusal(401, "authentication required",
-                  "send Authorization: Bearer <RELAY_ADMIN_TOKEN>", {"WWW-Authenticate": "Bearer"})
-
-
-def _security_headers(response: Any) -> Any:
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    if area(request) is not None:
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-    return response
-
-
-# --- the API ----------------------------------------------------------------------------------
-
 EVENT_ID = f"<int(min=1, max={MAX_ID}):event_id>"  # larger ids exist nowhere: 404, not 500
-
-
-def _bad(message: str, hint: str | None = None, status: int = 400) -> Any:
-    body = {"error": message}
-    if hint:
-        body["hint"] = hint
-    return jsonify(body), status
 
 
 @api.get("/openapi.json")
@@ -290,32 +40,32 @@ def openapi() -> Any:
 def list_events() -> Any:
     status = request.args.get("status")
     if status is not None and status not in STATUSES:
-        return _bad(f"unknown status {status!r}", "one of " + ", ".join(STATUSES))
+        return json_error(400, f"unknown status {status!r}", "one of " + ", ".join(STATUSES))
     try:
         limit = int(request.args.get("limit", 50))
     except ValueError:
         limit = 0
     if not 1 <= limit <= 500:
-        return _bad("limit must be a whole number from 1 to 500")
-    rows = _relay()["store"].events(status=status, mapping=request.args.get("mapping") or None,
+        return json_error(400, "limit must be a whole number from 1 to 500")
+    rows = services().store.events(status=status, mapping=request.args.get("mapping") or None,
                                     limit=limit)
     return jsonify(events=rows)
 
 
 @api.get(f"/events/{EVENT_ID}")
 def show_event(event_id: int) -> Any:
-    event = _relay()["store"].event(event_id)
+    event = services().store.event(event_id)
     if event is None:
-        return _bad(f"no event {event_id}", status=404)
+        return json_error(404, f"no event {event_id}")
     event["body"] = event["body"].decode("utf-8", "replace")
     return jsonify(event)
 
 
 @api.post(f"/events/{EVENT_ID}/replay")
 def replay_one(event_id: int) -> Any:
-    if _relay()["store"].event(event_id) is None:
-        return _bad(f"no event {event_id}", status=404)
-    replayed = replay_event(_relay()["store"], _relay()["registry"].get, event_id, time.time())
+    if services().store.event(event_id) is None:
+        return json_error(404, f"no event {event_id}")
+    replayed = replay_event(services().store, services().registry.get, event_id, time.time())
     return jsonify(replayed.to_dict()), 200 if replayed.ok else 422
 
 
@@ -344,24 +94,24 @@ def replay_many() -> Any:
     example = '{"dead": true} and/or {"failed": true}, optionally with "mapping": name'
     problem = _object(spec, ("dead", "failed", "mapping"))
     if problem:
-        return _bad(problem, f"send {example}")
+        return json_error(400, problem, f"send {example}")
     if any(k in spec and not isinstance(spec[k], bool) for k in ("dead", "failed")):
-        return _bad("dead and failed must be true or false", f"send {example}")
+        return json_error(400, "dead and failed must be true or false", f"send {example}")
     if "mapping" in spec and not isinstance(spec["mapping"], str):
-        return _bad("mapping must be a string: the name of a mapping", f"send {example}")
+        return json_error(400, "mapping must be a string: the name of a mapping", f"send {example}")
     if not (spec.get("dead") or spec.get("failed")):
-        return _bad("say what to replay", f"send {example}")
-    store = _relay()["store"]
+        return json_error(400, "say what to replay", f"send {example}")
+    store = services().store
     ids = store.replayable(dead=spec.get("dead", False), failed=spec.get("failed", False),
                           mapping=spec.get("mapping") or None, since=None)
-    results = [replay_event(store, _relay()["registry"].get, i, time.time()).to_dict()
+    results = [replay_event(store, services().registry.get, i, time.time()).to_dict()
                for i in ids]
     return jsonify(events=results)
 
 
 @api.get("/failures")
 def failures() -> Any:
-    return jsonify(groups=group_failures(_relay()["store"].failures()))
+    return jsonify(groups=group_failures(services().store.failures()))
 
 
 @api.post("/preview")
@@ -370,19 +120,19 @@ def preview() -> Any:
     example = '{"mapping": name, "body": text, "headers": {}, "query": {}}'
     problem = _object(spec, ("mapping", "body", "headers", "query"))
     if problem or not isinstance(spec.get("mapping"), str):
-        return _bad(problem or "mapping must be a string: the name of a mapping",
+        return json_error(400, problem or "mapping must be a string: the name of a mapping",
                     f"send {example}")
     if not isinstance(spec.get("body", ""), str):
-        return _bad("body must be a string: the webhook's body as it would arrive",
+        return json_error(400, "body must be a string: the webhook's body as it would arrive",
                     f"send {example}")
     for key in ("headers", "query"):
         value = spec.get(key, {})
         if not (isinstance(value, dict) and all(isinstance(v, str) for v in value.values())):
-            return _bad("headers and query are objects of strings",
+            return json_error(400, "headers and query are objects of strings",
                         'e.g. "headers": {"Content-Type": "application/json"}')
-    mapping = _relay()["registry"].get(spec["mapping"])
+    mapping = services().registry.get(spec["mapping"])
     if mapping is None:
-        return _bad(f"no mapping named {spec['mapping']!r}", status=404)
+        return json_error(404, f"no mapping named {spec['mapping']!r}")
     return jsonify(preview_body(mapping, spec.get("body", "").encode(),
                                 spec.get("headers", {}), spec.get("query", {})))
 
@@ -404,3 +154,4 @@ def preview_body(mapping: Mapping, raw: bytes, headers: dict[str, str],
     return {"status": result.status, "skipped": result.skipped,
             "requests": [build_request(mapping.engati, d, mask=True) for d in result.deliveries],
             "errors": [e.to_dict() for e in result.errors]}
+

@@ -1,7 +1,7 @@
 """The operator console under /admin: server-rendered pages over the same store as /api.
 
 Logging in with RELAY_ADMIN_TOKEN opens a session (a row in the store, named by a signed
-cookie: HttpOnly, SameSite=Lax, Secure; see admin.py); every form carries the session's CSRF
+cookie: HttpOnly, SameSite=Lax, Secure; see auth.py); every form carries the session's CSRF
 token; logging out deletes the row. RELAY_MASK_PII masks phone numbers and emails on every
 page.
 """
@@ -17,9 +17,7 @@ import phonenumbers
 from flask import (
     Blueprint,
     Flask,
-    Response,
     abort,
-    current_app,
     flash,
     g,
     redirect,
@@ -35,14 +33,10 @@ from relay.store import STATUSES
 from relay.store.display import event_problem, event_state, pretty_body, shown_state, utc_text
 from relay.store.failures import group_failures
 from relay.store.replay import replay_event
-from relay.web.api import (
-    EVENT_ID,
-    check_token,
-    end_session,
-    preview_body,
-    start_session,
-)
+from relay.web.api import EVENT_ID, preview_body
+from relay.web.auth import check_token, end_session, start_session
 from relay.web.openapi import MAX_ID
+from relay.web.services import services
 
 console = Blueprint("console", __name__, url_prefix="/admin")
 _PHONE = re.compile(r"\+?\d[\d ()-]{6,}\d")
@@ -50,30 +44,18 @@ _EMAIL = re.compile(r"([\w.+-])[\w.+-]*(@[\w-]+(\.[\w-]+)+)")
 
 
 def init_app(app: Flask) -> None:
-    settings = app.extensions["relay"]["settings"]
+    settings = services(app).settings
     app.jinja_env.filters["when"] = utc_text
-    app.jinja_env.filters["mask"] = lambda text: _mask(text, settings.mask_pii)
+    app.jinja_env.filters["mask"] = lambda text: mask(text, settings.mask_pii)
     # App-wide, not the blueprint's: error pages of paths no view matched use base.html too.
     app.context_processor(_page_context)
     app.register_blueprint(console)
-
-
-def _relay() -> dict[str, Any]:
-    return current_app.extensions["relay"]
 
 
 def _page_context() -> dict[str, Any]:
     # Only a logged-in session has a CSRF token; an anonymous page sets no cookie at all.
     logged_in = g.get("auth") == "session"
     return {"logged_in": logged_in, "csrf": session.get("csrf", "") if logged_in else ""}
-
-
-def error_page(status: int, message: str, hint: str | None = None) -> Response:
-    """A console error (404, 400, 405...) as a page in the console's layout."""
-    response = current_app.make_response(
-        render_template("error.html", status=status, message=message, hint=hint))
-    response.status_code = status
-    return response
 
 
 @console.before_request
@@ -121,14 +103,14 @@ def events() -> Any:
     if before is not None and not 1 <= before <= MAX_ID:
         before = None  # no id is that large (or small): the first page
     phone = _phone_digits(filters["phone"], filters["mapping"]) if filters["phone"] else None
-    rows = _relay()["store"].events(status=filters["status"], mapping=filters["mapping"],
+    rows = services().store.events(status=filters["status"], mapping=filters["mapping"],
                                     phone=phone, since=since, before=before, limit=51)
     for row in rows:
         row["state"] = event_state(row)
         row["problem"] = event_problem(row)
     return render_template("events.html", events=rows[:50], more=len(rows) > 50,
                            filters={k: v for k, v in filters.items() if v},
-                           mappings=_relay()["registry"].names(), statuses=STATUSES)
+                           mappings=services().registry.names(), statuses=STATUSES)
 
 
 def _phone_digits(typed: str, mapping: str | None) -> str:
@@ -136,7 +118,7 @@ def _phone_digits(typed: str, mapping: str | None) -> str:
     person types a number: as they would dial it, e.g. 09822012345 with the trunk 0, finds
     919822012345. A number valid for the region of the filtered mapping (else of any loaded
     one) is searched by its national significant number; anything else by its digits."""
-    registry = _relay()["registry"]
+    registry = services().registry
     names = [mapping] if mapping else registry.names()
     regions = [m.phone.region for m in map(registry.get, names) if m is not None]
     for region in dict.fromkeys([*regions, None]):  # None: numbers typed with a +
@@ -151,7 +133,7 @@ def _phone_digits(typed: str, mapping: str | None) -> str:
 
 @console.get(f"/events/{EVENT_ID}")
 def event(event_id: int) -> Any:
-    found = _relay()["store"].event(event_id)
+    found = services().store.event(event_id)
     if found is None:
         abort(404, f"no event {event_id}")
     # The state the events list shows, not the raw status ("accepted" above a dead delivery).
@@ -161,7 +143,7 @@ def event(event_id: int) -> Any:
 
 @console.post(f"/events/{EVENT_ID}/replay")
 def replay(event_id: int) -> Any:
-    replayed = replay_event(_relay()["store"], _relay()["registry"].get, event_id, time.time())
+    replayed = replay_event(services().store, services().registry.get, event_id, time.time())
     flash(f"Event {event_id}: {replayed.message}", "ok" if replayed.ok else "error")
     return redirect(url_for("console.event", event_id=event_id))
 
@@ -169,14 +151,14 @@ def replay(event_id: int) -> Any:
 @console.get("/failures")
 def failures() -> Any:
     return render_template("failures.html",
-                           groups=group_failures(_relay()["store"].failures()))
+                           groups=group_failures(services().store.failures()))
 
 
 @console.post("/failures/replay")
 def replay_group() -> Any:
     ids = sorted({int(i) for i in request.form.getlist("event")
                   if re.fullmatch(r"[0-9]{1,19}", i) and 1 <= int(i) <= MAX_ID})
-    results = [replay_event(_relay()["store"], _relay()["registry"].get, i, time.time())
+    results = [replay_event(services().store, services().registry.get, i, time.time())
                for i in ids]
     failed = [r for r in results if not r.ok]
     flash(f"Replayed {len(results)} event(s); {len(failed)} with problems"
@@ -186,7 +168,7 @@ def replay_group() -> Any:
 
 @console.route("/playground", methods=["GET", "POST"])
 def playground() -> Any:
-    names = _relay()["registry"].names()
+    names = services().registry.names()
     form = {"mapping": request.form.get("mapping", names[0] if names else ""),
             "body": request.form.get("body", ""), "headers": request.form.get("headers", "")}
     result = None
@@ -196,7 +178,7 @@ def playground() -> Any:
 
 
 def _preview(form: dict[str, str]) -> dict[str, Any]:
-    mapping = _relay()["registry"].get(form["mapping"])
+    mapping = services().registry.get(form["mapping"])
     if mapping is None:
         return {"status": "failed", "errors": [{"field": "mapping", "message": "not found"}]}
     lines = (line.partition(":") for line in form["headers"].splitlines() if ":" in line)
@@ -204,7 +186,7 @@ def _preview(form: dict[str, str]) -> dict[str, Any]:
     return preview_body(mapping, form["body"].encode(), headers, {})
 
 
-def _mask(text: Any, enabled: bool) -> Any:
+def mask(text: Any, enabled: bool) -> Any:
     """Phone numbers to their last 4 digits, emails to their first letter and domain."""
     if not enabled or not isinstance(text, str):
         return text

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import http
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -30,6 +29,8 @@ from relay.sources.redact import redact
 from relay.sources.registry import Registry
 from relay.store import Store
 from relay.web import metrics
+from relay.web.errors import error_body
+from relay.web.limits import RateLimit
 
 PREFIX = "/hooks/"
 DEFAULT_PRESET = Preset()
@@ -46,7 +47,7 @@ class Intake:
         self.settings = settings
         self.store = store
         self.registry = registry
-        self._unverified = MinuteLimit(settings.unverified_limit)
+        self._unverified = RateLimit(settings.unverified_limit, 60.0)
 
     def __call__(self, environ: dict[str, Any],
                  start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -89,9 +90,9 @@ class Intake:
         (a sender such as Typeform disables a webhook that gets a 404)."""
         broken = self.registry.broken_error(name)
         if broken:
-            return 503, {"error": f"/hooks/{name} cannot serve: its mapping file does not load",
-                         "hint": f"fix {broken}; the file is loaded again when it changes, "
-                                 "and the sender's retries are then accepted"}, 60
+            return 503, error_body(f"/hooks/{name} cannot serve: its mapping file does not load",
+                                   f"fix {broken}; the file is loaded again when it changes, "
+                                   "and the sender's retries are then accepted"), 60
         raise InboundError(f"no mapping named {name!r}", 404,
                            f"add {self._shown(f'{name}.yaml')} to serve /hooks/{name}")
 
@@ -105,15 +106,15 @@ class Intake:
     def _receive(self, mapping: Mapping,
                  environ: dict[str, Any]) -> tuple[int, dict, int | None]:
         if mapping.locked:
-            return 503, {"error": f"/hooks/{mapping.name} is not ready: {mapping.locked}",
-                         "hint": "set it in the relay's environment and restart; the sender's "
-                                 "retries will then be accepted"}, 60
-        if not mapping.source.verifies(mapping) and (wait := self._unverified.over(
-                mapping.name, time.time())):
-            return 429, {"error": f"/hooks/{mapping.name} verifies nothing, so it takes at "
-                                  f"most {self.settings.unverified_limit} webhooks a minute",
-                         "hint": "add verification to the mapping (docs/sources.md), or raise "
-                                 "RELAY_UNVERIFIED_LIMIT"}, wait
+            return 503, error_body(f"/hooks/{mapping.name} is not ready: {mapping.locked}",
+                                   "set it in the relay's environment and restart; the "
+                                   "sender's retries will then be accepted"), 60
+        if not mapping.source.verifies(mapping) and (wait := self._unverified.take(
+                mapping.name)):
+            return 429, error_body(f"/hooks/{mapping.name} verifies nothing, so it takes at "
+                                   f"most {self.settings.unverified_limit} webhooks a minute",
+                                   "add verification to the mapping (docs/sources.md), or "
+                                   "raise RELAY_UNVERIFIED_LIMIT"), wait
         raw = self._read_body(environ)
         headers = {k.lower(): v for k, v in EnvironHeaders(environ).items()}
         query: dict[str, Any] = {}
@@ -138,11 +139,11 @@ class Intake:
                 answer["errors"] = errors
             return 202, answer, None
         if receipt.status == "failed":
-            answer["error"] = "the webhook could not be mapped: " + "; ".join(
-                f"{e['field']}: {e['message']}" for e in errors)
-            answer["errors"] = errors
-            answer["hint"] = (f"fix the webhook or {self._shown(Path(mapping.file).name)}; the "
-                              f"event is stored: `relay replay {receipt.event_id}` maps it again")
+            answer.update(error_body(
+                "the webhook could not be mapped: " + "; ".join(
+                    f"{e['field']}: {e['message']}" for e in errors),
+                f"fix the webhook or {self._shown(Path(mapping.file).name)}; the event is "
+                f"stored: `relay replay {receipt.event_id}` maps it again", errors=errors))
             return 422, answer, None
         if receipt.status == "skipped":
             answer["reason"] = result.skipped
@@ -183,35 +184,13 @@ class Intake:
             log.warning("refused mapping=%s: %s (more of this kind this minute are counted "
                         "in the failures inbox, not logged)", name, exc.reason)
         if isinstance(exc, InboundError):
-            return exc.status, {"error": str(exc), **({"hint": exc.hint} if exc.hint else {})}, None
+            return exc.status, error_body(str(exc), exc.hint), None
         if isinstance(exc, StoreUnavailable):
             log.error("database write failed: %s", exc)
-            return 503, {"error": "the webhook could not be stored right now",
-                         "hint": "retry later; nothing was accepted"}, 5
+            return 503, error_body("the webhook could not be stored right now",
+                                   "retry later; nothing was accepted"), 5
         log.exception("unexpected error")
-        return 500, {"error": "internal error; the relay's log has the details"}, None
-
-
-class MinuteLimit:
-    """At most `limit` requests per name and minute (of the clock), in this process."""
-
-    def __init__(self, limit: int):
-        self.limit = limit
-        self._lock = threading.Lock()
-        self._minute = -1
-        self._counts: dict[str, int] = {}
-
-    def over(self, name: str, now: float) -> int | None:
-        """Count a request; None while under the limit, else the seconds to wait."""
-        minute = int(now // 60)
-        with self._lock:
-            if minute != self._minute:
-                self._minute, self._counts = minute, {}
-            count = self._counts.get(name, 0)
-            if count >= self.limit:
-                return max(1, int((minute + 1) * 60 - now))
-            self._counts[name] = count + 1
-        return None
+        return 500, error_body("internal error; the relay's log has the details"), None
 
 
 def _too_large(limit: int) -> BodyError:

@@ -1,5 +1,5 @@
 """The OpenAPI document of /api (served at /api/openapi.json); tests check the API against it
-(tests/test_admin.py by hand, tests/test_api_schema.py with schemathesis)."""
+(tests/unit/web/test_api.py by hand, test_openapi.py with schemathesis)."""
 
 from __future__ import annotations
 

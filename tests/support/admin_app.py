@@ -1,5 +1,5 @@
 """An app with the console and API on, over SQLite in a temporary folder: for the tests of
-/admin and /api (test_console_auth.py, test_console_pages.py, test_api_input.py, ...)."""
+/admin and /api (test_auth.py, test_console.py, test_api.py, ...)."""
 
 from __future__ import annotations
 

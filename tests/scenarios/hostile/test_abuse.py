@@ -3,6 +3,7 @@ malformed input that got a 5xx. Each test is named after the behaviour that fail
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -14,6 +15,7 @@ import pytest
 
 from relay.config import Settings
 from relay.errors import BodyError, MappingLoadError, SignatureError
+from relay.logs import configure_logging
 from relay.mapping import evaluate_raw
 from relay.mapping.load import load_file
 from relay.sources import PRESETS, Inbound
@@ -288,8 +290,13 @@ class TestMappingsAndLogs:
         path.unlink()
         assert client.post("/hooks/late", json={"phone": "+919812345678"}).status_code == 404
 
-    def test_a_newline_in_the_mapping_name_cannot_forge_a_log_line(self, relay, caplog):
-        """Control characters in logged values are escaped: one request, one line."""
+    def test_a_newline_in_the_mapping_name_cannot_forge_a_log_line(self, relay, caplog,
+                                                                    request):
+        """Control characters in logged values are escaped: one request, one line, with the
+        logging the web server sets up (create_app leaves logging alone)."""
+        request.addfinalizer(functools.partial(logging.setLogRecordFactory,
+                                               logging.getLogRecordFactory()))
+        configure_logging()
         client, _ = relay()
         caplog.set_level(logging.INFO, "relay.inbound")
         client.post("/hooks/x%0A2026-12-01 INFO relay.inbound forged%0D", json={})

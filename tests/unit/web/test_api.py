@@ -1,97 +1,25 @@
-"""/api and /admin: off without RELAY_ADMIN_TOKEN, and behind it when set."""
+"""/api: events, replays, the failures inbox and previews as JSON, with the admin token;
+and what it answers to input the review found answered 500 or misread: ids too large for the
+database, bodies of the wrong shape, limits outside 1..500, and methods a path does not take.
+Who may call it is test_auth.py's."""
 
 from __future__ import annotations
 
 import pytest
+from jsonschema import Draft202012Validator
 
-from relay.config import Settings
-from relay.sources.registry import Registry
-from relay.store import open_store
-from relay.web.app import create_app
-
-pytestmark = pytest.mark.reliability
-
-TOKEN = "admin-token-for-tests-0123456789"
-PATHS = ["/api/events", "/api/events/1", "/api/nothing-here", "/admin", "/admin/events/1"]
+from tests.support.admin_app import BEARER, make_admin
 
 
 @pytest.fixture
-def make_client(tmp_path, write_mapping):
-    folder = write_mapping(name="leads").parent
-
-    def make(token=""):
-        url = f"sqlite:///{tmp_path / 'relay.db'}"
-        store = open_store(url)
-        store.upgrade()
-        registry = Registry(folder)
-        registry.load()
-        app = create_app(Settings(database_url=url, mappings=str(folder), admin_token=token),
-                         store=store, registry=registry)
-        return app.test_client()
-
-    return make
+def admin(tmp_path):
+    return make_admin(tmp_path)
 
 
-@pytest.mark.parametrize("path", PATHS)
-def test_off_without_a_token(make_client, path):
-    """With no token configured, every admin path is 404 and says how to turn it on."""
-    response = make_client().get(path)
-    assert response.status_code == 404
-    assert response.get_json()["hint"] == "set RELAY_ADMIN_TOKEN to turn them on"
-
-
-BAD_HEADERS = [None, "Bearer", "Bearer wrong", f"Basic {TOKEN}", f"Bearer {TOKEN}x",
-               "Bearer " + TOKEN[:-1]]
-
-
-@pytest.mark.parametrize("path", [p for p in PATHS if p.startswith("/api")])
-@pytest.mark.parametrize("header", BAD_HEADERS)
-def test_a_token_is_required_for_the_api(make_client, path, header):
-    """Without the right bearer token: 401, whatever the API path."""
-    headers = {"Authorization": header} if header else {}
-    response = make_client(TOKEN).get(path, headers=headers)
-    assert response.status_code == 401
-    assert response.headers["WWW-Authenticate"] == "Bearer"
-
-
-@pytest.mark.parametrize("path", [p for p in PATHS if p.startswith("/admin")])
-@pytest.mark.parametrize("header", BAD_HEADERS)
-def test_the_console_asks_to_log_in(make_client, path, header):
-    """Without a session or the right token, console pages send to the login form."""
-    headers = {"Authorization": header} if header else {}
-    response = make_client(TOKEN).get(path, headers=headers)
-    assert response.status_code == 302
-    assert response.headers["Location"].startswith("/admin/login?next=")
-
-
-def test_login_with_the_token_only(make_client):
-    """The login form takes the token and nothing else; a session then opens the console."""
-    client = make_client(TOKEN)
-    wrong = client.post("/admin/login", data={"token": "nope"})
-    assert wrong.status_code == 200
-    assert b"That is not the admin token." in wrong.data
-    assert client.get("/admin/").status_code == 302
-    ok = client.post("/admin/login", data={"token": TOKEN, "next": "https://evil.example/"})
-    assert ok.headers["Location"] == "/admin/"
-    cookie = ok.headers["Set-Cookie"]
-    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
-    assert "Secure" in client.post("/admin/login", data={"token": TOKEN},
-                                   base_url="http://relay.example.com").headers["Set-Cookie"]
-    assert client.get("/admin/").status_code == 200
-    assert client.get("/api/events").status_code == 200  # the session works for the API too
-
-
-def test_forms_need_the_csrf_token(make_client):
-    """A POST without the page's CSRF token is refused."""
-    client = make_client(TOKEN)
-    client.post("/admin/login", data={"token": TOKEN})
-    assert client.post("/admin/events/1/replay", data={}).status_code == 400
-
-
-def test_the_api_with_the_token(make_client):
+def test_the_api_with_the_token(admin):
     """With the token, events can be listed and read as JSON."""
-    client = make_client(TOKEN)
-    auth = {"Authorization": f"Bearer {TOKEN}"}
+    client = admin.client()
+    auth = BEARER
     posted = client.post("/hooks/leads", json={"phone": "+919812345678"})
     event_id = posted.get_json()["event_id"]
     listed = client.get("/api/events?status=pending", headers=auth).get_json()["events"]
@@ -102,18 +30,10 @@ def test_the_api_with_the_token(make_client):
     assert client.get("/api/events?status=weird", headers=auth).status_code == 400
 
 
-def test_hooks_need_no_token(make_client):
-    """Senders never need the admin token."""
-    response = make_client(TOKEN).post("/hooks/leads", json={"phone": "+919812345678"})
-    assert response.status_code == 202
-
-
-def test_the_api_matches_its_openapi_document(make_client):
+def test_the_api_matches_its_openapi_document(admin):
     """Every operation in /api/openapi.json answers as its response schema says."""
-    from jsonschema import Draft202012Validator
-
-    client = make_client(TOKEN)
-    auth = {"Authorization": f"Bearer {TOKEN}"}
+    client = admin.client()
+    auth = BEARER
     client.post("/hooks/leads", json={"phone": "+919812345678"})
     client.post("/hooks/leads", json={"phone": "nope"})
     document = client.get("/api/openapi.json", headers=auth).get_json()
@@ -141,24 +61,112 @@ def test_the_api_matches_its_openapi_document(make_client):
     assert failures[0]["reason"] == "missing or invalid phone"
 
 
-def test_pii_masking(make_client, tmp_path, write_mapping):
-    """RELAY_MASK_PII masks phone numbers and emails on the console's pages."""
-    from relay.web.console import _mask
+HUGE = "9" * 20  # more than a 64-bit integer holds
 
-    assert _mask("call +91 98123 45678 or asha@example.com", True) == (
-        "call •••••••••••5678 or a•••@example.com")
-    assert _mask("asha@example.com", False) == "asha@example.com"
-    folder = write_mapping(name="leads").parent
-    url = f"sqlite:///{tmp_path / 'masked.db'}"
-    store = open_store(url)
-    store.upgrade()
-    registry = Registry(folder)
-    registry.load()
-    client = create_app(Settings(database_url=url, mappings=str(folder), admin_token=TOKEN,
-                                 mask_pii=True), store=store, registry=registry).test_client()
-    event_id = client.post("/hooks/leads", json={"phone": "+919812345678"}).get_json()["event_id"]
-    client.post("/admin/login", data={"token": TOKEN})
-    page = client.get(f"/admin/events/{event_id}").get_data(as_text=True)
-    assert "919812345678" not in page
-    assert "•5678" in page
-    store.dispose()
+
+def test_an_event_id_too_large_for_the_database_is_not_found(admin):
+    client = admin.client()
+    for answer in (client.get(f"/api/events/{HUGE}", headers=BEARER),
+                   client.post(f"/api/events/{HUGE}/replay", headers=BEARER),
+                   client.get(f"/api/events/{2**63}", headers=BEARER)):
+        assert answer.status_code == 404
+        assert answer.is_json and "error" in answer.get_json()
+    browser = admin.logged_in()
+    page = browser.get(f"/admin/events/{HUGE}")
+    assert page.status_code == 404 and page.mimetype == "text/html"
+    assert browser.post(f"/admin/events/{HUGE}/replay",
+                        data={"csrf": admin.csrf(browser)}).status_code == 404
+    replayed = browser.post("/admin/failures/replay",
+                            data={"csrf": admin.csrf(browser), "event": [HUGE, "²"]})
+    assert replayed.status_code == 302  # nothing to replay, nothing broken
+
+
+def test_replaying_an_unknown_event_is_not_found(admin):
+    answer = admin.client().post("/api/events/999/replay", headers=BEARER)
+    assert answer.status_code == 404
+    assert answer.get_json() == {"error": "no event 999"}
+
+
+def test_a_page_before_a_huge_id_is_the_first_page(admin):
+    event_id = admin.client().post("/hooks/leads", json={"phone": "+919812345678"}).get_json()[
+        "event_id"]
+    browser = admin.logged_in()
+    for before in (HUGE, "-5", "0"):
+        page = browser.get(f"/admin/?before={before}")
+        assert page.status_code == 200
+        assert f'href="/admin/events/{event_id}"' in page.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ({"dead": True, "mapping": {"a": 1}}, "mapping must be a string: the name of a mapping"),
+    ({"dead": "yes"}, "dead and failed must be true or false"),
+    ({"failed": 1}, "dead and failed must be true or false"),
+    ({"dead": True, "mappings": "leads"}, "unknown key(s) 'mappings'"),
+    ({}, "say what to replay"),
+    ({"dead": False}, "say what to replay"),
+    ([True], "send a JSON object"),
+])
+def test_replay_takes_booleans_and_a_mapping_name(admin, body, message):
+    answer = admin.client().post("/api/replay", json=body, headers=BEARER)
+    assert answer.status_code == 400
+    assert answer.get_json()["error"].startswith(message)
+    assert answer.get_json()["hint"]
+
+
+@pytest.mark.parametrize("body", [
+    {"mapping": "leads", "headers": {"X-Count": 1}},
+    {"mapping": "leads", "headers": ["Content-Type: application/json"]},
+    {"mapping": "leads", "query": {"page": ["1", "2"]}},
+    {"mapping": "leads", "query": {"page": None}},
+])
+def test_preview_headers_and_query_are_objects_of_strings(admin, body):
+    answer = admin.client().post("/api/preview", json=body, headers=BEARER)
+    assert answer.status_code == 400
+    assert answer.get_json()["error"] == "headers and query are objects of strings"
+
+
+def test_preview_body_and_mapping_are_strings(admin):
+    for body, message in (({"mapping": "leads", "body": {"phone": "1"}}, "body must be"),
+                          ({"mapping": 7}, "mapping must be a string")):
+        answer = admin.client().post("/api/preview", json=body, headers=BEARER)
+        assert answer.status_code == 400
+        assert answer.get_json()["error"].startswith(message)
+
+
+def test_a_preview_of_a_body_that_cannot_be_parsed_fails_saying_why(admin):
+    answer = admin.client().post("/api/preview", json={"mapping": "leads", "body": "{nope"},
+                                 headers=BEARER)
+    assert answer.status_code == 200
+    preview = answer.get_json()
+    assert preview["status"] == "failed" and preview["requests"] == []
+    assert preview["errors"][0]["field"] == "body"
+
+
+@pytest.mark.parametrize("limit", ["-1", "0", "501", "ten", "1.5"])
+def test_limit_outside_1_to_500_is_refused(admin, limit):
+    for _ in range(3):
+        admin.client().post("/hooks/leads", json={"phone": "+919812345678"})
+    answer = admin.client().get(f"/api/events?limit={limit}", headers=BEARER)
+    assert answer.status_code == 400
+    assert answer.get_json()["error"] == "limit must be a whole number from 1 to 500"
+
+
+def test_limit_within_1_to_500_is_taken(admin):
+    for phone in ("+919812345678", "+919812345679"):
+        admin.client().post("/hooks/leads", json={"phone": phone})
+    for limit, count in (("1", 1), ("500", 2)):
+        events = admin.client().get(f"/api/events?limit={limit}", headers=BEARER).get_json()
+        assert len(events["events"]) == count
+
+
+def test_405_answers_name_the_allowed_methods(admin):
+    client = admin.client()
+    api = client.delete("/api/events", headers=BEARER)
+    assert api.status_code == 405
+    assert set(api.headers["Allow"].split(", ")) >= {"GET"}
+    assert api.get_json()["error"]
+    health = client.post("/healthz")
+    assert health.status_code == 405 and "GET" in health.headers["Allow"]
+    page = admin.logged_in().delete("/admin/failures")
+    assert page.status_code == 405 and "GET" in page.headers["Allow"]
+    assert page.mimetype == "text/html"

@@ -1,5 +1,5 @@
 """The console's pages: an event's headline and attempt counts, error pages, and the phone
-filter."""
+filter, and the masking of personal data."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from relay.web.console import mask
 from tests.support.admin_app import BEARER, make_admin
 
 
@@ -84,3 +85,28 @@ def test_the_phone_filter_finds_a_number_as_a_person_types_it(admin, typed):
         page = browser.get("/admin/", query_string=query).get_data(as_text=True)
         assert f'href="/admin/events/{wanted}"' in page
         assert f'href="/admin/events/{other}"' not in page
+
+
+def test_forms_need_the_csrf_token(admin):
+    """A POST without the page's CSRF token is refused."""
+    client = admin.logged_in()
+    assert client.post("/admin/events/1/replay", data={}).status_code == 400
+
+
+class TestMask:
+    def test_phones_keep_their_last_four_digits_and_emails_their_first_letter(self):
+        assert mask("call +91 98123 45678 or asha@example.com", True) == (
+            "call •••••••••••5678 or a•••@example.com")
+
+    def test_off_it_changes_nothing(self):
+        assert mask("asha@example.com", False) == "asha@example.com"
+        assert mask(None, True) is None  # not text: as it is
+
+    def test_relay_mask_pii_masks_the_console_pages(self, tmp_path):
+        """RELAY_MASK_PII masks phone numbers on the console's pages."""
+        admin = make_admin(tmp_path, mask_pii=True)
+        event_id = admin.client().post("/hooks/leads",
+                                       json={"phone": "+919812345678"}).get_json()["event_id"]
+        page = admin.logged_in().get(f"/admin/events/{event_id}").get_data(as_text=True)
+        assert "919812345678" not in page
+        assert "•5678" in page

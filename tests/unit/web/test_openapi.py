@@ -1,4 +1,4 @@
-"""schemathesis against the OpenAPI document of /api (relay/openapi.py, served at
+"""schemathesis against the OpenAPI document of /api (relay/web/openapi.py, served at
 /api/openapi.json), in process: every operation, with data the document allows and data it
 does not, must answer as the document says (no 500; documented status codes, headers and
 bodies; 405 with Allow; invalid input refused, valid input accepted; auth enforced).
@@ -14,8 +14,9 @@ import hypothesis
 import pytest
 import schemathesis
 
-from relay.web.api import FailureLimit
+from relay.web.limits import RateLimit
 from relay.web.openapi import OPENAPI
+from relay.web.services import services
 from tests.support.admin_app import BEARER, TOKEN, make_admin
 
 MAPPING = """
@@ -59,8 +60,8 @@ schema.app = APP
 def admin(tmp_path_factory):
     admin = make_admin(tmp_path_factory.mktemp("api-schema"), MAPPING)
     # schemathesis sends wrong tokens on purpose (to see that auth is enforced); the limit
-    # on them is tested in test_console_auth.py and must not turn this run into 429s.
-    admin.app.extensions["relay"]["failure_limit"] = FailureLimit(limit=10**9)
+    # on them is tested in test_auth.py and must not turn this run into 429s.
+    services(admin.app).login_limit = RateLimit(10**9)
     APP.app = admin.app
     hooks = admin.client()
     # Event 1 failed its mapping (id 1 is the smallest the document allows: tried first),

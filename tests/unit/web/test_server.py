@@ -3,12 +3,13 @@
 Sixty-four connections that trickle a request, a byte at a time, must not keep a webhook
 from being answered at once, by `relay serve` as it ships and by the Procfile's web command;
 a request that does not arrive whole within RELAY_REQUEST_TIMEOUT is dropped; `relay serve`
-refuses a port in use before it starts anything.
+refuses a port in use before it starts anything; the worker class sets up logging.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 import shlex
 import socket
 import sys
@@ -189,6 +190,10 @@ def test_the_procfile_web_command_answers_under_a_second_while_128_clients_trick
     finally:
         code = web.stop()
     assert code == 0, web.output()[-3000:]
+    # The worker class set up the relay's logging before the app loaded (create_app does
+    # not): one formatted line per webhook, and what the app said while loading.
+    assert re.search(r"^\S+ \S+ INFO relay\.inbound inbound mapping=slow status=202 ",
+                     web.output(), re.M), web.output()[-3000:]
 
 
 def test_a_request_that_does_not_arrive_within_the_timeout_is_dropped(tmp_path):
