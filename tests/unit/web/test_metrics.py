@@ -67,7 +67,7 @@ def test_without_the_database_the_queue_gauges_are_left_out():
         def queue_stats(self, now: float) -> tuple[int, float, int]:
             raise StoreUnavailable("the database is unavailable: down")
 
-    body, content_type = metrics.render(Down())  # type: ignore[arg-type]
+    body, content_type = metrics.render(Down(), False)  # type: ignore[arg-type]
     names = {name for name, _ in _samples(body.decode())}
     assert "relay_queue_depth" not in names
     assert "python_info" in names  # the process's own metrics
