@@ -10,7 +10,7 @@ import click
 
 from relay.config import Settings, parse_duration, parse_since
 from relay.errors import RelayError
-from relay.mapping.load import load_folder
+from relay.sources import load_folder
 from relay.store import Store
 from relay.store.history import (
     STATUSES,

@@ -388,4 +388,4 @@ class Worker:
     def _target(self, mapping_name: str) -> Engati:
         mapping = self.registry.get(mapping_name)
         # A mapping removed since the event arrived: the environment's bot still gets it.
-        return mapping.engati if mapping else engati_settings({}, os.environ)
+        return mapping.mapping.engati if mapping else engati_settings({}, os.environ)

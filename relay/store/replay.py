@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from relay.errors import BodyError
-from relay.mapping import Mapping, evaluate_raw
+from relay.sources import Endpoint, evaluate_raw
 from relay.store import Store
 
 
@@ -24,7 +24,7 @@ class Replayed:
         return {"event_id": self.event_id, "ok": self.ok, "message": self.message}
 
 
-def replay_event(store: Store, find: Callable[[str], Mapping | None], event_id: int,
+def replay_event(store: Store, find: Callable[[str], Endpoint | None], event_id: int,
                  now: float) -> Replayed:
     event = store.event(event_id)
     if event is None:
