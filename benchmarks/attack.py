@@ -30,6 +30,7 @@ import argparse
 import base64
 import collections
 import contextlib
+import functools
 import hashlib
 import hmac
 import json
@@ -50,10 +51,10 @@ from pathlib import Path
 from typing import Any
 
 import phonenumbers
+import yaml
 from harness import HERE, answers, free_port, start_standin, stats, stop, wait_until
 
-from relay.mapping.load import load_file
-from relay.sources import Inbound
+from relay.sources import Endpoint, Inbound, load_endpoint
 from relay.sources import hubspot as hubspot_source
 from relay.sources import standard_webhooks as sw_source
 from relay.sources.base import TimestampedPreset
@@ -137,6 +138,18 @@ _K = [
     0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
     0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
     0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2]
+
+
+@functools.cache
+def _verify_options(file: str) -> dict[str, Any]:
+    options = yaml.safe_load(Path(file).read_text(encoding="utf-8")).get("verify")
+    return options if isinstance(options, dict) else {}
+
+
+def verify_options(endpoint: Endpoint) -> dict[str, Any]:
+    """A generic mapping's `verify:` options as its file writes them ({} for other kinds):
+    the attacker reads the file the integrator wrote, not the relay's compiled form."""
+    return _verify_options(endpoint.file)
 
 
 def _rotr(x: int, n: int) -> int:
@@ -385,7 +398,7 @@ class Attack:
              person: str = "Asha") -> tuple[bytes, str, list[tuple[str, str]]]:
         """A webhook as `name`'s sender would post it: (raw, content type, headers)."""
         digits = int(hashlib.sha256(uid.encode()).hexdigest()[:12], 16)
-        preset = self.maps[name].source.name
+        preset = self.maps[name].preset.name
         headers: list[tuple[str, str]] = []
         if preset == "typeform":
             obj: Any = {
@@ -485,7 +498,7 @@ class Attack:
                 '</notifications></soapenv:Body></soapenv:Envelope>').encode()
 
     def sf_org(self) -> str:
-        sf = [m for m in self.maps.values() if m.source.name == "salesforce"]
+        sf = [m for m in self.maps.values() if m.preset.name == "salesforce"]
         return sf[0].organizations[0] if sf and sf[0].organizations else "00D5g000004XyZ1EAC"
 
     # --- signing --------------------------------------------------------------------------
@@ -497,13 +510,13 @@ class Attack:
         if not mapping.secrets and secret is None:
             return [], target
         now = time.time() if now is None else now
-        if mapping.source.name == "standard-webhooks":  # its message id is the time in ms
+        if mapping.preset.name == "standard-webhooks":  # its message id is the time in ms
             ms = int(now * 1000)
             if ms <= self._last_msg_ms:
                 now = (self._last_msg_ms + 1) / 1000
                 ms = self._last_msg_ms + 1
             self._last_msg_ms = ms
-        headers, query = mapping.source.sign(secret or mapping.secrets[0], mapping,
+        headers, query = mapping.preset.sign(secret or mapping.secrets[0], mapping,
                                              Inbound(raw, {}, {}, method, self.url(target)), now)
         if query:
             target += ("&" if "?" in target else "?") + urllib.parse.urlencode(query)
@@ -578,14 +591,14 @@ class Attack:
     # --- the attacks ----------------------------------------------------------------------
 
     def signed_names(self) -> list[str]:
-        return [n for n, m in self.maps.items() if m.source.verifies(m) and m.secrets]
+        return [n for n, m in self.maps.items() if m.preset.verifies(m) and m.secrets]
 
     def body_signed_names(self) -> list[str]:
         """Mappings whose signature covers the body (token and org checks do not)."""
         return [n for n in self.signed_names()
-                if self.maps[n].source.name not in ("jotform", "salesforce")
-                and not (self.maps[n].source.name == "generic"
-                         and self.maps[n].verify.get("type") != "hmac")]
+                if self.maps[n].preset.name not in ("jotform", "salesforce")
+                and not (self.maps[n].preset.name == "generic"
+                         and verify_options(self.maps[n]).get("type") != "hmac")]
 
     def run_genuine(self) -> None:
         for name in self.maps:
@@ -629,7 +642,7 @@ class Attack:
             # The same bytes with unsigned headers changed: the dedup id some presets read
             # from a header the signature does not cover.
             id_header = {"shopify": "X-Shopify-Webhook-Id", "razorpay": "X-Razorpay-Event-Id",
-                         "github": "X-GitHub-Delivery"}.get(mapping.source.name)
+                         "github": "X-GitHub-Delivery"}.get(mapping.preset.name)
             if id_header:
                 changed = [(k, f"{v}-replayed") if k == id_header else (k, v)
                            for k, v in headers]
@@ -648,7 +661,7 @@ class Attack:
         """Standard Webhooks sent with svix-* headers, replayed with a webhook-id of the
         attacker's choosing (read first for the dedup id, never signed in that case)."""
         for name in [n for n in self.signed_names()
-                     if self.maps[n].source.name == "standard-webhooks"]:
+                     if self.maps[n].preset.name == "standard-webhooks"]:
             phone, tag = self.phone(), self.tag()
             self.replay_phones[phone.lstrip("+")] = f"{name}: svix replays"
             raw, ctype, _headers = self.body(name, phone, tag)
@@ -679,17 +692,17 @@ class Attack:
         now = time.time()
         for name in self.signed_names():
             mapping = self.maps[name]
-            preset = mapping.source
+            preset = mapping.preset
             kind = ("timestamped" if isinstance(preset, TimestampedPreset) else preset.name)
-            if preset.name == "generic" and (mapping.verify or {}).get("timestamp_header"):
+            if preset.name == "generic" and verify_options(mapping).get("timestamp_header"):
                 kind = "generic-ts"
             if kind not in ("timestamped", "hubspot", "standard-webhooks", "generic-ts"):
                 continue
             secret = mapping.secrets[0]
             target = f"/hooks/{name}"
             url = self.url(target)
-            tolerance = getattr(preset, "tolerance", None) or (
-                mapping.verify or {}).get("tolerance") or 300
+            tolerance = getattr(preset, "tolerance", None) or verify_options(mapping).get(
+                "tolerance") or 300
             variants = self.timestamp_variants(now)
             # A signature with the timestamp a little inside and outside the window.
             variants += [("inside-window", str(int(now - tolerance + 30))),
@@ -715,7 +728,7 @@ class Attack:
                            ("webhook-signature",
                             "v1," + sw_source._signature(secret, msg_id, stamp, raw))]
                 else:
-                    verify = mapping.verify
+                    verify = verify_options(mapping)
                     message = verify.get("signed", "{body}").replace("{timestamp}", stamp)
                     head, _, tail = message.partition("{body}")
                     digest = hmac.new(secret.encode(), head.encode() + raw + tail.encode(),
@@ -731,7 +744,7 @@ class Attack:
 
     def run_hubspot_url(self) -> None:
         """HubSpot v3 signs the URL: another query, host or method is another request."""
-        for name in [n for n in self.signed_names() if self.maps[n].source.name == "hubspot"]:
+        for name in [n for n in self.signed_names() if self.maps[n].preset.name == "hubspot"]:
             raw, ctype, _ = self.body(name, FORGED_PHONE, self.tag())
             sig, _ = self.sign(name, raw, f"/hooks/{name}?a=1")
             self.post("replay", "hubspot-v3-other-query", name, raw, ctype, sign_headers=sig,
@@ -752,7 +765,7 @@ class Attack:
         group = "forged"
         for name in self.signed_names():
             mapping = self.maps[name]
-            preset = mapping.source.name
+            preset = mapping.preset.name
             for case, mutate in self.forgeries(name):
                 tag = self.tag()
                 # These carry the genuine signature next to a forged one: accepting them is
@@ -773,7 +786,7 @@ class Attack:
                 wrong = self.secret_for("WRONG_SECRET", preset)
                 if ":" in mapping.secrets[0]:
                     wrong = "atkuser:" + wrong
-                headers_, query = mapping.source.sign(
+                headers_, query = mapping.preset.sign(
                     wrong, mapping, Inbound(raw, {}, {}, "POST", self.url(f"/hooks/{name}")),
                     time.time())
                 target = f"/hooks/{name}" + (
@@ -788,8 +801,8 @@ class Attack:
     def forgeries(self, name: str) -> list[tuple[str, Any]]:
         """(case, mutate(raw, sig, target) -> (raw, sig, target)) for a signed mapping."""
         mapping = self.maps[name]
-        preset = mapping.source.name
-        verify = mapping.verify if isinstance(mapping.verify, dict) else {}
+        preset = mapping.preset.name
+        verify = verify_options(mapping)
         missing = ("missing-signature", lambda r, s, t: (r, [], t.split("?")[0]))
         if preset == "jotform" or (verify.get("type") == "token" and "query" in verify):
             key = "token" if preset == "jotform" else verify["query"]
@@ -905,7 +918,7 @@ class Attack:
 
     def run_salesforce(self) -> None:
         group = "salesforce"
-        for name in [n for n, m in self.maps.items() if m.source.name == "salesforce"]:
+        for name in [n for n, m in self.maps.items() if m.preset.name == "salesforce"]:
             org = self.sf_org()
 
             def post(case: str, raw: bytes, expect: Any = REFUSED, may_store: Any = False,
@@ -1020,7 +1033,7 @@ class Attack:
 
     def run_hubspot_legacy(self) -> None:
         group = "hubspot-legacy"
-        for name in [n for n in self.signed_names() if self.maps[n].source.name == "hubspot"]:
+        for name in [n for n in self.signed_names() if self.maps[n].preset.name == "hubspot"]:
             mapping = self.maps[name]
             secret = mapping.secrets[0]
             legacy = mapping.legacy_signatures
@@ -1082,7 +1095,7 @@ class Attack:
 
     def run_token_mappings(self) -> None:
         """Jotform and generic tokens: a genuine token with a few twists."""
-        for name in [n for n in self.signed_names() if self.maps[n].source.name == "jotform"]:
+        for name in [n for n in self.signed_names() if self.maps[n].preset.name == "jotform"]:
             tag = self.tag()
             raw, ctype, _ = self.body(name, FORGED_PHONE, tag)
             _, _target = self.sign(name, raw, f"/hooks/{name}")
@@ -1117,7 +1130,7 @@ class Attack:
         group = "content-type"
         for name in self.signed_names():
             mapping = self.maps[name]
-            types = mapping.source.content_types
+            types = mapping.preset.content_types
             if types is None:
                 continue
             boundary = "multipart/form-data; boundary=xyz"
@@ -1206,8 +1219,8 @@ class Attack:
                          "many-keys", "truncated-json"}
         for name in names:
             mapping = self.maps[name]
-            preset = mapping.source.name
-            ctype = (mapping.source.content_types or ("application/json",))[0]
+            preset = mapping.preset.name
+            ctype = (mapping.preset.content_types or ("application/json",))[0]
             if preset == "jotform":
                 ctype = "multipart/form-data; boundary=xyz"
             for case, raw in malformed:
@@ -1216,7 +1229,7 @@ class Attack:
                 body_ctype = "application/x-www-form-urlencoded" if case == "form-bomb" else ctype
                 if case == "deep-xml-10000":
                     body_ctype = "text/xml" if preset in ("generic", "salesforce") else ctype
-                signed = mapping.source.verifies(mapping) and preset != "salesforce"
+                signed = mapping.preset.verifies(mapping) and preset != "salesforce"
                 if signed:
                     # Jotform's multipart parser reads anything as some fields: stored as
                     # failed, which a token-holder may do.
@@ -1228,13 +1241,13 @@ class Attack:
                         self.post(group, f"forged-{case}", name, raw, body_ctype,
                                   signed=False, expect={401, 400, 413, 415})
                 else:  # unverified and Salesforce: everyone reaches the parser
-                    unverified = not mapping.source.verifies(mapping)
+                    unverified = not mapping.preset.verifies(mapping)
                     self.post(group, f"unsigned-{case}", name, raw, body_ctype, signed=False,
                               expect={400, 401, 413, 415, 429} | (
                                   STORED if unverified else set()),
                               may_store="either" if unverified else False)
         # Multipart bombs for Jotform, with the right token (parsed after verification).
-        for name in [n for n in self.signed_names() if self.maps[n].source.name == "jotform"]:
+        for name in [n for n in self.signed_names() if self.maps[n].preset.name == "jotform"]:
             parts = b"".join(b"--b\r\nContent-Disposition: form-data; name=\"f%d\"\r\n\r\nx\r\n"
                              % i for i in range(5000)) + b"--b--\r\n"
             self.post(group, "signed-multipart-5000-parts", name, parts,
@@ -1355,7 +1368,7 @@ class Attack:
                                  "hubspot-contacts", "jotform-appointments") if n in self.maps]:
             tag = self.tag()
             raw, ctype, headers = self.body(name, FORGED_PHONE, tag)
-            if self.maps[name].source.name == "salesforce":  # unsigned: a wrong org is forged
+            if self.maps[name].preset.name == "salesforce":  # unsigned: a wrong org is forged
                 raw = self.sf_xml([(f"04l{tag}", FORGED_PHONE)], org="00D000000000000AAA")
             for case, extra in [
                 ("90-headers", [(f"X-F{i}", "v") for i in range(90)]),
@@ -1415,7 +1428,7 @@ class Attack:
         group = "fuzz"
         names = self.body_signed_names()
         token_names = [n for n in self.signed_names() if n not in names
-                       and self.maps[n].source.name != "salesforce"]
+                       and self.maps[n].preset.name != "salesforce"]
         for _i in range(count):
             name = self.rng.choice(names + token_names)
             tag = self.tag()
@@ -1889,7 +1902,7 @@ def analyse(attack: Attack, log_text: str, standin: dict, relay_alive: bool,
     print(f"mappings ({len(attack.maps)}): {', '.join(attack.repo_names)} from mappings/; "
           f"{', '.join(n for n in attack.maps if n not in attack.repo_names)} added by "
           "attack.py to the temporary copy")
-    presets = sorted({m.source.name for m in attack.maps.values()})
+    presets = sorted({m.preset.name for m in attack.maps.values()})
     print(f"presets covered: {', '.join(presets)}")
 
     # Status codes per group.
@@ -1976,7 +1989,7 @@ def analyse(attack: Attack, log_text: str, standin: dict, relay_alive: bool,
     expected_events = sum(1 for r in records if r.may_store is True and (
         (isinstance(r.answer, dict) and r.answer.get("status") in ("accepted", "skipped",
                                                                    "failed"))
-        or (r.mapping in attack.maps and attack.maps[r.mapping].source.name == "salesforce"
+        or (r.mapping in attack.maps and attack.maps[r.mapping].preset.name == "salesforce"
             and r.status == 200)))
     either = sum(1 for r in attributed.values() if r.may_store == "either")
     forged_deliveries = [d for d in deliveries if d[3] == FORGED_DIGITS]
@@ -2159,7 +2172,7 @@ def analyse(attack: Attack, log_text: str, standin: dict, relay_alive: bool,
     got = collections.Counter(statuses("content-type", "type="))
     line(set(got) <= {400, 415}, "valid signature, a content type the sender does not post",
          dict(got))
-    for mapping in [n for n, m in attack.maps.items() if m.source.name == "hubspot"]:
+    for mapping in [n for n, m in attack.maps.items() if m.preset.name == "hubspot"]:
         legacy = attack.maps[mapping].legacy_signatures
         got = statuses("hubspot-legacy", "v1-genuine", mapping)[:1]
         line((got == [401]) != legacy, f"HubSpot v1 signature on {mapping} "
@@ -2289,7 +2302,7 @@ def main() -> None:
             "RELAY_RETRY_BASE": "0.5",
         })
         for file in sorted((folder / "mappings").glob("*.y*ml")):
-            attack.maps[file.stem] = load_file(file, env)
+            attack.maps[file.stem] = load_endpoint(file, env)
         standin = start_standin(standin_port, count_by="user.phone_no")
         log_path = folder / "relay.log"
         relay = subprocess.Popen([sys.executable, "-m", "relay", "serve", "--port", str(port)],

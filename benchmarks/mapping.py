@@ -9,8 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-from relay.mapping import evaluate, evaluate_raw
-from relay.mapping.load import load_file
+from relay.mapping import evaluate
+from relay.sources import evaluate_raw, load_endpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,16 +28,17 @@ def per_call_us(fn, n: int) -> float:
 
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
-    mapping = load_file(ROOT / "mappings" / "typeform-leads.yaml", env={})
+    endpoint = load_endpoint(ROOT / "mappings" / "typeform-leads.yaml", env={})
+    mapping = endpoint.mapping
     raw = (ROOT / "mappings" / "examples" / "typeform-vip.json").read_bytes()
     headers = {"Content-Type": "application/json"}
-    envelope = mapping.source.envelope(raw, headers, {})
+    envelope = endpoint.preset.envelope(raw, headers, {})
     assert evaluate(mapping, envelope).status == "planned"
     print(f"typeform-leads, {len(raw)} byte body, best of 5 x {n}:")
     figure = per_call_us(lambda: evaluate(mapping, envelope), n)
     print(f"  evaluate (parsed envelope):  {figure:7.1f} us")
     print(f"  parse JSON + evaluate:       "
-          f"{per_call_us(lambda: evaluate_raw(mapping, raw, headers, {}), n):7.1f} us")
+          f"{per_call_us(lambda: evaluate_raw(endpoint, raw, headers, {}), n):7.1f} us")
 
 
 if __name__ == "__main__":

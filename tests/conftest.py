@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from relay.mapping.load import load_file
+from relay.sources import load_endpoint
 from relay.store import open_store
 from tests.support.fake_engati import FakeEngati
 
@@ -44,11 +44,21 @@ def engati():
 
 
 @pytest.fixture
-def mapping(write_mapping):
-    """Load a mapping from YAML text, with no environment variables set."""
+def endpoint(write_mapping):
+    """Load an endpoint from mapping YAML text, with no environment variables set."""
+
+    def load(text: str = MINIMAL, env: dict[str, str] | None = None, name: str = "leads"):
+        return load_endpoint(write_mapping(text, name=name), env=env or {})
+
+    return load
+
+
+@pytest.fixture
+def mapping(endpoint):
+    """Load a mapping from YAML text (with its preset's defaults), no environment set."""
 
     def load(text: str = MINIMAL, env: dict[str, str] | None = None):
-        return load_file(write_mapping(text), env=env or {})
+        return endpoint(text, env).mapping
 
     return load
 

@@ -11,7 +11,7 @@ import click
 from relay.cli.group import Failed
 from relay.config import Settings, parse_duration, parse_since
 from relay.errors import RelayError
-from relay.mapping.load import load_folder
+from relay.sources import load_folder
 from relay.store import STATUSES, Store, open_store
 from relay.store.display import event_problem, event_state, pretty_body, shown_state, utc_text
 from relay.store.replay import replay_event

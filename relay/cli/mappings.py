@@ -15,11 +15,12 @@ from relay.cli.group import Failed
 from relay.config import Settings
 from relay.delivery.request import build_request
 from relay.errors import MappingLoadError, RelayError
-from relay.mapping import Mapping, evaluate_raw
-from relay.mapping.load import SUFFIXES, load_file, schema
-from relay.sources import Inbound
+from relay.mapping import unset_engati
+from relay.mapping.load import schema
+from relay.sources import Endpoint, Inbound, evaluate_raw, load_endpoint, mapping_files
 from relay.sources.body import content_type_for
-from relay.sources.selftest import run_tests, unset_engati
+from relay.sources.folder import find_file, unique
+from relay.sources.selftest import run_tests
 
 
 @click.command("schema")
@@ -36,21 +37,25 @@ def check(paths: tuple[Path, ...]) -> None:
     if not files:
         raise RelayError("no mapping files (*.yaml) found")
     failed = tests = passed = 0
-    names: dict[str, Path] = {}
+    loaded: list[tuple[Path, Endpoint | MappingLoadError]] = []
     for file in files:
-        click.echo(str(file))
         try:
-            mapping = load_file(file)
+            loaded.append((file, load_endpoint(file)))
         except MappingLoadError as exc:
+            loaded.append((file, exc))
+    by_name, duplicates = unique(e for _, e in loaded if isinstance(e, Endpoint))
+    later = iter(duplicates)  # in the order of the files that claim a name already served
+    for file, mapping in loaded:
+        click.echo(str(file))
+        if isinstance(mapping, MappingLoadError):
             failed += 1
-            for problem in exc.problems:
+            for problem in mapping.problems:
                 click.echo(f"  FAIL {problem}")
             continue
-        if mapping.name in names:
+        if by_name[mapping.name] is not mapping:
             failed += 1
-            click.echo(f"  FAIL endpoint /hooks/{mapping.name} is also {names[mapping.name]}")
+            click.echo(f"  FAIL {next(later).message}")
             continue
-        names[mapping.name] = file
         for warning in _warnings(mapping):
             click.echo(f"  warn {warning}")
         for outcome in run_tests(mapping):
@@ -81,7 +86,7 @@ def preview(mapping: str, body: Any, headers: tuple[str, ...], query: tuple[str,
     MAPPING is a mapping file or an endpoint name in the mappings folder; BODY is a file,
     or - for standard input. The API key is masked.
     """
-    loaded = load_file(_find_mapping(mapping))
+    loaded = load_endpoint(_find_mapping(mapping))
     header_map, query_map = _request_options(body, headers, query)
     result = evaluate_raw(loaded, body.read(), header_map, query_map)
     for error in result.errors:
@@ -90,9 +95,9 @@ def preview(mapping: str, body: Any, headers: tuple[str, ...], query: tuple[str,
         raise Failed()
     if result.status == "skipped":
         click.echo(f"skipped: {result.skipped}; nothing would be sent", err=True)
-    if unset := unset_engati(loaded):
+    if unset := unset_engati(loaded.mapping):
         click.echo(f"warn: {unset}", err=True)
-    requests = [build_request(loaded.engati, d, mask=True) for d in result.deliveries]
+    requests = [build_request(loaded.mapping.engati, d, mask=True) for d in result.deliveries]
     click.echo(json.dumps(requests, indent=2, ensure_ascii=False))
 
 
@@ -112,19 +117,19 @@ def send(mapping: str, body: Any, url: str | None, headers: tuple[str, ...],
     Uses the mapping's secret (from the environment), so you can test an endpoint without the
     real provider. Prints the relay's answer; exits 1 unless it is a 2xx.
     """
-    loaded = load_file(_find_mapping(mapping))
+    loaded = load_endpoint(_find_mapping(mapping))
     if loaded.locked:
-        raise RelayError(f"cannot sign as {loaded.source.name}: {loaded.locked}")
+        raise RelayError(f"cannot sign as {loaded.preset.name}: {loaded.locked}")
     raw = body.read()
     header_map, query_map = _request_options(body, headers, query)
     port = Settings.from_env().port
     target = url or f"http://127.0.0.1:{port}/hooks/{loaded.name}"
     if query_map:
         target += ("&" if "?" in target else "?") + urlencode(query_map)
-    if loaded.source.verifies(loaded) and loaded.secrets:  # Salesforce, say, signs nothing
+    if loaded.preset.verifies(loaded) and loaded.secrets:  # Salesforce, say, signs nothing
         inbound = Inbound(raw, {k.lower(): v for k, v in header_map.items()}, query_map,
                           "POST", target)
-        signed, extra = loaded.source.sign(loaded.secrets[0], loaded, inbound, time.time())
+        signed, extra = loaded.preset.sign(loaded.secrets[0], loaded, inbound, time.time())
         header_map.update(signed)
         if extra:
             target += ("&" if "?" in target else "?") + urlencode(extra)
@@ -155,7 +160,7 @@ def _mapping_files(paths: tuple[Path, ...]) -> list[Path]:
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
-            files += sorted(p for p in path.iterdir() if p.suffix in SUFFIXES and p.is_file())
+            files += mapping_files(path)
         else:
             files.append(path)
     return files
@@ -166,9 +171,8 @@ def _find_mapping(name: str) -> Path:
     if path.is_file():
         return path
     folder = Path(Settings.from_env().mappings)
-    for suffix in SUFFIXES:
-        if (folder / f"{name}{suffix}").is_file():
-            return folder / f"{name}{suffix}"
+    if found := find_file(folder, name):
+        return found
     raise click.BadParameter(f"no file {name!r} and no mapping {name!r} in {folder}/",
                              param_hint="MAPPING")
 
@@ -180,8 +184,8 @@ def _split(text: str, sep: str, option: str, form: str) -> tuple[str, str]:
     return key.strip(), value.strip() if sep == ":" else value
 
 
-def _warnings(mapping: Mapping) -> list[str]:
-    warnings = [unset] if (unset := unset_engati(mapping)) else []
+def _warnings(mapping: Endpoint) -> list[str]:
+    warnings = [unset] if (unset := unset_engati(mapping.mapping)) else []
     if mapping.locked:
         warnings.append(f"secret not available: {mapping.locked}; /hooks/{mapping.name} answers "
                         "503 until it is")
@@ -190,9 +194,9 @@ def _warnings(mapping: Mapping) -> list[str]:
     if mapping.verify is False:
         warnings.append("verification is off (verify: false): anyone who knows the URL can "
                         "post" + capped)
-    elif not mapping.source.verifies(mapping):
+    elif not mapping.preset.verifies(mapping):
         warnings.append("nothing verifies the sender: anyone who knows the URL can post "
                         "(see `verify:` in docs/sources.md)" + capped)
-    if not mapping.tests:
+    if not mapping.mapping.tests:
         warnings.append("no tests: add examples under `tests:` so changes can be checked")
     return warnings

@@ -22,9 +22,9 @@ from relay.delivery.sandbox import Sandbox, make_server
 from relay.delivery.worker import Worker
 from relay.errors import RelayError
 from relay.logs import configure_logging
+from relay.mapping import unset_engati
 from relay.mapping.load import engati_settings
 from relay.sources.registry import Registry
-from relay.sources.selftest import unset_engati
 from relay.store import open_store
 
 
@@ -48,7 +48,7 @@ def serve(host: str, port: int, web_workers: int) -> None:
     # Here, once, rather than in each process that loads the mappings; one line per message.
     unset: dict[str, list[str]] = {}
     for name in registry.names():
-        if message := unset_engati(registry.get(name)):
+        if message := unset_engati(registry.get(name).mapping):
             unset.setdefault(message, []).append(name)
     for message, names in unset.items():
         click.echo(f"relay: warning: {', '.join(names)}: {message}", err=True)

@@ -211,7 +211,7 @@ class Worker:
     def _target(self, mapping_name: str) -> Engati:
         mapping = self.registry.get(mapping_name)
         # A mapping removed since its event arrived: the fallback bot still gets it.
-        return mapping.engati if mapping else self.fallback
+        return mapping.mapping.engati if mapping else self.fallback
 
 
 def _log_attempt(claimed: Claimed, attempt: Attempt, now: float) -> None:

@@ -1,10 +1,22 @@
-"""Mappings: a YAML file compiled (load.py) and applied to a webhook (evaluate.py).
+"""Mappings: a YAML text compiled (load.py) and applied to a webhook envelope (evaluate.py).
 
-Pure: nothing here reads the clock, the network or the database.
+Pure: nothing here reads files, the environment, the clock, the network or the database, and
+nothing of the relay is imported but relay.errors and relay.model. The sender's side (presets,
+secrets, reading the file, parsing raw bodies) is in relay/sources.
 """
 
-from relay.mapping.evaluate import evaluate, evaluate_raw
-from relay.mapping.model import Attribute, Delivery, Engati, Expr, Flow, Mapping, Phone, Result
+from relay.mapping.evaluate import evaluate
+from relay.mapping.model import (
+    Attribute,
+    Delivery,
+    Engati,
+    Expr,
+    Flow,
+    Mapping,
+    Phone,
+    Result,
+    unset_engati,
+)
 
 __all__ = ["Attribute", "Delivery", "Engati", "Expr", "Flow", "Mapping", "Phone", "Result",
-           "evaluate", "evaluate_raw"]
+           "evaluate", "unset_engati"]

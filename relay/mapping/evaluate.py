@@ -12,7 +12,7 @@ from typing import Any
 
 from jmespath.exceptions import JMESPathError
 
-from relay.errors import FieldError, SignatureError
+from relay.errors import FieldError
 from relay.mapping.model import Attribute, Delivery, Expr, Mapping, Phone, Result
 from relay.mapping.phone import PhoneError, normalise
 
@@ -51,8 +51,9 @@ def evaluate(mapping: Mapping, envelope: dict[str, Any]) -> Result:
 def _event_key(mapping: Mapping, scopes: list[dict[str, Any]]) -> str | None:
     """The dedup key of a webhook that plans nothing: its id, or a digest of its items' ids
     (None unless every one has an id)."""
-    keys = [_dedup_key(mapping.id, scope, lambda *_: None) for scope in scopes]
-    if not keys or None in keys:
+    keys = [key for scope in scopes
+            if (key := _dedup_key(mapping.id, scope, lambda *_: None)) is not None]
+    if not keys or len(keys) < len(scopes):
         return None
     if len(keys) == 1 and len(keys[0]) <= 200:
         return keys[0]
@@ -185,19 +186,3 @@ def _kind(value: Any) -> str:
         type(value), "a number"
     )
 
-
-def evaluate_raw(
-    mapping: Mapping, raw: bytes, headers: dict[str, str], query: dict[str, Any]
-) -> Result:
-    """Parse a request as the mapping's source does, apply the source's checks of the parsed
-    body (Salesforce's organization), then `evaluate()` it: what a preview, a replay or a
-    mapping's test would get. A body the source refuses is a failed result, saying why.
-
-    Raises BodyError when the body cannot be parsed.
-    """
-    envelope = mapping.source.envelope(raw, headers, query)
-    try:
-        mapping.source.admit(mapping, envelope)
-    except SignatureError as exc:
-        return Result(errors=(FieldError("source", f"the relay refuses it: {exc.reason}"),))
-    return evaluate(mapping, envelope)

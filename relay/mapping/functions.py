@@ -1,3 +1,5 @@
+# mypy: disallow-untyped-decorators=False, allow-subclassing-any
+# (jmespath ships no types: its base classes and @signature are Any to mypy)
 """JMESPath functions integrators need and JMESPath lacks.
 
 Every string function passes null through as null, so that a missing field stays missing

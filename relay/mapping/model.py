@@ -6,7 +6,7 @@ Pure data; `load.py` builds it from YAML and `evaluate.py` applies it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from jmespath.parser import ParsedResult
 from jmespath.visitor import TreeInterpreter
@@ -14,9 +14,6 @@ from jmespath.visitor import TreeInterpreter
 from relay.errors import FieldError
 from relay.mapping.functions import OPTIONS
 from relay.model import Mapped
-
-if TYPE_CHECKING:
-    from relay.sources import Preset
 
 _INTERPRETER = TreeInterpreter(OPTIONS)
 
@@ -78,9 +75,12 @@ class Engati:
 
 @dataclass(frozen=True)
 class Mapping:
-    name: str
-    file: str
-    source: Preset
+    """What a mapping file says about turning a webhook into deliveries.
+
+    How the sender is verified (its preset, secrets, verify options) is the endpoint's
+    business, not the mapping's: see relay/sources/endpoint.py.
+    """
+
     engati: Engati
     phone: Phone
     flows: tuple[Flow, ...]
@@ -89,15 +89,17 @@ class Mapping:
     filter: Expr | None = None
     each: Expr | None = None
     id: Expr | None = None
-    secrets: tuple[str, ...] = field(default=(), repr=False)
-    verify: Any = None  # None: the preset's way; False: off; a dict: generic's options
-    organizations: tuple[str, ...] = ()  # salesforce: OrganizationIds allowed to post
-    legacy_signatures: bool = False  # hubspot: also accept v1/v2 signatures
-    # Header and query parameter names (lower-cased) that carry a credential for this
-    # mapping, whatever they are called (a generic token's header): never stored or shown.
-    credentials: frozenset[str] = frozenset()
-    locked: str | None = None  # why the endpoint cannot serve yet (an unset secret)
     tests: tuple[dict[str, Any], ...] = field(default=(), repr=False)
+
+
+def unset_engati(mapping: Mapping) -> str | None:
+    """What `relay check` and `relay serve` say of a mapping whose Engati settings are unset."""
+    missing = mapping.engati.missing()
+    if not missing:
+        return None
+    unset = ", ".join(f"{key} (ENGATI_{key.upper()})" for key in missing)
+    return (f"engati settings not set: {unset}; until they are, deliveries fail, are retried "
+            "and go dead (after RELAY_MAX_ATTEMPTS attempts or RELAY_MAX_AGE)")
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 from jsonschema.exceptions import ValidationError, best_match
 
-from relay.errors import Problem
+from relay.errors import MappingLoadError, Problem
 
 Path_ = tuple[str | int, ...]
 
@@ -42,7 +42,8 @@ def parse_yaml(where: str, text: str) -> tuple[Any, dict[Path_, int], list[Probl
     return data, lines, problems
 
 
-def _index_lines(node: yaml.Node, path: Path_, lines: dict, problems: list, where: str) -> None:
+def _index_lines(node: yaml.Node, path: Path_, lines: dict[Path_, int], problems: list[Problem],
+                 where: str) -> None:
     lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
@@ -71,7 +72,9 @@ class Report:
 
     def __init__(self, where: str, lines: dict[Path_, int], problems: list[Problem]):
         self.where, self.lines, self.problems = where, lines, problems
-        self.unset_secrets: list[str] = []  # a missing secret locks the endpoint, see _verify
+        # ${NAME}s of `secret:` that are not set: they lock the endpoint rather than fail the
+        # file (relay/sources/endpoint.py), so that the other endpoints can start.
+        self.unset_secrets: list[str] = []
 
     def add(self, path: Path_, message: str) -> None:
         line = None
@@ -80,6 +83,11 @@ class Report:
             if line:
                 break
         self.problems.append(Problem(self.where, line, _dotted(path), message))
+
+    def raise_problems(self) -> None:
+        """Raise MappingLoadError with every problem, by line, if there is any."""
+        if self.problems:
+            raise MappingLoadError(sorted(self.problems, key=lambda p: p.line or 0))
 
 
 def report_schema_error(report: Report, error: ValidationError) -> None:

@@ -1,4 +1,8 @@
-"""The preset contract, and the HMAC schemes most senders share."""
+"""The preset contract, and the HMAC schemes most senders share.
+
+A preset takes the `Endpoint` it serves (relay/sources/endpoint.py) for what a mapping file
+says about its sender: the secrets, the verify options compiled at load, the organizations.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,9 @@ from relay.errors import BodyError, SignatureError
 from relay.sources.body import media_type, parse_body
 
 if TYPE_CHECKING:
-    from relay.mapping import Mapping
+    from relay.mapping.yamlfile import Report
+    from relay.sources.endpoint import Endpoint
+    from relay.sources.generic import Verifier
 
 
 @dataclass(frozen=True)
@@ -66,33 +72,55 @@ class Preset:
             envelope["digest"] = hashlib.sha256(raw).hexdigest()
         return envelope
 
-    def verifies(self, mapping: Mapping) -> bool:
-        """Whether requests for `mapping` are verified at all."""
-        return self.signed and mapping.verify is not False
+    def validate(self, report: Report, data: dict[str, Any]) -> None:
+        """Report what a mapping file says wrong about this sender (`data`: its keys).
 
-    def verify(self, mapping: Mapping, inbound: Inbound, now: float) -> None:
+        The base refuses the keys that belong to one preset (generic's verify options,
+        HubSpot's legacy_signatures): a preset that owns one takes it out of `data` before
+        calling this. A signed sender needs its secret.
+        """
+        verify = data.get("verify")
+        if isinstance(verify, dict):
+            report.add(("verify",), f"verify options are for source: generic; {self.name} is "
+                       "verified its own way (verify: false turns that off)")
+        if self.signed and verify is not False and "secret" not in data:
+            report.add(("source",), f"{self.name} signs its webhooks: add secret: "
+                       f"${{{self.secret_env}}}, or verify: false to accept unsigned ones")
+        if "legacy_signatures" in data:
+            report.add(("legacy_signatures",), "only source: hubspot has legacy signatures")
+
+    def verifier(self, data: dict[str, Any]) -> Verifier | None:
+        """The file's verify options compiled once, at load (generic's); None: the preset's
+        own way."""
+        return None
+
+    def verifies(self, endpoint: Endpoint) -> bool:
+        """Whether requests for `endpoint` are verified at all."""
+        return self.signed and endpoint.verify is not False
+
+    def verify(self, endpoint: Endpoint, inbound: Inbound, now: float) -> None:
         """Raise SignatureError unless the request comes from the sender (raw bytes only).
 
-        Each of the mapping's secrets is tried, so that a rotation needs no downtime.
+        Each of the endpoint's secrets is tried, so that a rotation needs no downtime.
         """
-        if not self.verifies(mapping):
+        if not self.verifies(endpoint):
             return
         reasons = []
-        for secret in mapping.secrets:
+        for secret in endpoint.secrets:
             try:
-                self.check(secret, mapping, inbound, now)
+                self.check(secret, endpoint, inbound, now)
                 return
             except SignatureError as exc:
                 reasons.append(exc.reason)
         raise SignatureError(reasons[0] if len(set(reasons)) == 1 else "; ".join(reasons))
 
-    def check(self, secret: str, mapping: Mapping, inbound: Inbound, now: float) -> None:
+    def check(self, secret: str, endpoint: Endpoint, inbound: Inbound, now: float) -> None:
         """Raise SignatureError unless `secret` signed this request."""
 
-    def admit(self, mapping: Mapping, envelope: dict[str, Any]) -> None:
+    def admit(self, endpoint: Endpoint, envelope: dict[str, Any]) -> None:
         """Checks that need the parsed body (Salesforce's OrganizationId)."""
 
-    def sign(self, secret: str, mapping: Mapping, inbound: Inbound,
+    def sign(self, secret: str, endpoint: Endpoint, inbound: Inbound,
              now: float) -> tuple[dict[str, str], dict[str, str]]:
         """Headers and query parameters the sender would add: for `relay send` and tests."""
         return {}, {}
@@ -183,10 +211,10 @@ class HmacPreset(Preset):
     content_types = ("application/json",)
     scheme: HmacScheme
 
-    def check(self, secret: str, mapping: Mapping, inbound: Inbound, now: float) -> None:
+    def check(self, secret: str, endpoint: Endpoint, inbound: Inbound, now: float) -> None:
         self.scheme.check(secret, inbound, now)
 
-    def sign(self, secret: str, mapping: Mapping, inbound: Inbound,
+    def sign(self, secret: str, endpoint: Endpoint, inbound: Inbound,
              now: float) -> tuple[dict[str, str], dict[str, str]]:
         return self.scheme.sign(secret, inbound, now), {}
 
@@ -199,7 +227,7 @@ class TimestampedPreset(Preset):
     header: str
     tolerance: float
 
-    def check(self, secret: str, mapping: Mapping, inbound: Inbound, now: float) -> None:
+    def check(self, secret: str, endpoint: Endpoint, inbound: Inbound, now: float) -> None:
         value = inbound.headers.get(self.header)
         if not value:
             raise SignatureError(f"no {self.header} header")
@@ -212,7 +240,7 @@ class TimestampedPreset(Preset):
         if not any_equal(self._signature(secret, stamps[0], inbound.raw), signatures):
             raise SignatureError(f"no v1 signature in {self.header} matches")
 
-    def sign(self, secret: str, mapping: Mapping, inbound: Inbound,
+    def sign(self, secret: str, endpoint: Endpoint, inbound: Inbound,
              now: float) -> tuple[dict[str, str], dict[str, str]]:
         stamp = str(int(now))
         return {self.header: f"t={stamp},v1={self._signature(secret, stamp, inbound.raw)}"}, {}

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from relay.errors import SignatureError
 from relay.sources.base import Inbound, Preset, any_equal, check_age, encode, hmac_digest
 
 if TYPE_CHECKING:
-    from relay.mapping import Mapping
+    from relay.mapping.yamlfile import Report
+    from relay.sources.endpoint import Endpoint
 
 TOLERANCE = 300
 # HubSpot decodes these before signing the URL (and only these: %20 and the rest stay).
@@ -42,9 +43,13 @@ class HubSpot(Preset):
     # eventId alone is not guaranteed unique
     id = "concat(item.portalId, ':', item.subscriptionId, ':', item.eventId)"
 
-    def check(self, secret: str, mapping: Mapping, inbound: Inbound, now: float) -> None:
+    def validate(self, report: Report, data: dict[str, Any]) -> None:
+        # legacy_signatures is this preset's key: the base refuses it for every other one.
+        super().validate(report, {k: v for k, v in data.items() if k != "legacy_signatures"})
+
+    def check(self, secret: str, endpoint: Endpoint, inbound: Inbound, now: float) -> None:
         headers = inbound.headers
-        if "x-hubspot-signature-v3" in headers or not mapping.legacy_signatures:
+        if "x-hubspot-signature-v3" in headers or not endpoint.legacy_signatures:
             given = headers.get("x-hubspot-signature-v3")
             if not given:
                 raise SignatureError("no X-HubSpot-Signature-v3 header (v1 and v2 signatures "
@@ -64,7 +69,7 @@ class HubSpot(Preset):
         if not any_equal(legacy(secret, inbound, version), [given]):
             raise SignatureError(f"X-HubSpot-Signature ({version}) does not match")
 
-    def sign(self, secret: str, mapping: Mapping, inbound: Inbound,
+    def sign(self, secret: str, endpoint: Endpoint, inbound: Inbound,
              now: float) -> tuple[dict[str, str], dict[str, str]]:
         stamp = str(int(now * 1000))
         return {"x-hubspot-request-timestamp": stamp,

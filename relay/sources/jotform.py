@@ -12,7 +12,7 @@ from relay.errors import SignatureError
 from relay.sources.base import Inbound, Preset, any_equal
 
 if TYPE_CHECKING:
-    from relay.mapping import Mapping
+    from relay.sources.endpoint import Endpoint
 
 
 class Jotform(Preset):
@@ -30,13 +30,13 @@ class Jotform(Preset):
                 body["rawRequest"] = json.loads(body["rawRequest"])
         return body
 
-    def check(self, secret: str, mapping: Mapping, inbound: Inbound, now: float) -> None:
+    def check(self, secret: str, endpoint: Endpoint, inbound: Inbound, now: float) -> None:
         token = inbound.query.get("token")
         if not isinstance(token, str) or not token:
             raise SignatureError("no token query parameter")
         if not any_equal(secret, [token]):
             raise SignatureError("the token query parameter does not match")
 
-    def sign(self, secret: str, mapping: Mapping, inbound: Inbound,
+    def sign(self, secret: str, endpoint: Endpoint, inbound: Inbound,
              now: float) -> tuple[dict[str, str], dict[str, str]]:
         return {}, {"token": secret}

@@ -1,4 +1,4 @@
-"""The loaded mappings, reloaded when their files change (no restart needed).
+"""The loaded endpoints, reloaded when their mapping files change (no restart needed).
 
 At start-up a broken or duplicate file is fatal; afterwards a broken change keeps the last
 good version of that file and the log says why.
@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 from relay.errors import MappingLoadError
-from relay.mapping import Mapping
-from relay.mapping.load import SUFFIXES, load_file, load_folder
+from relay.sources.endpoint import Endpoint, load_endpoint
+from relay.sources.folder import load_folder, mapping_files, unique
 
 log = logging.getLogger("relay.mappings")
 
@@ -27,27 +27,27 @@ class Registry:
         self._lock = threading.Lock()
         self._checked = 0.0
         self._stamps: dict[Path, Stamp] = {}
-        self._by_file: dict[Path, Mapping] = {}
-        self._by_name: dict[str, Mapping] = {}
+        self._by_file: dict[Path, Endpoint] = {}
+        self._by_name: dict[str, Endpoint] = {}
         self._broken: dict[Path, MappingLoadError] = {}  # files that failed their last load
 
     def load(self) -> None:
         """Load every file; raise MappingLoadError listing all problems."""
-        mappings = load_folder(self.folder)
+        endpoints = load_folder(self.folder)
         with self._lock:
-            self._by_file = {Path(m.file): m for m in mappings.values()}
+            self._by_file = {Path(m.file): m for m in endpoints.values()}
             self._stamps = {f: stamp for f, stamp in self._scan().items() if f in self._by_file}
-            self._by_name = dict(mappings)
+            self._by_name = dict(endpoints)
             self._broken = {}
             self._checked = time.monotonic()
-        log.info("loaded %d mapping(s) from %s: %s", len(mappings), self.folder,
-                 ", ".join(sorted(mappings)) or "(none)")
-        locked = [f"{m.name} ({m.locked})" for m in mappings.values() if m.locked]
+        log.info("loaded %d mapping(s) from %s: %s", len(endpoints), self.folder,
+                 ", ".join(sorted(endpoints)) or "(none)")
+        locked = [f"{m.name} ({m.locked})" for m in endpoints.values() if m.locked]
         if locked:
             log.warning("%d endpoint(s) answer 503 until their secret is set: %s", len(locked),
                         ", ".join(sorted(locked)))
 
-    def get(self, name: str) -> Mapping | None:
+    def get(self, name: str) -> Endpoint | None:
         self.refresh()
         return self._by_name.get(name)
 
@@ -88,7 +88,7 @@ class Registry:
             for file in changed:
                 self._stamps[file] = current[file]
                 try:
-                    by_file[file] = load_file(file)
+                    by_file[file] = load_endpoint(file)
                 except MappingLoadError as exc:
                     self._broken[file] = exc
                     kept = "keeping the last good version" if file in by_file else "not loaded"
@@ -99,30 +99,19 @@ class Registry:
                 log.info("mapping %s loaded from %s", by_file[file].name, file)
                 _warn_if_locked(by_file[file])
             self._by_file = by_file
-            self._by_name = _by_name(by_file)
+            self._by_name, duplicates = unique(by_file[file] for file in sorted(by_file))
+            for problem in duplicates:
+                log.error("%s is ignored: %s", problem.file, problem.message)
 
     def _scan(self) -> dict[Path, Stamp]:
         stamps: dict[Path, Stamp] = {}
         try:
-            for path in self.folder.iterdir():
-                if path.suffix in SUFFIXES and path.is_file():
-                    st = path.stat()
-                    stamps[path] = (st.st_mtime_ns, st.st_size)
+            for path in mapping_files(self.folder):
+                st = path.stat()
+                stamps[path] = (st.st_mtime_ns, st.st_size)
         except OSError as exc:
             log.error("cannot read the mappings folder %s: %s", self.folder, exc)
         return stamps
-
-
-def _by_name(by_file: dict[Path, Mapping]) -> dict[str, Mapping]:
-    names: dict[str, Mapping] = {}
-    for file in sorted(by_file):
-        mapping = by_file[file]
-        if mapping.name in names:
-            log.error("%s is ignored: endpoint /hooks/%s is already %s", file, mapping.name,
-                      names[mapping.name].file)
-            continue
-        names[mapping.name] = mapping
-    return names
 
 
 def _first_problem(exc: MappingLoadError, file: Path) -> str:
@@ -134,7 +123,7 @@ def _first_problem(exc: MappingLoadError, file: Path) -> str:
         f"{where}: {problem.message}")
 
 
-def _warn_if_locked(mapping: Mapping) -> None:
-    if mapping.locked:
-        log.warning("mapping %s: %s; /hooks/%s answers 503 until it is", mapping.name,
-                    mapping.locked, mapping.name)
+def _warn_if_locked(endpoint: Endpoint) -> None:
+    if endpoint.locked:
+        log.warning("mapping %s: %s; /hooks/%s answers 503 until it is", endpoint.name,
+                    endpoint.locked, endpoint.name)

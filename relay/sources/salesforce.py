@@ -16,7 +16,8 @@ from relay.sources.base import Inbound, Preset
 from relay.sources.body import parse_xml
 
 if TYPE_CHECKING:
-    from relay.mapping import Mapping
+    from relay.mapping.yamlfile import Report
+    from relay.sources.endpoint import Endpoint
 
 _ENVELOPE = ('<?xml version="1.0" encoding="UTF-8"?>\n'
              '<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/">'
@@ -56,18 +57,24 @@ class Salesforce(Preset):
         notifications["Notification"] = found
         return notifications
 
-    def verifies(self, mapping: Mapping) -> bool:
-        return mapping.verify is not False
+    def validate(self, report: Report, data: dict[str, Any]) -> None:
+        super().validate(report, data)
+        if data.get("verify") is not False and "organization_id" not in data:
+            report.add(("source",), "Salesforce signs nothing: add organization_id: <your org "
+                       "id> (Setup > Company Information), or verify: false")
 
-    def verify(self, mapping: Mapping, inbound: Inbound, now: float) -> None:
+    def verifies(self, endpoint: Endpoint) -> bool:
+        return endpoint.verify is not False
+
+    def verify(self, endpoint: Endpoint, inbound: Inbound, now: float) -> None:
         """Nothing to check on the raw bytes: the OrganizationId is checked once parsed."""
 
-    def admit(self, mapping: Mapping, envelope: dict[str, Any]) -> None:
-        if mapping.verify is False:
+    def admit(self, endpoint: Endpoint, envelope: dict[str, Any]) -> None:
+        if endpoint.verify is False:
             return
         organization = envelope["body"].get("OrganizationId")
         # Salesforce shows 15-character ids in Setup and sends 18: compare the first 15.
-        if not organization or organization[:15] not in {o[:15] for o in mapping.organizations}:
+        if not organization or organization[:15] not in {o[:15] for o in endpoint.organizations}:
             raise SignatureError(f"OrganizationId {organization!r} is not in organization_id")
 
     def respond(self, status: int, answer: dict[str, Any]) -> tuple[int, bytes, str]:

@@ -1,4 +1,9 @@
-"""A mapping's `tests:`: example webhooks and what they must map to (run by `relay check`)."""
+"""A mapping's `tests:`: example webhooks and what they must map to (run by `relay check`
+and by tests/unit/test_example_mappings.py).
+
+It lives with the endpoint rather than in the pure mapping package because a test reads its
+example body from a file next to the mapping and parses it as the endpoint's preset does.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from relay.errors import BodyError
-from relay.mapping import Delivery, Mapping, Result, evaluate_raw
+from relay.mapping import Delivery, Result
+from relay.model import Mapped
 from relay.sources.body import content_type_for
+from relay.sources.endpoint import Endpoint, evaluate_raw
 
 _FILE_NAME = re.compile(r"[\w./-]+\.(json|xml|txt|form)")
 _DELIVERY_KEYS = ("flow_key", "channel", "phone", "id", "attributes")
@@ -27,15 +34,15 @@ class Outcome:
         return not self.failures
 
 
-def run_tests(mapping: Mapping) -> list[Outcome]:
-    return [run_test(mapping, case) for case in mapping.tests]
+def run_tests(endpoint: Endpoint) -> list[Outcome]:
+    return [run_test(endpoint, case) for case in endpoint.mapping.tests]
 
 
-def run_test(mapping: Mapping, case: dict[str, Any]) -> Outcome:
-    outcome = Outcome(mapping.name, case["name"])
+def run_test(endpoint: Endpoint, case: dict[str, Any]) -> Outcome:
+    outcome = Outcome(endpoint.name, case["name"])
     try:
-        raw, headers = case_request(mapping, case)
-        result = evaluate_raw(mapping, raw, headers, case.get("query", {}))
+        raw, headers = case_request(endpoint, case)
+        result = evaluate_raw(endpoint, raw, headers, case.get("query", {}))
     except (OSError, BodyError) as exc:
         outcome.failures.append(f"body: {exc}")
         return outcome
@@ -43,14 +50,14 @@ def run_test(mapping: Mapping, case: dict[str, Any]) -> Outcome:
     return outcome
 
 
-def case_request(mapping: Mapping, case: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
+def case_request(endpoint: Endpoint, case: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
     """The raw body and headers a test describes; a body naming a file reads that file."""
     headers = {k.lower(): v for k, v in case.get("headers", {}).items()}
     body = case["body"]
     if isinstance(body, str) and _FILE_NAME.fullmatch(body):
-        file = Path(mapping.file).parent / body
+        file = Path(endpoint.file).parent / body
         if not file.is_file():
-            raise FileNotFoundError(f"no file {body} next to {mapping.file}")
+            raise FileNotFoundError(f"no file {body} next to {endpoint.file}")
         headers.setdefault("content-type", content_type_for(body) or "application/json")
         return file.read_bytes(), headers
     if isinstance(body, str):
@@ -63,7 +70,7 @@ def compare(expect: dict[str, Any], result: Result) -> list[str]:
     """Readable differences between what a test expects and what the mapping gave."""
     errors = [str(e) for e in result.errors]
     if expect.get("skipped"):
-        if result.status == "skipped":
+        if result.status is Mapped.SKIPPED:
             return []
         return [f"expected the webhook to be skipped, got {_summary(result)}"]
     if "errors" in expect:
@@ -71,7 +78,7 @@ def compare(expect: dict[str, Any], result: Result) -> list[str]:
         return [f"expected an error about {want!r}, got {_summary(result)}" for want in missing]
     if errors:
         return ["unexpected error: " + e for e in errors]
-    if result.status == "skipped":
+    if result.status is Mapped.SKIPPED:
         return [f"expected a delivery, but the webhook was skipped ({result.skipped})"]
     wanted = expect.get("deliveries")
     if wanted is None:
@@ -102,17 +109,8 @@ def _compare_delivery(want: dict[str, Any], got: Delivery) -> list[str]:
 def _summary(result: Result) -> str:
     if result.errors:
         return "errors: " + "; ".join(str(e) for e in result.errors)
-    if result.status == "skipped":
+    if result.status is Mapped.SKIPPED:
         return f"skipped ({result.skipped})"
     return f"{len(result.deliveries)} delivery(ies) to " + ", ".join(
         d.flow_key for d in result.deliveries)
 
-
-def unset_engati(mapping: Mapping) -> str | None:
-    """What `relay check` and `relay serve` say of a mapping whose Engati settings are unset."""
-    missing = mapping.engati.missing()
-    if not missing:
-        return None
-    unset = ", ".join(f"{key} (ENGATI_{key.upper()})" for key in missing)
-    return (f"engati settings not set: {unset}; until they are, deliveries fail, are retried "
-            "and go dead (after RELAY_MAX_ATTEMPTS attempts or RELAY_MAX_AGE)")

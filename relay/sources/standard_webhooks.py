@@ -12,7 +12,7 @@ from relay.errors import SignatureError
 from relay.sources.base import Inbound, Preset, any_equal, check_age, encode, hmac_digest
 
 if TYPE_CHECKING:
-    from relay.mapping import Mapping
+    from relay.sources.endpoint import Endpoint
 
 TOLERANCE = 300
 
@@ -26,7 +26,7 @@ class StandardWebhooks(Preset):
     # svix-id. (An unsigned webhook-id beside a svix-* signature must not pick the key.)
     id = 'headers."webhook-signature" && headers."webhook-id" || headers."svix-id"'
 
-    def check(self, secret: str, mapping: Mapping, inbound: Inbound, now: float) -> None:
+    def check(self, secret: str, endpoint: Endpoint, inbound: Inbound, now: float) -> None:
         prefix = "webhook" if "webhook-signature" in inbound.headers else "svix"
         msg_id = inbound.headers.get(f"{prefix}-id")
         signatures = inbound.headers.get(f"{prefix}-signature")
@@ -39,7 +39,7 @@ class StandardWebhooks(Preset):
         if not any_equal(expected, given):
             raise SignatureError(f"no v1 signature in {prefix}-signature matches")
 
-    def sign(self, secret: str, mapping: Mapping, inbound: Inbound,
+    def sign(self, secret: str, endpoint: Endpoint, inbound: Inbound,
              now: float) -> tuple[dict[str, str], dict[str, str]]:
         msg_id = f"msg_{int(now * 1000):x}"
         stamp = str(int(now))

@@ -8,17 +8,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from relay.errors import BodyError
-from relay.mapping import Mapping, evaluate_raw
+from relay.mapping import Result
 from relay.model import Mapped
 from relay.store.base import Store
 
 
+class Remaps(Protocol):
+    """What maps a stored request again: its endpoint (relay.sources.Endpoint), named by the
+    event's mapping. A protocol, so that the store needs nothing of the sources package."""
+
+    def evaluate_raw(self, raw: bytes, headers: dict[str, str],
+                     query: dict[str, Any]) -> Result: ...
+
+
 @dataclass(frozen=True)
 class Replayed:
-    """What a replay of one event came to, as the CLI prints it and the API answers it."""
-
     event_id: int
     ok: bool
     message: str
@@ -27,16 +34,16 @@ class Replayed:
         return {"event_id": self.event_id, "ok": self.ok, "message": self.message}
 
 
-def replay_event(store: Store, find: Callable[[str], Mapping | None], event_id: int,
+def replay_event(store: Store, find: Callable[[str], Remaps | None], event_id: int,
                  now: float) -> Replayed:
     event = store.event(event_id)
     if event is None:
         return Replayed(event_id, False, "no such event")
-    mapping = find(event["mapping"])
-    if mapping is None:
+    endpoint = find(event["mapping"])
+    if endpoint is None:
         return Replayed(event_id, False, f"mapping {event['mapping']!r} no longer exists")
     try:
-        result = evaluate_raw(mapping, event["body"], event["headers"], event["query"])
+        result = endpoint.evaluate_raw(event["body"], event["headers"], event["query"])
     except BodyError as exc:
         return Replayed(event_id, False, str(exc))
     counts = store.replay(event_id, result, now)

@@ -13,7 +13,7 @@ from flask import Blueprint, Flask, jsonify, request
 
 from relay.delivery.request import build_request
 from relay.errors import BodyError
-from relay.mapping import Mapping, evaluate_raw
+from relay.sources import Endpoint, evaluate_raw
 from relay.store import STATUSES
 from relay.store.failures import group_failures
 from relay.store.replay import replay_event
@@ -137,7 +137,7 @@ def preview() -> Any:
                                 spec.get("headers", {}), spec.get("query", {})))
 
 
-def preview_body(mapping: Mapping, raw: bytes, headers: dict[str, str],
+def preview_body(mapping: Endpoint, raw: bytes, headers: dict[str, str],
                  query: dict[str, Any]) -> dict[str, Any]:
     """What a pasted body would trigger (JSON unless headers say otherwise); nothing is sent.
 
@@ -152,6 +152,7 @@ def preview_body(mapping: Mapping, raw: bytes, headers: dict[str, str],
         return {"status": "failed", "skipped": None, "requests": [],
                 "errors": [{"field": "body", "message": str(exc)}]}
     return {"status": result.status, "skipped": result.skipped,
-            "requests": [build_request(mapping.engati, d, mask=True) for d in result.deliveries],
+            "requests": [build_request(mapping.mapping.engati, d, mask=True)
+                         for d in result.deliveries],
             "errors": [e.to_dict() for e in result.errors]}
 

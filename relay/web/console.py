@@ -120,7 +120,7 @@ def _phone_digits(typed: str, mapping: str | None) -> str:
     one) is searched by its national significant number; anything else by its digits."""
     registry = services().registry
     names = [mapping] if mapping else registry.names()
-    regions = [m.phone.region for m in map(registry.get, names) if m is not None]
+    regions = [m.mapping.phone.region for m in map(registry.get, names) if m is not None]
     for region in dict.fromkeys([*regions, None]):  # None: numbers typed with a +
         try:
             parsed = phonenumbers.parse(typed, region)

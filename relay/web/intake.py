@@ -22,9 +22,9 @@ from werkzeug.wsgi import get_content_length, get_host, get_input_stream
 
 from relay.config import Settings
 from relay.errors import BodyError, InboundError, SignatureError, StoreUnavailable
-from relay.mapping import Mapping, evaluate
+from relay.mapping import evaluate
 from relay.model import Received
-from relay.sources import Inbound, Preset
+from relay.sources import Endpoint, Inbound, Preset
 from relay.sources.redact import redact
 from relay.sources.registry import Registry
 from relay.store import Store
@@ -59,7 +59,7 @@ class Intake:
         # WSGI hands the path over as latin-1; URLs carry UTF-8.
         name = name.encode("latin-1").decode("utf-8", "replace")
         mapping = self.registry.get(name)
-        preset = mapping.source if mapping else DEFAULT_PRESET
+        preset = mapping.preset if mapping else DEFAULT_PRESET
         event_id: int | str = "-"
         try:
             if environ.get("REQUEST_METHOD") != "POST":
@@ -103,13 +103,13 @@ class Intake:
         return f"{file} in the mappings folder" if folder.is_absolute() else (
             (folder / file).as_posix())
 
-    def _receive(self, mapping: Mapping,
+    def _receive(self, mapping: Endpoint,
                  environ: dict[str, Any]) -> tuple[int, dict, int | None]:
         if mapping.locked:
             return 503, error_body(f"/hooks/{mapping.name} is not ready: {mapping.locked}",
                                    "set it in the relay's environment and restart; the "
                                    "sender's retries will then be accepted"), 60
-        if not mapping.source.verifies(mapping) and (wait := self._unverified.take(
+        if not mapping.preset.verifies(mapping) and (wait := self._unverified.take(
                 mapping.name)):
             return 429, error_body(f"/hooks/{mapping.name} verifies nothing, so it takes at "
                                    f"most {self.settings.unverified_limit} webhooks a minute",
@@ -124,10 +124,10 @@ class Intake:
         query = {k: v[0] if len(v) == 1 else v for k, v in query.items()}
         now = time.time()
         inbound = Inbound(raw, headers, query, "POST", self._public_url(environ))
-        mapping.source.verify(mapping, inbound, now)  # SignatureError: 401
-        envelope = mapping.source.envelope(raw, headers, query)  # BodyError: 400 / 415
-        mapping.source.admit(mapping, envelope)
-        result = evaluate(mapping, envelope)
+        mapping.preset.verify(mapping, inbound, now)  # SignatureError: 401
+        envelope = mapping.preset.envelope(raw, headers, query)  # BodyError: 400 / 415
+        mapping.preset.admit(mapping, envelope)
+        result = evaluate(mapping.mapping, envelope)
         receipt = self.store.accept(Received(mapping.name, raw,
                                              redact(headers, mapping.credentials),
                                              redact(query, mapping.credentials), result, now))

@@ -16,9 +16,7 @@ import pytest
 from relay.config import Settings
 from relay.errors import BodyError, MappingLoadError, SignatureError
 from relay.logs import configure_logging
-from relay.mapping import evaluate_raw
-from relay.mapping.load import load_file
-from relay.sources import PRESETS, Inbound
+from relay.sources import PRESETS, Inbound, evaluate_raw, load_endpoint
 from relay.sources.base import check_age
 from relay.sources.registry import Registry
 from relay.store import open_store
@@ -71,7 +69,7 @@ def relay(tmp_path, folder):
 
 
 def load(write_mapping, text: str, name: str = "hub"):
-    return load_file(write_mapping(text, name=name), env={})
+    return load_endpoint(write_mapping(text, name=name), env={})
 
 
 class TestForgery:
@@ -89,9 +87,9 @@ class TestForgery:
                                           (extended, "application/json", 400)):
             signature = hashlib.sha256(SECRET.encode() + raw).hexdigest()
             headers = {"x-hubspot-signature": signature, "content-type": content_type}
-            mapping.source.verify(mapping, Inbound(raw, headers, {}, "POST", URL), time.time())
+            mapping.preset.verify(mapping, Inbound(raw, headers, {}, "POST", URL), time.time())
             with pytest.raises(BodyError) as info:
-                mapping.source.envelope(raw, headers, {})
+                mapping.preset.envelope(raw, headers, {})
             assert info.value.status == status
 
     def test_hubspot_v3_is_checked_even_where_legacy_signatures_are_on(self, write_mapping):
@@ -104,7 +102,7 @@ class TestForgery:
                    "x-hubspot-signature-v3": "AAAA",
                    "x-hubspot-request-timestamp": str(int(time.time() * 1000))}
         with pytest.raises(SignatureError) as info:
-            mapping.source.verify(mapping, Inbound(raw, headers, {}, "POST", URL), time.time())
+            mapping.preset.verify(mapping, Inbound(raw, headers, {}, "POST", URL), time.time())
         assert "X-HubSpot-Signature-v3 does not match" in info.value.reason
 
     def test_hubspot_v3_signs_the_url_with_hubspots_listed_characters_decoded(
@@ -123,7 +121,7 @@ class TestForgery:
         signature = base64.b64encode(hmac.new(SECRET.encode(), message, "sha256").digest())
         headers = {"x-hubspot-signature-v3": signature.decode(),
                    "x-hubspot-request-timestamp": stamp}
-        mapping.source.verify(mapping, Inbound(raw, headers, {}, "POST", encoded), time.time())
+        mapping.preset.verify(mapping, Inbound(raw, headers, {}, "POST", encoded), time.time())
 
     @pytest.mark.parametrize("source", sorted(set(PRESETS) - {"generic"}))
     def test_each_preset_refuses_content_types_its_sender_does_not_send(self, source):
@@ -151,7 +149,7 @@ class TestForgery:
         mapping = load(write_mapping, f"source: stripe\nsecret: {SECRET}\n{PHONE_FLOW}")
         headers = {"stripe-signature": "t=nan,v1=00"}
         with pytest.raises(SignatureError) as info:
-            mapping.source.verify(mapping, Inbound(b"{}", headers), time.time())
+            mapping.preset.verify(mapping, Inbound(b"{}", headers), time.time())
         assert "malformed timestamp" in info.value.reason
 
     def test_a_generic_hmac_timestamp_that_is_not_signed_is_a_load_error(self, write_mapping):
@@ -160,7 +158,7 @@ class TestForgery:
         path = write_mapping("source: generic\nsecret: k\nverify: {type: hmac, header: X-Sig, "
                              f"timestamp_header: X-Ts}}\n{PHONE_FLOW}", name="hmac")
         with pytest.raises(MappingLoadError, match=r"must include \{timestamp\}"):
-            load_file(path, env={})
+            load_endpoint(path, env={})
 
 
 class TestStorage:
@@ -308,7 +306,7 @@ class TestMappingsAndLogs:
 def test_schema_of_every_example_mapping_still_loads():
     """The shipped mappings load under the stricter rules."""
     for path in Path("mappings").glob("*.yaml"):
-        load_file(path, env={"TYPEFORM_SECRET": "x", "STRIPE_WEBHOOK_SECRET": "x",
+        load_endpoint(path, env={"TYPEFORM_SECRET": "x", "STRIPE_WEBHOOK_SECRET": "x",
                              "HUBSPOT_CLIENT_SECRET": "x", "SHOPIFY_WEBHOOK_SECRET": "x",
                              "RAZORPAY_WEBHOOK_SECRET": "x", "TALLY_SIGNING_SECRET": "x",
                              "CALENDLY_SIGNING_KEY": "x", "GITHUB_WEBHOOK_SECRET": "x",

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from relay.config import Settings
 from relay.mapping import evaluate
-from relay.mapping.load import load_file
+from relay.sources import load_endpoint
 from relay.sources.registry import Registry
 from relay.store import open_store
 from relay.web.app import create_app
@@ -185,7 +185,8 @@ def test_inbound_endpoint_never_fails(relay, body, content_type, name):
     check(response, store, before)
 
 
-EXAMPLE_MAPPINGS = [load_file(path, env={}) for path in sorted(MAPPINGS.glob("*.yaml"))]
+EXAMPLE_MAPPINGS = [load_endpoint(path, env={}).mapping
+                    for path in sorted(MAPPINGS.glob("*.yaml"))]
 
 
 @settings(max_examples=300, deadline=None)

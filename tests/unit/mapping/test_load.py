@@ -1,55 +1,61 @@
-"""Loading mapping files: every problem reported at once, with file, line and key."""
+"""Loading mapping text: every problem reported at once, with file, line and key.
+
+The mapping package is pure: these tests hand it text and an environment, no file.
+"""
 
 from __future__ import annotations
+
+import textwrap
 
 import pytest
 
 from relay.errors import MappingLoadError
-from relay.mapping.load import load_file, load_folder, schema
+from relay.mapping.load import load, schema
+
+MINIMAL = "phone: body.phone\nflows: [{flow_key: X}]\n"
 
 
-def problems(write_mapping, text, env=None):
-    path = write_mapping(text)
+def problems(text, env=None):
     with pytest.raises(MappingLoadError) as info:
-        load_file(path, env=env or {})
-    return [str(p).replace(str(path), "FILE") for p in info.value.problems]
+        load(textwrap.dedent(text), "FILE", env or {})
+    return [str(p) for p in info.value.problems]
 
 
 class TestSyntax:
-    def test_invalid_yaml_names_the_line(self, write_mapping):
+    def test_invalid_yaml_names_the_line(self):
         """A YAML syntax error is reported with its line."""
-        found = problems(write_mapping, "phone: body.phone\nflows: [\n  - x\n")
+        found = problems("phone: body.phone\nflows: [\n  - x\n")
         assert len(found) == 1
         assert found[0].startswith("FILE:3: invalid YAML")
 
-    def test_empty_file(self, write_mapping):
+    def test_empty_file(self):
         """An empty file says so."""
-        assert problems(write_mapping, "") == ["FILE: the file is empty"]
+        assert problems("") == ["FILE: the file is empty"]
 
-    def test_not_an_object(self, write_mapping):
+    def test_not_an_object(self):
         """A file that is a list, not keys, is refused."""
-        assert problems(write_mapping, "- a\n- b\n") == [
+        assert problems("- a\n- b\n") == [
             "FILE:1: a mapping file is a YAML object of keys"]
 
-    def test_duplicate_key(self, write_mapping):
+    def test_duplicate_key(self):
         """A key written twice is an error, not a silent override."""
-        found = problems(write_mapping, "phone: a\nphone: b\nflows: [{flow_key: X}]\n")
+        found = problems("phone: a\nphone: b\nflows: [{flow_key: X}]\n")
         assert found == ["FILE:2: phone: the key appears twice; the later one would win"]
 
 
 class TestSchema:
-    def test_unknown_top_level_key_suggests_the_right_one(self, write_mapping):
+    def test_unknown_top_level_key_suggests_the_right_one(self):
         """A typo in a key is an error that names the line and the likely intended key."""
-        found = problems(write_mapping, """
+        found = problems("""
             phone: body.phone
             atributes: {name: body.name}
             flows: [{flow_key: X}]
         """)
         assert found == ["FILE:3: atributes: unknown key; did you mean 'attributes'?"]
 
-    def test_unknown_nested_key(self, write_mapping):
+    def test_unknown_nested_key(self):
         """Unknown keys inside list entries name their full path."""
-        found = problems(write_mapping, """
+        found = problems("""
             phone: body.phone
             flows:
               - flowkey: X
@@ -57,14 +63,14 @@ class TestSchema:
         assert "FILE:4: flows[0].flowkey: unknown key; did you mean 'flow_key'?" in found
         assert "FILE:4: flows[0]: 'flow_key' is required here" in found
 
-    def test_missing_required_keys(self, write_mapping):
+    def test_missing_required_keys(self):
         """A file without phone and flows names both."""
-        found = problems(write_mapping, "channel: whatsapp\n")
+        found = problems("channel: whatsapp\n")
         assert found == ["FILE:1: 'phone' is required here", "FILE:1: 'flows' is required here"]
 
-    def test_yaml_boolean_gets_a_quoting_hint(self, write_mapping):
+    def test_yaml_boolean_gets_a_quoting_hint(self):
         """`region: NO` (Norway) is read by YAML as false; the error says to quote it."""
-        found = problems(write_mapping, """
+        found = problems("""
             phone: {path: body.phone, region: NO}
             flows: [{flow_key: X}]
         """)
@@ -72,9 +78,9 @@ class TestSchema:
         assert found[0].startswith("FILE:2: phone.region: False is not of type 'string'")
         assert "put the value in quotes" in found[0]
 
-    def test_bad_enum(self, write_mapping):
+    def test_bad_enum(self):
         """An unknown channel lists the allowed ones."""
-        found = problems(write_mapping, """
+        found = problems("""
             phone: body.phone
             channel: sms
             flows: [{flow_key: X}]
@@ -89,9 +95,9 @@ class TestSchema:
 
 
 class TestExpressions:
-    def test_parse_error_names_file_line_key_and_column(self, write_mapping):
+    def test_parse_error_names_file_line_key_and_column(self):
         """A broken expression reports jmespath's column and caret."""
-        found = problems(write_mapping, """
+        found = problems("""
             phone: body.phone
             flows:
               - when: attributes.category == = 'VIP'
@@ -102,9 +108,9 @@ class TestExpressions:
         assert "Parse error at column 23" in found[0]
         assert "^" in found[0]
 
-    def test_unknown_function_suggests_a_name(self, write_mapping):
+    def test_unknown_function_suggests_a_name(self):
         """Functions are checked at load time, not when the first webhook arrives."""
-        found = problems(write_mapping, """
+        found = problems("""
             phone: body.phone
             attributes:
               name: lowr(body.name)
@@ -112,17 +118,17 @@ class TestExpressions:
         """)
         assert found == ["FILE:4: attributes.name: unknown function lowr(); did you mean lower()?"]
 
-    def test_wrong_number_of_arguments(self, write_mapping):
+    def test_wrong_number_of_arguments(self):
         """A function called with the wrong arity is a load error."""
-        found = problems(write_mapping, """
+        found = problems("""
             phone: replace(body.phone, '-')
             flows: [{flow_key: X}]
         """)
         assert found == ["FILE:2: phone: replace() takes 3 argument(s), got 2"]
 
-    def test_all_problems_are_reported_together(self, write_mapping):
+    def test_all_problems_are_reported_together(self):
         """Several broken expressions are all listed, not only the first."""
-        found = problems(write_mapping, """
+        found = problems("""
             phone: body.phone[
             filter: "=="
             flows: [{flow_key: X, when: "a =="}]
@@ -131,9 +137,9 @@ class TestExpressions:
 
 
 class TestEnvironment:
-    def test_missing_variable_is_named(self, write_mapping):
+    def test_missing_variable_is_named(self):
         """An unset ${NAME} names the variable and where it is used."""
-        found = problems(write_mapping, """
+        found = problems("""
             engati:
               api_key: ${ENGATI_KEY_FOR_SHOP}
             phone: body.phone
@@ -143,32 +149,45 @@ class TestEnvironment:
         assert found[0].startswith(
             "FILE:3: engati.api_key: environment variable ENGATI_KEY_FOR_SHOP is not set")
 
-    def test_variables_defaults_and_escapes(self, write_mapping):
+    def test_variables_defaults_and_escapes(self):
         """${NAME} is read, ${NAME:-default} falls back, and $$ is a literal dollar."""
-        path = write_mapping("""
+        mapping = load(textwrap.dedent("""
             engati: {customer_id: "${CID}", bot_key: "${BOT:-b0b}", api_key: "k$$1"}
             phone: body.phone
             flows: [{flow_key: X}]
-        """)
-        mapping = load_file(path, env={"CID": "42"})
+        """), "FILE", {"CID": "42"})
         assert (mapping.engati.customer_id, mapping.engati.bot_key) == ("42", "b0b")
         assert mapping.engati.api_key == "k$1"
 
-    def test_engati_settings_default_to_the_environment(self, mapping):
+    def test_engati_settings_default_to_the_environment(self):
         """Each engati key falls back to ENGATI_<KEY>; the base URL to the public API."""
-        loaded = mapping(env={"ENGATI_CUSTOMER_ID": "7", "ENGATI_BOT_KEY": "b",
-                              "ENGATI_API_KEY": "k"})
+        loaded = load(MINIMAL, "FILE", {"ENGATI_CUSTOMER_ID": "7", "ENGATI_BOT_KEY": "b",
+                                        "ENGATI_API_KEY": "k"})
         assert loaded.engati.missing() == []
         assert loaded.engati.base_url == "https://api.engati.ai"
-        assert mapping(env={"ENGATI_BASE_URL": "http://127.0.0.1:9/"}).engati.base_url == (
-            "http://127.0.0.1:9")
-        assert mapping().engati.missing() == ["customer_id", "bot_key", "api_key"]
+        assert load(MINIMAL, "FILE", {"ENGATI_BASE_URL": "http://127.0.0.1:9/"}
+                    ).engati.base_url == "http://127.0.0.1:9"
+        assert load(MINIMAL, "FILE", {}).engati.missing() == ["customer_id", "bot_key", "api_key"]
+
+
+class TestDefaults:
+    def test_id_and_each_defaults_apply_where_the_text_is_silent(self):
+        """The caller's defaults (a preset's) fill `id` and `each`; the text's own win."""
+        loaded = load(MINIMAL, "FILE", {}, id="item.Id", each="body.items")
+        assert (loaded.id.text, loaded.each.text) == ("item.Id", "body.items")
+        own = load("id: body.ref\n" + MINIMAL, "FILE", {}, id="item.Id")
+        assert (own.id.text, own.each) == ("body.ref", None)
+
+    def test_sender_keys_are_left_to_the_caller(self):
+        """`secret:` with an unset ${NAME} is no problem of the mapping: the endpoint locks."""
+        loaded = load("secret: ${UNSET}\n" + MINIMAL, "FILE", {})
+        assert loaded.flows[0].flow_key == "X"
 
 
 class TestSemantics:
-    def test_rcs_needs_v2(self, write_mapping):
+    def test_rcs_needs_v2(self):
         """RCS over the v1 API is refused at load time."""
-        found = problems(write_mapping, """
+        found = problems("""
             engati: {api: v1}
             channel: rcs
             phone: body.phone
@@ -178,9 +197,9 @@ class TestSemantics:
         assert found[0].startswith("FILE:3: channel: rcs needs engati.api v2")
 
     @pytest.mark.parametrize("name", ["user.channel", "user.phone_no"])
-    def test_attribute_cannot_shadow_channel_or_phone(self, write_mapping, name):
+    def test_attribute_cannot_shadow_channel_or_phone(self, name):
         """Attributes named like the relay's own body keys are refused."""
-        found = problems(write_mapping, f"""
+        found = problems(f"""
             phone: body.phone
             attributes:
               {name}: body.x
@@ -189,9 +208,9 @@ class TestSemantics:
         assert len(found) == 1
         assert found[0].startswith(f"FILE:4: attributes.{name}: {name} is set by the relay")
 
-    def test_attribute_needs_path_or_value(self, write_mapping):
+    def test_attribute_needs_path_or_value(self):
         """An attribute object with both path and value, or neither, is refused."""
-        found = problems(write_mapping, """
+        found = problems("""
             phone: body.phone
             attributes:
               a: {path: body.a, value: 1}
@@ -203,9 +222,9 @@ class TestSemantics:
         assert any(f.startswith("FILE:5: attributes.b: give either") and f.endswith("neither")
                    for f in found)
 
-    def test_fallback_must_be_last(self, write_mapping):
+    def test_fallback_must_be_last(self):
         """An entry after the fallback could never match, so it is an error."""
-        found = problems(write_mapping, """
+        found = problems("""
             phone: body.phone
             flows:
               - flow_key: A
@@ -214,101 +233,3 @@ class TestSemantics:
         """)
         assert len(found) == 1
         assert found[0].startswith("FILE:5: flows[1]: unreachable")
-
-    def test_unknown_source(self, write_mapping):
-        """An unknown preset lists the known ones."""
-        found = problems(write_mapping, """
-            source: typefrom
-            phone: body.phone
-            flows: [{flow_key: X}]
-        """)
-        assert len(found) == 1
-        assert found[0].startswith("FILE:2: source: unknown source 'typefrom'; expected one of")
-
-    def test_bad_file_name(self, tmp_path):
-        """The file name is the endpoint, so it must be URL-safe."""
-        path = tmp_path / "my leads.yaml"
-        path.write_text("phone: a\nflows: [{flow_key: X}]\n")
-        with pytest.raises(MappingLoadError, match="cannot be an endpoint name"):
-            load_file(path, env={})
-
-
-class TestFolder:
-    def test_duplicate_endpoint_names_are_refused(self, tmp_path):
-        """leads.yaml and leads.yml would both serve /hooks/leads."""
-        for suffix in (".yaml", ".yml"):
-            (tmp_path / f"leads{suffix}").write_text("phone: a\nflows: [{flow_key: X}]\n")
-        with pytest.raises(MappingLoadError, match=r"endpoint /hooks/leads is also"):
-            load_folder(tmp_path, env={})
-
-    def test_problems_of_all_files_are_reported(self, tmp_path):
-        """A folder with two broken files reports both."""
-        (tmp_path / "a.yaml").write_text("phone: a\n")
-        (tmp_path / "b.yaml").write_text("flows: [{flow_key: X}]\n")
-        (tmp_path / "notes.txt").write_text("not a mapping")
-        with pytest.raises(MappingLoadError) as info:
-            load_folder(tmp_path, env={})
-        assert [p.file.rsplit("/", 1)[1] for p in info.value.problems] == ["a.yaml", "b.yaml"]
-
-    def test_missing_folder(self, tmp_path):
-        """A folder that does not exist is a clear error."""
-        with pytest.raises(MappingLoadError, match="no such folder"):
-            load_folder(tmp_path / "nope")
-
-
-class TestVerification:
-    def test_signed_sender_needs_a_secret(self, write_mapping):
-        """A signed preset without `secret` is refused, naming the variable to use."""
-        found = problems(write_mapping, "source: stripe\nphone: a\nflows: [{flow_key: X}]\n")
-        assert found == ["FILE:1: source: stripe signs its webhooks: add secret: "
-                         "${STRIPE_WEBHOOK_SECRET}, or verify: false to accept unsigned ones"]
-
-    def test_verify_false_is_explicit_and_allowed(self, mapping):
-        """verify: false loads without a secret."""
-        loaded = mapping("source: stripe\nverify: false\nphone: a\nflows: [{flow_key: X}]\n")
-        assert loaded.verify is False
-        assert not loaded.source.verifies(loaded)
-
-    def test_unset_secret_locks_instead_of_failing(self, mapping):
-        """${NAME} unset in `secret` loads the mapping locked, naming the variable."""
-        loaded = mapping("source: typeform\nsecret: ${TF_SECRET}\nphone: a\n"
-                         "flows: [{flow_key: X}]\n")
-        assert loaded.locked == "TF_SECRET is not set"
-        unlocked = mapping("source: typeform\nsecret: ${TF_SECRET}\nphone: a\n"
-                           "flows: [{flow_key: X}]\n", env={"TF_SECRET": "s"})
-        assert (unlocked.locked, unlocked.secrets) == (None, ("s",))
-
-    def test_salesforce_needs_an_organization(self, write_mapping):
-        """Salesforce signs nothing, so the organization id is required."""
-        found = problems(write_mapping, "source: salesforce\nphone: a\nflows: [{flow_key: X}]\n")
-        assert found[0].startswith("FILE:1: source: Salesforce signs nothing: add organization_id")
-
-    def test_verify_options_are_for_generic_only(self, write_mapping):
-        """A preset checks its own signature; options for it are an error."""
-        found = problems(write_mapping, """
-            source: typeform
-            secret: s
-            verify: {type: token, header: X-Token}
-            phone: a
-            flows: [{flow_key: X}]
-        """)
-        assert found == ["FILE:4: verify: verify options are for source: generic; typeform is "
-                         "verified its own way (verify: false turns that off)"]
-
-    def test_generic_secret_needs_a_way_to_check_it(self, write_mapping):
-        """A generic secret without `verify` says how to use it."""
-        found = problems(write_mapping, "secret: s\nphone: a\nflows: [{flow_key: X}]\n")
-        assert found[0].startswith("FILE:1: secret: say how to check it")
-
-    @pytest.mark.parametrize(("verify", "message"), [
-        ("{type: token}", "a token is in a header or a query parameter"),
-        ("{type: token, header: A, query: b}", "a token is in a header or a query parameter"),
-        ("{type: hmac}", "hmac needs the header"),
-        ("{type: basic, header: A}", "verify.header: does not apply to type basic"),
-        ("{type: hmac, header: A, signed: '{timestamp}.{body}'}", "{timestamp} needs"),
-    ])
-    def test_generic_verify_options_are_checked(self, write_mapping, verify, message):
-        """Each verify type takes its own options."""
-        found = problems(write_mapping, f"secret: s\nverify: {verify}\nphone: a\n"
-                         "flows: [{flow_key: X}]\n")
-        assert any(message in f for f in found), found

@@ -16,8 +16,7 @@ from datetime import UTC, datetime
 import pytest
 
 from relay.errors import BodyError, SignatureError
-from relay.mapping.load import load_file
-from relay.sources import PRESETS, Inbound
+from relay.sources import PRESETS, Inbound, load_endpoint
 
 SECRET = "s3cret-for-tests"
 WHSEC = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
@@ -31,7 +30,7 @@ def mapping(write_mapping):
         secret_line = f"secret: {json.dumps(secret)}\n" if secret is not None else ""
         text = (f"source: {source}\n{secret_line}{extra}"
                 "phone: body.phone\nflows: [{flow_key: F}]\n")
-        return load_file(write_mapping(text, name="shop"), env={})
+        return load_endpoint(write_mapping(text, name="shop"), env={})
 
     return make
 
@@ -43,7 +42,7 @@ def inbound(headers=None, raw=BODY, query=None, url=URL):
 
 def refused(mapping, request, now=None) -> str:
     with pytest.raises(SignatureError) as info:
-        mapping.source.verify(mapping, request, now or time.time())
+        mapping.preset.verify(mapping, request, now or time.time())
     assert str(info.value) == "invalid signature"
     return info.value.reason
 
@@ -52,7 +51,7 @@ def own_signature(mapping, raw=BODY, url=URL, now=None, secret=None):
     """The request as `relay send` would sign it (with the mapping's first secret)."""
     now = now or time.time()
     secret = secret or mapping.secrets[0]
-    headers, query = mapping.source.sign(secret, mapping, inbound(raw=raw, url=url), now)
+    headers, query = mapping.preset.sign(secret, mapping, inbound(raw=raw, url=url), now)
     return inbound(headers, raw, query, url)
 
 
@@ -65,7 +64,7 @@ class TestEveryPreset:
     def test_own_signature_round_trips(self, mapping, source):
         """What `relay send` signs, the preset accepts."""
         loaded = mapping(source)
-        loaded.source.verify(loaded, own_signature(loaded), time.time())
+        loaded.preset.verify(loaded, own_signature(loaded), time.time())
 
     @pytest.mark.parametrize("source", SIGNED)
     def test_tampered_body_wrong_secret_and_no_signature_are_refused(self, mapping, source):
@@ -90,12 +89,12 @@ class TestEveryPreset:
     def test_a_second_secret_works_during_rotation(self, mapping):
         """With a list of secrets, a delivery signed by any of them is accepted."""
         loaded = mapping("typeform", secret=["new-secret", SECRET])
-        loaded.source.verify(loaded, own_signature(loaded), time.time())
+        loaded.preset.verify(loaded, own_signature(loaded), time.time())
 
     def test_verify_false_accepts_unsigned(self, mapping):
         """verify: false turns verification off, explicitly."""
         loaded = mapping("typeform", secret=None, extra="verify: false\n")
-        loaded.source.verify(loaded, inbound(), time.time())
+        loaded.preset.verify(loaded, inbound(), time.time())
 
     def test_every_preset_is_known(self):
         """The presets named in the design all exist."""
@@ -111,7 +110,7 @@ class TestOracles:
         loaded = mapping("stripe", secret="whsec_test_secret")
         header = stripe.WebhookSignature.generate_signature_header(BODY.decode(),
                                                                     "whsec_test_secret")
-        loaded.source.verify(loaded, inbound({"Stripe-Signature": header}), time.time())
+        loaded.preset.verify(loaded, inbound({"Stripe-Signature": header}), time.time())
         old = stripe.WebhookSignature.generate_signature_header(
             BODY.decode(), "whsec_test_secret", timestamp=int(time.time()) - 301)
         assert "timestamp" in refused(loaded, inbound({"Stripe-Signature": old}))
@@ -135,7 +134,7 @@ class TestOracles:
         prefix = "svix" if library == "svix" else "webhook"
         headers = {f"{prefix}-id": "msg_1", f"{prefix}-timestamp": str(int(now.timestamp())),
                    f"{prefix}-signature": f"v0,xyz {signature}"}
-        loaded.source.verify(loaded, inbound(headers), time.time())
+        loaded.preset.verify(loaded, inbound(headers), time.time())
         assert "timestamp" in refused(loaded, inbound(headers), now=time.time() + 400)
         ours = own_signature(loaded).headers
         if library == "svix":
@@ -158,7 +157,7 @@ class TestOracles:
         signature = signature_module.Signature.get_signature(
             SECRET, BODY.decode(), "v3", http_uri=URL, http_method="POST", timestamp=stamp)
         headers = {"X-HubSpot-Signature-v3": signature, "X-HubSpot-Request-Timestamp": stamp}
-        loaded.source.verify(loaded, inbound(headers), time.time())
+        loaded.preset.verify(loaded, inbound(headers), time.time())
         assert "does not match" in refused(loaded, inbound(headers, url=URL + "&y=2"))
         old = str(int((time.time() - 400) * 1000))
         headers["X-HubSpot-Request-Timestamp"] = old
@@ -182,7 +181,7 @@ class TestOracles:
                                                              http_uri=URL)
         headers = {"X-HubSpot-Signature": signature, "X-HubSpot-Signature-Version": version}
         opted_in = mapping("hubspot", extra="legacy_signatures: true\n")
-        opted_in.source.verify(opted_in, inbound(headers), time.time())
+        opted_in.preset.verify(opted_in, inbound(headers), time.time())
         default = mapping("hubspot")
         assert "legacy_signatures" in refused(default, inbound(headers))
 
@@ -190,7 +189,7 @@ class TestOracles:
         """GitHub's documentation: secret "It's a Secret to Everybody", body "Hello, World!"."""
         loaded = mapping("github", secret="It's a Secret to Everybody")
         signature = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
-        loaded.source.verify(loaded, inbound({"X-Hub-Signature-256": signature},
+        loaded.preset.verify(loaded, inbound({"X-Hub-Signature-256": signature},
                                              raw=b"Hello, World!"), time.time())
 
     @pytest.mark.parametrize(("source", "header", "encoding", "prefix"), [
@@ -205,7 +204,7 @@ class TestOracles:
         value = prefix + (base64.b64encode(digest).decode() if encoding == "base64"
                           else digest.hex())
         loaded = mapping(source)
-        loaded.source.verify(loaded, inbound({header: value}), time.time())
+        loaded.preset.verify(loaded, inbound({header: value}), time.time())
 
     def test_calendly_recipe_and_tolerance(self, mapping):
         """Calendly: t=<s>,v1=<hex of "t.body">, refused after 3 minutes."""
@@ -213,7 +212,7 @@ class TestOracles:
         stamp = int(time.time())
         v1 = hmac.new(SECRET.encode(), f"{stamp}.".encode() + BODY, hashlib.sha256).hexdigest()
         headers = {"Calendly-Webhook-Signature": f"t={stamp},v1={v1}"}
-        loaded.source.verify(loaded, inbound(headers), time.time())
+        loaded.preset.verify(loaded, inbound(headers), time.time())
         assert "timestamp" in refused(loaded, inbound(headers), now=stamp + 181)
 
 
@@ -221,18 +220,18 @@ class TestGeneric:
     def test_token_in_a_header_or_the_query(self, mapping):
         """A shared token is compared in constant time, from a header or a query parameter."""
         header = mapping("generic", extra="verify: {type: token, header: X-Relay-Token}\n")
-        header.source.verify(header, inbound({"X-Relay-Token": SECRET}), 0)
+        header.preset.verify(header, inbound({"X-Relay-Token": SECRET}), 0)
         assert refused(header, inbound({"X-Relay-Token": "nope"})) == (
             "the X-Relay-Token token does not match")
         query = mapping("generic", extra="verify: {type: token, query: key}\n")
-        query.source.verify(query, inbound(query={"key": SECRET}), 0)
+        query.preset.verify(query, inbound(query={"key": SECRET}), 0)
         assert refused(query, inbound(query={"key": ["a", "b"]})) == "no key token"
 
     def test_basic(self, mapping):
         """HTTP basic: the secret is user:password."""
         loaded = mapping("generic", secret="crm:pw", extra="verify: {type: basic}\n")
         good = "Basic " + base64.b64encode(b"crm:pw").decode()
-        loaded.source.verify(loaded, inbound({"Authorization": good}), 0)
+        loaded.preset.verify(loaded, inbound({"Authorization": good}), 0)
         refused(loaded, inbound({"Authorization": "Basic !!!"}))
         refused(loaded, inbound({"Authorization": "Bearer x"}))
 
@@ -246,14 +245,14 @@ class TestGeneric:
         stamp = str(int(now))
         digest = hmac.new(SECRET.encode(), f"{stamp}:".encode() + BODY, hashlib.sha512).digest()
         headers = {"X-Sig": "v1=" + base64.b64encode(digest).decode(), "X-Ts": stamp}
-        loaded.source.verify(loaded, inbound(headers), now)
+        loaded.preset.verify(loaded, inbound(headers), now)
         assert "timestamp" in refused(loaded, inbound(headers), now=now + 61)
-        loaded.source.verify(loaded, own_signature(loaded, now=now), now)
+        loaded.preset.verify(loaded, own_signature(loaded, now=now), now)
 
     def test_no_verify_accepts_anything(self, mapping):
         """Without verify:, generic checks nothing (and relay check warns)."""
         loaded = mapping("generic", secret=None)
-        loaded.source.verify(loaded, inbound(), 0)
+        loaded.preset.verify(loaded, inbound(), 0)
 
 
 class TestParsing:
@@ -263,7 +262,7 @@ class TestParsing:
         raw = (b'--XX\r\nContent-Disposition: form-data; name="submissionID"\r\n\r\n5823\r\n'
                b'--XX\r\nContent-Disposition: form-data; name="rawRequest"\r\n\r\n'
                b'{"q3_phone":{"full":"(981) 234-5678"}}\r\n--XX--\r\n')
-        envelope = loaded.source.envelope(raw, {"Content-Type": "multipart/form-data; boundary=XX"},
+        envelope = loaded.preset.envelope(raw, {"Content-Type": "multipart/form-data; boundary=XX"},
                                           {})
         assert envelope["body"] == {"submissionID": "5823",
                                     "rawRequest": {"q3_phone": {"full": "(981) 234-5678"}}}
@@ -274,15 +273,5 @@ class TestParsing:
         bomb = (b'<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;">]>'
                 b"<l>&b;</l>")
         with pytest.raises(BodyError, match="DTD or entities"):
-            loaded.source.envelope(bomb, {"Content-Type": "text/xml"}, {})
+            loaded.preset.envelope(bomb, {"Content-Type": "text/xml"}, {})
 
-
-def test_bodies_become_objects():
-    """Forms and XML: a repeated name is a list, namespaces and attributes dropped, nil null."""
-    from relay.sources.body import parse_body
-
-    assert parse_body(b"a=1&b=2&a=3&c=", "application/x-www-form-urlencoded") == {
-        "a": ["1", "3"], "b": "2", "c": ""}
-    xml = (b'<r xmlns:x="urn:x" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">'
-           b'<x:i k="v">1</x:i><i>2</i><n xsi:nil="true"/><o><p>3</p></o></r>')
-    assert parse_body(xml, "text/xml") == {"r": {"i": ["1", "2"], "n": None, "o": {"p": "3"}}}

@@ -38,8 +38,8 @@ def test_changed_added_and_removed_files(folder):
     registry.load()
     touch(folder / "leads.yaml", GOOD % "V2")
     touch(folder / "orders.yaml", GOOD % "O1")
-    assert registry.get("leads").flows[0].flow_key == "V2"
-    assert registry.get("orders").flows[0].flow_key == "O1"
+    assert registry.get("leads").mapping.flows[0].flow_key == "V2"
+    assert registry.get("orders").mapping.flows[0].flow_key == "O1"
     (folder / "orders.yaml").unlink()
     assert registry.get("orders") is None
 
@@ -50,11 +50,11 @@ def test_broken_change_keeps_the_last_good_version(folder, caplog):
     registry.load()
     caplog.set_level(logging.ERROR, "relay.mappings")
     touch(folder / "leads.yaml", "phone: body.phone\nflows: [{flow_key: X, wen: y}]\n")
-    assert registry.get("leads").flows[0].flow_key == "V1"
+    assert registry.get("leads").mapping.flows[0].flow_key == "V1"
     assert "keeping the last good version" in caplog.text
     assert "flows[0].wen: unknown key" in caplog.text
     touch(folder / "leads.yaml", GOOD % "V3")
-    assert registry.get("leads").flows[0].flow_key == "V3"
+    assert registry.get("leads").mapping.flows[0].flow_key == "V3"
 
 
 def test_checks_are_throttled(folder):
@@ -62,6 +62,17 @@ def test_checks_are_throttled(folder):
     registry = Registry(folder, check_every=3600)
     registry.load()
     touch(folder / "leads.yaml", GOOD % "V2")
-    assert registry.get("leads").flows[0].flow_key == "V1"
+    assert registry.get("leads").mapping.flows[0].flow_key == "V1"
     registry.refresh(force=True)
-    assert registry.get("leads").flows[0].flow_key == "V2"
+    assert registry.get("leads").mapping.flows[0].flow_key == "V2"
+
+
+def test_a_second_file_for_a_served_name_is_ignored(folder, caplog):
+    """leads.yml added beside leads.yaml: the first keeps serving, the log says why."""
+    registry = Registry(folder, check_every=0)
+    registry.load()
+    caplog.set_level(logging.ERROR, "relay.mappings")
+    touch(folder / "leads.yml", GOOD % "V2")
+    assert registry.get("leads").mapping.flows[0].flow_key == "V1"
+    assert any(r.getMessage().endswith(f"is ignored: endpoint /hooks/leads is also "
+                                       f"{folder / 'leads.yaml'}") for r in caplog.records)

@@ -12,8 +12,7 @@ import time
 import pytest
 
 from relay.config import Settings
-from relay.mapping.load import load_file
-from relay.sources import Inbound
+from relay.sources import Inbound, load_endpoint
 from relay.sources.registry import Registry
 from relay.store import open_store
 from relay.web.app import create_app
@@ -239,8 +238,8 @@ def make_client(tmp_path, monkeypatch):
 def signed(name: str, raw: bytes, url: str, content_type: str = "application/json",
            query: dict | None = None) -> tuple[dict, dict]:
     """Headers and query as the mapping's sender would sign them for `url`."""
-    mapping = load_file(MAPPINGS / f"{name}.yaml")
-    headers, extra = mapping.source.sign(mapping.secrets[0], mapping,
+    mapping = load_endpoint(MAPPINGS / f"{name}.yaml")
+    headers, extra = mapping.preset.sign(mapping.secrets[0], mapping,
                                          Inbound(raw, {}, query or {}, "POST", url), time.time())
     return {"Content-Type": content_type, **headers}, {**(query or {}), **extra}
 

@@ -1,0 +1,23 @@
+"""`PRESETS`: each `source:` name a mapping file may give, and its preset."""
+
+from __future__ import annotations
+
+from relay.sources.base import Preset
+from relay.sources.calendly import Calendly
+from relay.sources.generic import Generic
+from relay.sources.github import GitHub
+from relay.sources.hubspot import HubSpot
+from relay.sources.jotform import Jotform
+from relay.sources.razorpay import Razorpay
+from relay.sources.salesforce import Salesforce
+from relay.sources.shopify import Shopify
+from relay.sources.standard_webhooks import StandardWebhooks
+from relay.sources.stripe import Stripe
+from relay.sources.tally import Tally
+from relay.sources.typeform import Typeform
+
+PRESETS: dict[str, Preset] = {
+    preset.name: preset
+    for preset in (Generic(), Typeform(), Stripe(), Salesforce(), Shopify(), Razorpay(),
+                   HubSpot(), StandardWebhooks(), Tally(), Calendly(), GitHub(), Jotform())
+}
