@@ -47,10 +47,10 @@ class TestStoreReplay:
 
 
 class TestReplayEvent:
-    def test_a_failed_event_is_mapped_again_with_the_current_mapping(self, store, mapping):
+    def test_a_failed_event_is_mapped_again_with_the_current_mapping(self, store, endpoint):
         """The event's stored body goes through the mapping as it is now."""
         event_id = accept(store, FAILED, body=b'{"phone": "+919812345678"}').event_id
-        replayed = replay_event(store, {"leads": mapping(FIXED)}.get, event_id, NOW)
+        replayed = replay_event(store, {"leads": endpoint(FIXED)}.get, event_id, NOW)
         assert (replayed.ok, replayed.message) == (True, "1 queued, 0 already delivered")
         assert store.event(event_id)["deliveries"][0]["phone"] == "919812345678"
 
