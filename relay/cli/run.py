@@ -47,9 +47,9 @@ def serve(host: str, port: int, web_workers: int) -> None:
                f"{settings.safe_database_url()}  mappings {settings.mappings}/", err=True)
     # Here, once, rather than in each process that loads the mappings; one line per message.
     unset: dict[str, list[str]] = {}
-    for name in registry.names():
-        if message := unset_engati(registry.get(name).mapping):
-            unset.setdefault(message, []).append(name)
+    for endpoint in registry.endpoints():
+        if message := unset_engati(endpoint.mapping):
+            unset.setdefault(message, []).append(endpoint.name)
     for message, names in unset.items():
         click.echo(f"relay: warning: {', '.join(names)}: {message}", err=True)
     # Metrics of every process, added up at /metrics (prometheus_client's multiprocess mode).

@@ -51,6 +51,11 @@ class Registry:
         self.refresh()
         return self._by_name.get(name)
 
+    def endpoints(self) -> list[Endpoint]:
+        """Every loaded endpoint, by name."""
+        self.refresh()
+        return [self._by_name[name] for name in sorted(self._by_name)]
+
     def names(self) -> list[str]:
         self.refresh()
         return sorted(self._by_name)

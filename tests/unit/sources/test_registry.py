@@ -76,3 +76,13 @@ def test_a_second_file_for_a_served_name_is_ignored(folder, caplog):
     assert registry.get("leads").mapping.flows[0].flow_key == "V1"
     assert any(r.getMessage().endswith(f"is ignored: endpoint /hooks/leads is also "
                                        f"{folder / 'leads.yaml'}") for r in caplog.records)
+
+
+def test_endpoints_come_by_name(folder):
+    """`endpoints()` lists what `names()` names, in the same order (relay serve's start-up
+    warnings read it)."""
+    touch(folder / "alpha.yaml", GOOD % "A1")
+    registry = Registry(folder, check_every=0)
+    registry.load()
+    assert [e.name for e in registry.endpoints()] == registry.names() == ["alpha", "leads"]
+    assert registry.endpoints()[0].mapping.flows[0].flow_key == "A1"
