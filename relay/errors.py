@@ -16,6 +16,7 @@ that escapes is a bug.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from relay.model import FailureKind
@@ -63,6 +64,13 @@ class FieldError:
 
     def to_dict(self) -> dict[str, str]:
         return {"field": self.field, "message": self.message}
+
+
+def field_errors(errors: Iterable[FieldError | Mapping[str, str]]) -> str:
+    """Field errors as one line, `phone: no value at body.phone; flows: ...`, whether they
+    come from a mapping's Result or from a stored event's rows."""
+    return "; ".join(str(e) if isinstance(e, FieldError) else f"{e['field']}: {e['message']}"
+                     for e in errors)
 
 
 class InboundError(RelayError):

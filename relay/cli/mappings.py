@@ -184,19 +184,19 @@ def _split(text: str, sep: str, option: str, form: str) -> tuple[str, str]:
     return key.strip(), value.strip() if sep == ":" else value
 
 
-def _warnings(mapping: Endpoint) -> list[str]:
-    warnings = [unset] if (unset := unset_engati(mapping.mapping)) else []
-    if mapping.locked:
-        warnings.append(f"secret not available: {mapping.locked}; /hooks/{mapping.name} answers "
+def _warnings(endpoint: Endpoint) -> list[str]:
+    warnings = [unset] if (unset := unset_engati(endpoint.mapping)) else []
+    if endpoint.locked:
+        warnings.append(f"secret not available: {endpoint.locked}; /hooks/{endpoint.name} answers "
                         "503 until it is")
     capped = ("; it stores at most RELAY_UNVERIFIED_LIMIT webhooks a minute per web process "
               "(429 above)")
-    if mapping.verify is False:
+    if endpoint.verify is False:
         warnings.append("verification is off (verify: false): anyone who knows the URL can "
                         "post" + capped)
-    elif not mapping.preset.verifies(mapping):
+    elif not endpoint.preset.verifies(endpoint):
         warnings.append("nothing verifies the sender: anyone who knows the URL can post "
                         "(see `verify:` in docs/sources.md)" + capped)
-    if not mapping.mapping.tests:
+    if not endpoint.mapping.tests:
         warnings.append("no tests: add examples under `tests:` so changes can be checked")
     return warnings

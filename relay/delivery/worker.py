@@ -209,9 +209,9 @@ class Worker:
             return exc
 
     def _target(self, mapping_name: str) -> Engati:
-        mapping = self.registry.get(mapping_name)
+        endpoint = self.registry.get(mapping_name)
         # A mapping removed since its event arrived: the fallback bot still gets it.
-        return mapping.mapping.engati if mapping else self.fallback
+        return endpoint.mapping.engati if endpoint else self.fallback
 
 
 def _log_attempt(claimed: Claimed, attempt: Attempt, now: float) -> None:

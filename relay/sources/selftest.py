@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from relay.errors import BodyError
+from relay.errors import BodyError, field_errors
 from relay.mapping import Delivery, Result
 from relay.model import Mapped
 from relay.sources.body import content_type_for
@@ -108,7 +108,7 @@ def _compare_delivery(want: dict[str, Any], got: Delivery) -> list[str]:
 
 def _summary(result: Result) -> str:
     if result.errors:
-        return "errors: " + "; ".join(str(e) for e in result.errors)
+        return "errors: " + field_errors(result.errors)
     if result.status is Mapped.SKIPPED:
         return f"skipped ({result.skipped})"
     return f"{len(result.deliveries)} delivery(ies) to " + ", ".join(

@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from relay.errors import field_errors
 from relay.model import DeliveryStatus, EventStatus
 from relay.store.rows import utf8
 
@@ -23,7 +24,7 @@ def event_problem(row: dict[str, Any]) -> str:
     """What went wrong with a listed event: its mapping errors, else its last delivery error,
     else why it was skipped ('' when nothing did)."""
     if row["errors"]:
-        return "; ".join(f"{e['field']}: {e['message']}" for e in row["errors"])
+        return field_errors(row["errors"])
     return str(row["last_error"] or row["note"] or "")
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from relay.errors import field_errors
 from relay.model import FailureKind
 
 _FIELDS = (("phone", "missing or invalid phone"), ("flows", "no flow matched"),
@@ -50,5 +51,5 @@ def detail_of(item: dict[str, Any]) -> str:
     if item["kind"] == "refused":
         return str(item["reason"])
     if item["kind"] == "failed":
-        return "; ".join(f"{e['field']}: {e['message']}" for e in item["errors"] or [])
+        return field_errors(item["errors"] or [])
     return str(item["last_error"] or "")

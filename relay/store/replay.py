@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from relay.errors import BodyError
+from relay.errors import BodyError, field_errors
 from relay.mapping import Result
 from relay.model import Mapped
 from relay.store.base import Store
@@ -51,5 +51,5 @@ def replay_event(store: Store, find: Callable[[str], Remaps | None], event_id: i
     if result.status is Mapped.SKIPPED:
         message += f"; skipped ({result.skipped})"
     if result.errors:
-        return Replayed(event_id, False, message + "; " + "; ".join(map(str, result.errors)))
+        return Replayed(event_id, False, message + "; " + field_errors(result.errors))
     return Replayed(event_id, True, message)

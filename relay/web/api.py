@@ -137,7 +137,7 @@ def preview() -> Any:
                                 spec.get("headers", {}), spec.get("query", {})))
 
 
-def preview_body(mapping: Endpoint, raw: bytes, headers: dict[str, str],
+def preview_body(endpoint: Endpoint, raw: bytes, headers: dict[str, str],
                  query: dict[str, Any]) -> dict[str, Any]:
     """What a pasted body would trigger (JSON unless headers say otherwise); nothing is sent.
 
@@ -147,12 +147,12 @@ def preview_body(mapping: Endpoint, raw: bytes, headers: dict[str, str],
     if not any(k.lower() == "content-type" for k in headers):
         headers = {**headers, "Content-Type": "application/json"}
     try:
-        result = evaluate_raw(mapping, raw, headers, query)
+        result = evaluate_raw(endpoint, raw, headers, query)
     except BodyError as exc:
         return {"status": "failed", "skipped": None, "requests": [],
                 "errors": [{"field": "body", "message": str(exc)}]}
     return {"status": result.status, "skipped": result.skipped,
-            "requests": [build_request(mapping.mapping.engati, d, mask=True)
+            "requests": [build_request(endpoint.mapping.engati, d, mask=True)
                          for d in result.deliveries],
             "errors": [e.to_dict() for e in result.errors]}
 

@@ -21,7 +21,7 @@ from werkzeug.datastructures import EnvironHeaders
 from werkzeug.wsgi import get_content_length, get_host, get_input_stream
 
 from relay.config import Settings
-from relay.errors import BodyError, InboundError, SignatureError, StoreUnavailable
+from relay.errors import BodyError, InboundError, SignatureError, StoreUnavailable, field_errors
 from relay.mapping import evaluate
 from relay.model import Received
 from relay.sources import Endpoint, Inbound, Preset
@@ -58,17 +58,17 @@ class Intake:
         started = time.perf_counter()
         # WSGI hands the path over as latin-1; URLs carry UTF-8.
         name = name.encode("latin-1").decode("utf-8", "replace")
-        mapping = self.registry.get(name)
-        preset = mapping.preset if mapping else DEFAULT_PRESET
+        endpoint = self.registry.get(name)
+        preset = endpoint.preset if endpoint else DEFAULT_PRESET
         event_id: int | str = "-"
         try:
             if environ.get("REQUEST_METHOD") != "POST":
                 raise InboundError(f"/hooks/{name} takes POST only", 405,
                                    "send the webhook as an HTTP POST")
-            if mapping is None:
+            if endpoint is None:
                 status, answer, retry_after = self._unknown(name)
             else:
-                status, answer, retry_after = self._receive(mapping, environ)
+                status, answer, retry_after = self._receive(endpoint, environ)
             event_id = answer.get("event_id", "-")
         except Exception as exc:  # every failure gets an answer that says why
             status, answer, retry_after = self._failure(name, exc)
@@ -79,7 +79,7 @@ class Intake:
         if code == 405:
             headers.append(("Allow", "POST"))
         start_response(f"{code} {http.HTTPStatus(code).phrase}", headers)
-        metrics.INBOUND.labels(name if mapping else "(unknown)", str(code)).inc()
+        metrics.INBOUND.labels(name if endpoint else "(unknown)", str(code)).inc()
         log.info("inbound mapping=%s status=%d event=%s bytes=%s ms=%.1f", name, code,
                  event_id, environ.get("CONTENT_LENGTH") or "-",
                  (time.perf_counter() - started) * 1000)
@@ -103,15 +103,15 @@ class Intake:
         return f"{file} in the mappings folder" if folder.is_absolute() else (
             (folder / file).as_posix())
 
-    def _receive(self, mapping: Endpoint,
+    def _receive(self, endpoint: Endpoint,
                  environ: dict[str, Any]) -> tuple[int, dict, int | None]:
-        if mapping.locked:
-            return 503, error_body(f"/hooks/{mapping.name} is not ready: {mapping.locked}",
+        if endpoint.locked:
+            return 503, error_body(f"/hooks/{endpoint.name} is not ready: {endpoint.locked}",
                                    "set it in the relay's environment and restart; the "
                                    "sender's retries will then be accepted"), 60
-        if not mapping.preset.verifies(mapping) and (wait := self._unverified.take(
-                mapping.name)):
-            return 429, error_body(f"/hooks/{mapping.name} verifies nothing, so it takes at "
+        if not endpoint.preset.verifies(endpoint) and (wait := self._unverified.take(
+                endpoint.name)):
+            return 429, error_body(f"/hooks/{endpoint.name} verifies nothing, so it takes at "
                                    f"most {self.settings.unverified_limit} webhooks a minute",
                                    "add verification to the mapping (docs/sources.md), or "
                                    "raise RELAY_UNVERIFIED_LIMIT"), wait
@@ -124,13 +124,13 @@ class Intake:
         query = {k: v[0] if len(v) == 1 else v for k, v in query.items()}
         now = time.time()
         inbound = Inbound(raw, headers, query, "POST", self._public_url(environ))
-        mapping.preset.verify(mapping, inbound, now)  # SignatureError: 401
-        envelope = mapping.preset.envelope(raw, headers, query)  # BodyError: 400 / 415
-        mapping.preset.admit(mapping, envelope)
-        result = evaluate(mapping.mapping, envelope)
-        receipt = self.store.accept(Received(mapping.name, raw,
-                                             redact(headers, mapping.credentials),
-                                             redact(query, mapping.credentials), result, now))
+        endpoint.preset.verify(endpoint, inbound, now)  # SignatureError: 401
+        envelope = endpoint.preset.envelope(raw, headers, query)  # BodyError: 400 / 415
+        endpoint.preset.admit(endpoint, envelope)
+        result = evaluate(endpoint.mapping, envelope)
+        receipt = self.store.accept(Received(endpoint.name, raw,
+                                             redact(headers, endpoint.credentials),
+                                             redact(query, endpoint.credentials), result, now))
         answer: dict[str, Any] = {"status": receipt.status, "event_id": receipt.event_id}
         errors = [e.to_dict() for e in result.errors]
         if receipt.status == "accepted":
@@ -140,9 +140,8 @@ class Intake:
             return 202, answer, None
         if receipt.status == "failed":
             answer.update(error_body(
-                "the webhook could not be mapped: " + "; ".join(
-                    f"{e['field']}: {e['message']}" for e in errors),
-                f"fix the webhook or {self._shown(Path(mapping.file).name)}; the event is "
+                "the webhook could not be mapped: " + field_errors(result.errors),
+                f"fix the webhook or {self._shown(Path(endpoint.file).name)}; the event is "
                 f"stored: `relay replay {receipt.event_id}` maps it again", errors=errors))
             return 422, answer, None
         if receipt.status == "skipped":
