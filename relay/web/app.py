@@ -32,7 +32,7 @@ def create_app(
     if registry is None:
         registry = Registry(settings.mappings)
         registry.load()
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # the console serves its own, at /admin/static
     store = store or open_store(settings.database_url, timeout=settings.db_timeout)
     app.extensions["relay"] = Services(settings, store, registry, login_limit=RateLimit(5, 60.0))
     auth.init_app(app)

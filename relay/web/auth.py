@@ -30,10 +30,12 @@ log = logging.getLogger("relay.web.console")
 SESSION_LIFETIME = 12 * 3600.0  # seconds a console login lasts
 _SAFE = ("GET", "HEAD", "OPTIONS")  # methods that change nothing: no CSRF token needed
 # What the console and the API answer, on top of nosniff (which every Flask answer gets):
-# nothing loads but the pages' own inline style and images, no page can frame them, no link
-# leaks their address.
+# nothing loads but the pages' own inline style, images and the relay's own scripts (files
+# under /admin/static/, never inline), which talk to the relay alone; no page can frame them,
+# no link leaks their address.
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; "
+                               "script-src 'self'; connect-src 'self'; "
                                "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",

@@ -22,8 +22,8 @@ from relay.web.services import services
 from tests.support.admin_app import BEARER, TOKEN, make_admin
 
 COOKIE = "relay_console"
-CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; "
-       "frame-ancestors 'none'; base-uri 'none'")
+CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; script-src 'self'; "
+       "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 
 
 def _cookie(client) -> str:
@@ -274,3 +274,15 @@ def test_every_flask_answer_says_nosniff(tmp_path):
     admin = make_admin(tmp_path)
     for path in ("/healthz", "/readyz", "/metrics"):
         assert admin.client().get(path).headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_console_scripts_are_served_behind_the_login(tmp_path):
+    """The console's scripts are files at /admin/static/ (the CSP allows no inline script),
+    served to a session and not to anyone else; there is no /static/ outside the console."""
+    admin = make_admin(tmp_path)
+    assert admin.client().get("/admin/static/console.js").status_code == 302
+    answer = admin.logged_in().get("/admin/static/console.js")
+    assert answer.status_code == 200 and "use strict" in answer.get_data(as_text=True)
+    assert answer.headers["Content-Security-Policy"] == CSP
+    answer.close()  # a file's answer holds the file open until closed
+    assert admin.client().get("/static/console.js").status_code == 404
