@@ -31,8 +31,9 @@ _PATHS = re.compile(r"^\*\*Paths\*\* \(([^)]*)\):\n\n((?:- .*\n)+)", re.MULTILIN
 _AGAINST_FILE = re.compile(r"checked against `mappings/(examples/[^`]+)`")
 _AGAINST_ABOVE = re.compile(r"checked against the (form|XML) above")
 _ITEM = re.compile(r"^- (`+) ?(.+?) ?\1(?!`)", re.MULTILINE)
-_AS_SEEN = re.compile(r"As expressions see `mappings/(examples/[^`]+)`.*?:\n\n```json\n(.*?)\n```",
-                      re.DOTALL)
+# the marker, its sentence (no code block in between), then the JSON block that follows it
+_AS_SEEN = re.compile(r"As expressions see `mappings/(examples/[^`]+)`(?:(?!```).)*?\n\n```json\n"
+                      r"(.*?)\n```", re.DOTALL)
 _RAW_PAIR = re.compile(r"```(text|xml)\n(.*?)\n```\n\nis seen as\n\n```json\n(.*?)\n```", re.DOTALL)
 _RAW_TYPES = {"text": "application/x-www-form-urlencoded", "xml": "text/xml"}
 _PROSE_PATH = re.compile(r"(?<!`)`((?:body|item|headers|query)[.\[][^`]*)`(?!`)")
