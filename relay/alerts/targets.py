@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import socket
 from dataclasses import dataclass
@@ -78,10 +79,22 @@ def targets(settings: Settings) -> Targets:
         raise RelayError(f"RELAY_SMTP_URL: {exc}") from None
     fmt = settings.alert_format
     slack = fmt == "slack" or (fmt == "auto" and is_slack_url(settings.alert_url))
-    sender = settings.alert_from or (
-        f"relay@{smtp.host if smtp and '.' in smtp.host else socket.getfqdn()}")
+    sender = settings.alert_from or f"relay@{_mail_domain(smtp)}"
     return Targets(settings.alert_url.strip(), slack, tuple(parse_emails(settings.alert_email)),
                    smtp, sender)
+
+
+def _mail_domain(smtp: Smtp | None) -> str:
+    """The SMTP server's domain when it has a name, else this machine's: a sender address
+    needs a domain, and an IP address is none."""
+    host = smtp.host if smtp else ""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if "." in host:
+            return host
+    name = socket.getfqdn()
+    return name if "." in name else f"{name}.localdomain"
 
 
 def is_slack_url(url: str) -> bool:

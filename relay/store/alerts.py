@@ -64,9 +64,10 @@ def transition(conn: sa.Connection, insert: Callable[[sa.Table], Any], key: str,
     values = {"status": state["status"], "since": state["since"], "sent_at": state["sent_at"],
               "last_at": state.get("last_at"), "updated_at": now}
     if version is None:
+        # RETURNING says whether the row was inserted (a rowcount may not, on every driver).
         won = conn.execute(insert(alert_state).values(
             key=key, kind=state["kind"], version=1, **values)
-            .on_conflict_do_nothing()).rowcount == 1
+            .on_conflict_do_nothing().returning(_S.key)).first() is not None
     else:
         won = conn.execute(alert_state.update().where(_S.key == key, _S.version == version)
                            .values(version=version + 1, **values)).rowcount == 1
@@ -88,14 +89,12 @@ def claim(conn: sa.Connection, worker: str, now: float, lease: float,
     ids = list(conn.execute(due).scalars())
     if not ids:
         return []
-    conn.execute(alert_outbox.update().where(
+    rows = conn.execute(alert_outbox.update().where(
         _O.id.in_(ids), _O.status == "pending",
         sa.or_(_O.lease_until.is_(None), _O.lease_until <= now))
-        .values(lease_until=now + lease, leased_by=worker))
-    rows = conn.execute(sa.select(alert_outbox).where(_O.id.in_(ids), _O.leased_by == worker,
-                                                      _O.lease_until == now + lease)
-                        .order_by(_O.id)).mappings()
-    return [dict(row) for row in rows]
+        .values(lease_until=now + lease, leased_by=worker)
+        .returning(*alert_outbox.c)).mappings()
+    return sorted((dict(row) for row in rows), key=lambda row: row["id"])
 
 
 def finish(conn: sa.Connection, message_id: int, worker: str, now: float,

@@ -11,9 +11,12 @@ from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
+from relay.mapping import Delivery, Result
+from relay.model import Attempt, FailureKind, Outcome, Received
 from tests.support.live import free_port
 
 
@@ -30,7 +33,7 @@ class HttpReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 if receiver.hang:
                     receiver._release.wait(receiver.hang)
@@ -72,11 +75,20 @@ class _Mailbox:
     def __init__(self) -> None:
         self.mails: list[tuple[list[str], Message, str]] = []
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         raw = envelope.content if isinstance(envelope.content, bytes) else (
             envelope.content.encode())
         self.mails.append((list(envelope.rcpt_tos), message_from_bytes(raw), raw.decode()))
         return "250 OK"
+
+
+# For the tests of a module using SmtpReceiver(login=...): aiosmtpd warns, in its own thread
+# and at every connection, of AUTH without TLS (the test server on 127.0.0.1 has no
+# certificate) and, when a login succeeds, of its own deprecated attribute.
+SMTP_WARNINGS = [
+    pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning"),
+    pytest.mark.filterwarnings("ignore:Session.login_data is deprecated:DeprecationWarning"),
+]
 
 
 class SmtpReceiver:
@@ -108,3 +120,17 @@ class SmtpReceiver:
 
     def stop(self) -> None:
         self.controller.stop()
+
+
+def tried(store: Any, mapping: str, outcome: Outcome, failure: FailureKind | None,
+          now: float, error: str = "boom", phone: str = "919812345678") -> None:
+    """A delivery of `mapping` (to `phone`) tried once at `now`, coming to `outcome`."""
+    delivery = Delivery("FLOW", "whatsapp", phone, {"name": "Asha"}, None)
+    store.accept(Received(mapping, b'{"phone": "' + phone.encode() + b'"}', {}, {},
+                          Result((delivery,)), now))
+    (claimed,) = store.claim("engati-worker", 1, now, 60.0)
+    done = outcome == Outcome.DELIVERED
+    store.record_many([Attempt(claimed.id, now, 5.0, outcome, 500, None,
+                               None if done else error, None if done else failure,
+                               now + 60 if outcome == Outcome.RETRY else None)],
+                      "engati-worker", now)
