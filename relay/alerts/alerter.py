@@ -169,7 +169,14 @@ class Alerter:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=SEND_EVERY)
         finally:
+            # A send under way is not waited for (its timeouts bound it): stopping the
+            # worker must not wait on a receiver.
             self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def join(self) -> None:
+        """Wait for a send still under way after `run` ended (tests, before the store goes)."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
 
 
 class Sender:

@@ -26,6 +26,7 @@ class HttpReceiver:
 
     def __init__(self) -> None:
         self.posts: list[dict[str, Any]] = []
+        self.arrived = 0  # POSTs come in, answered or not (a hanging receiver holds them)
         self.statuses: list[int] = []
         self.hang = 0.0
         self._lock = threading.Lock()
@@ -35,6 +36,7 @@ class HttpReceiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                receiver.arrived += 1
                 if receiver.hang:
                     receiver._release.wait(receiver.hang)
                 with receiver._lock:
@@ -58,6 +60,10 @@ class HttpReceiver:
     def start(self) -> HttpReceiver:
         self._thread.start()
         return self
+
+    def release(self) -> None:
+        """Answer the POSTs a hanging receiver holds."""
+        self._release.set()
 
     def stop(self) -> None:
         self._release.set()
@@ -104,7 +110,7 @@ class SmtpReceiver:
                              data: Any) -> AuthResult:
                 ok = isinstance(data, LoginPassword) and (
                     data.login.decode(), data.password.decode()) == login
-                return AuthResult(success=ok)
+                return AuthResult(success=ok, handled=False)  # a failure answers 535
 
             kwargs = {"authenticator": authenticate, "auth_required": True,
                       "auth_require_tls": False}
