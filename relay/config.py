@@ -125,8 +125,7 @@ class Settings:
             settings.check_admin_token()
         except RelayError as exc:
             problems.append(str(exc))
-        if not problems:
-            problems += settings.alert_problems()
+        problems += settings.alert_problems()
         if problems:
             raise RelayError("\n".join(problems) if len(problems) == 1 else
                              "the configuration has problems:\n  " + "\n  ".join(problems))
