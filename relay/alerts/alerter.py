@@ -154,6 +154,7 @@ class Alerter:
         (a database away, a receiver down, a bug) stops the worker."""
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="relay-alerts")
         loop = asyncio.get_running_loop()
+        log.info("alerts: %s", "; ".join(self.sender.describe(c) for c in self.targets.channels))
         checked = float("-inf")
         try:
             while not stop.is_set():
