@@ -75,6 +75,17 @@ class Settings:
     # a folder shared by one machine's processes, so that /metrics adds them all up
     # (prometheus_client reads it too; `relay serve` sets one for its children)
     metrics_dir: str = ""
+    # Alerts (relay/alerts/, docs/operations.md "Alerts"): where they go, and when.
+    alert_url: str = field(default="", repr=False)  # a Slack incoming webhook or any URL
+    alert_format: str = "auto"  # auto (Slack's for hooks.slack.com, else JSON), slack, json
+    alert_email: str = ""  # addresses, comma-separated, sent through RELAY_SMTP_URL
+    smtp_url: str = field(default="", repr=False)  # smtp://user:pass@host:port, smtps://...
+    alert_from: str = ""  # the sender of alert mail (default: relay@<the SMTP host>)
+    alert_every: str = "15m"  # at most one message per condition (dead group) this often
+    alert_window: str = "15m"  # the recent attempts the failure rate and 401s are read over
+    alert_failure_rate: float = 0.25  # alert above this share of failed recent attempts
+    alert_min_attempts: int = 20  # ... once there are at least this many of them
+    alert_queue_age: str = "15m"  # alert when the oldest pending delivery is older
 
     # field -> environment variable; every other field is RELAY_<FIELD>
     _NAMES: ClassVar[dict[str, str]] = {
@@ -84,7 +95,8 @@ class Settings:
         "port": "PORT",
         "metrics_dir": "PROMETHEUS_MULTIPROC_DIR",
     }
-    _CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"log_format": ("text", "json")}
+    _CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"log_format": ("text", "json"),
+                                                      "alert_format": ("auto", "slack", "json")}
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -113,6 +125,7 @@ class Settings:
             settings.check_admin_token()
         except RelayError as exc:
             problems.append(str(exc))
+        problems += settings.alert_problems()
         if problems:
             raise RelayError("\n".join(problems) if len(problems) == 1 else
                              "the configuration has problems:\n  " + "\n  ".join(problems))
@@ -144,6 +157,12 @@ class Settings:
         if choices and raw.strip().lower() not in choices:
             raise ValueError(f"expected {' or '.join(choices)}")
         return raw.strip().lower() if choices else raw
+
+    def alert_problems(self) -> list[str]:
+        """What is wrong with the alert settings, each naming its variable."""
+        from relay.alerts.targets import problems  # the alerts parse their own targets
+
+        return problems(self)
 
     def safe_database_url(self) -> str:
         """DATABASE_URL without its password, for messages."""

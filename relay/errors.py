@@ -7,7 +7,8 @@
     │   │                           type is unknown (415)
     │   └── SignatureError          the sender could not be verified (401)
     ├── StoreUnavailable            the database cannot take the write now (503: sender retries)
-    └── EngatiError                 a call to Engati failed (.failure, .status, .code)
+    ├── EngatiError                 a call to Engati failed (.failure, .status, .code)
+    └── AlertError                  an alert could not be sent (.retry_after)
 
 Each entry point catches RelayError at one place: the intake's (webhooks) and Flask's
 (everything else) error handlers for HTTP, the CLI's handler for commands. Anything else
@@ -136,3 +137,12 @@ class EngatiError(RelayError):
     @property
     def retryable(self) -> bool:
         return self.failure.retryable
+
+
+class AlertError(RelayError):
+    """An alert channel failed to take a message; the text names the channel's host, never
+    its URL or credentials. `retry_after`: seconds the receiver asked us to wait."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after

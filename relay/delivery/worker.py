@@ -4,7 +4,8 @@ and on stop let the calls in flight finish or give them back.
 Many calls are in flight at once (RELAY_CONCURRENCY) on one asyncio loop. Around the loop:
 pacing.py says when calls may start, policy.py what an outcome leaves a delivery with,
 recorder.py writes outcomes in batches, upkeep.py checkpoints and purges; every store call
-goes through the one thread of store_thread.py.
+goes through the one thread of store_thread.py. Alerts (relay/alerts/alerter.py), when a
+channel is configured, run beside the loop on a thread of their own.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 
+from relay.alerts.alerter import Alerter
 from relay.config import Settings
 from relay.delivery import metrics
 from relay.delivery.engati import Answer, EngatiClient, unconfigured
@@ -69,6 +71,7 @@ class Worker:
                            clock=clock, sleep=sleep)
         self.recorder = Recorder(self.db, self.name, clock=clock, sleep=sleep)
         self.upkeep = Upkeep(self.db, settings, clock=clock, rng=rng)
+        self.alerter = Alerter.of(store, settings, registry, clock=clock, name=self.name)
         self._in_flight: dict[int, asyncio.Task[None]] = {}  # deliveries not yet recorded
         self._calling: set[int] = set()  # deliveries holding one of the concurrency slots
         self._freed = asyncio.Event()
@@ -90,6 +93,9 @@ class Worker:
     async def _run(self, stop: asyncio.Event, grace: float) -> None:
         log.info("worker %s started: concurrency %d", self.name, self.settings.concurrency)
         retention = asyncio.create_task(self.upkeep.retain(stop))
+        chores = [retention]
+        if self.alerter is not None:
+            chores.append(asyncio.create_task(self.alerter.run(stop)))
         while not stop.is_set():
             await self.upkeep.checkpoint()
             slots = self.ramp.slots(busy=bool(self._calling))
@@ -107,8 +113,9 @@ class Worker:
                 task.add_done_callback(functools.partial(self._finished, delivery.id))
         await self._drain(grace)
         await self.recorder.close()
-        retention.cancel()
-        await asyncio.gather(retention, return_exceptions=True)
+        for chore in chores:
+            chore.cancel()
+        await asyncio.gather(*chores, return_exceptions=True)
         log.info("worker %s stopped", self.name)
 
     async def _idle(self, stop: asyncio.Event, timeout: float) -> None:

@@ -210,3 +210,38 @@ class Store(ABC):
     @abstractmethod
     def end_session(self, session_id: str) -> None:
         """End a console session in every process (a logout)."""
+
+    # --- alerts (relay/alerts/ says what the rows mean) --------------------------------------
+
+    @abstractmethod
+    def alert_facts(self, now: float, window: float, dead_since: float) -> dict[str, Any]:
+        """What the alert rules judge: `dead`, deliveries dead since `dead_since` grouped
+        per (mapping, failure) with their `count`, newest death `last_at` and its
+        `last_error`; `attempts`, per mapping the attempts started in the last `window`
+        seconds (`total`, `failed`: not delivered, `auth`: of FailureKind auth);
+        `oldest_pending`, the age of the oldest pending delivery (None: none pending)."""
+
+    @abstractmethod
+    def alert_states(self) -> dict[str, dict[str, Any]]:
+        """Every alert condition's row (`key`, `kind`, `status`, `version`, `since`,
+        `sent_at`, `last_at`), by key."""
+
+    @abstractmethod
+    def alert_transition(self, key: str, version: int | None, state: dict[str, Any],
+                         messages: list[dict[str, Any]], now: float) -> bool:
+        """Set a condition's state (`kind`, `status`, `since`, `sent_at`, `last_at`) if it
+        is still at `version` (None: it has no row yet), and queue `messages` ({channel,
+        message}) in the same transaction. False, changing nothing, when another worker
+        moved it first: each transition and its messages happen once."""
+
+    @abstractmethod
+    def alert_claim(self, worker: str, now: float, lease: float,
+                    limit: int) -> list[dict[str, Any]]:
+        """Lease up to `limit` due alert messages to `worker` until `now + lease` (two
+        workers never hold the same one); finished ones kept long enough are deleted."""
+
+    @abstractmethod
+    def alert_finish(self, message_id: int, worker: str, now: float, *, error: str | None,
+                     next_at: float | None) -> bool:
+        """Record a try of a leased message: sent (`error` None), due again at `next_at`, or
+        given up (an error, no `next_at`). False when `worker` no longer held it."""

@@ -25,7 +25,7 @@ from sqlalchemy.dialects import postgresql
 from relay.errors import RelayError, StoreUnavailable
 from relay.mapping import Result
 from relay.model import Attempt, Claimed, DeliveryStatus, EventStatus, Outcome, Receipt, Received
-from relay.store import history, sessions
+from relay.store import alerts, history, sessions
 from relay.store.base import Store, keeps
 from relay.store.group_commit import GroupCommit
 from relay.store.refusals import UPSERT, RefusalCounter
@@ -391,3 +391,28 @@ class SqlStore(Store):
     def end_session(self, session_id: str) -> None:
         with self._write() as conn:
             sessions.end_session(conn, session_id)
+
+    # --- alerts (alerts.py holds the SQL) ----------------------------------------------------
+
+    def alert_facts(self, now: float, window: float, dead_since: float) -> dict[str, Any]:
+        with self._read() as conn:
+            return alerts.facts(conn, now, window, dead_since)
+
+    def alert_states(self) -> dict[str, dict[str, Any]]:
+        with self._read() as conn:
+            return alerts.states(conn)
+
+    def alert_transition(self, key: str, version: int | None, state: dict[str, Any],
+                         messages: list[dict[str, Any]], now: float) -> bool:
+        with self._write() as conn:
+            return alerts.transition(conn, self.insert, key, version, state, messages, now)
+
+    def alert_claim(self, worker: str, now: float, lease: float,
+                    limit: int) -> list[dict[str, Any]]:
+        with self._write() as conn:
+            return alerts.claim(conn, worker, now, lease, limit)
+
+    def alert_finish(self, message_id: int, worker: str, now: float, *, error: str | None,
+                     next_at: float | None) -> bool:
+        with self._write() as conn:
+            return alerts.finish(conn, message_id, worker, now, error, next_at)

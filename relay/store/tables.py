@@ -147,3 +147,47 @@ console_sessions = sa.Table(
     sa.Column("expires_at", sa.Float, nullable=False),
     sa.Index("console_sessions_expires", "expires_at"),
 )
+
+# Alerts (relay/alerts/): the state of each alert condition, shared by every worker so that
+# a transition is made (and its message queued) once, by whichever worker's conditional
+# update wins (`version` is compared and bumped).
+alert_state = sa.Table(
+    "alert_state",
+    metadata,
+    sa.Column("key", sa.String(300), primary_key=True),  # e.g. dead:typeform-leads:timeout
+    sa.Column("kind", sa.String(32), nullable=False),  # dead, failure_rate, queue_age, ...
+    sa.Column("status", sa.String(16), nullable=False),  # firing | ok
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("since", sa.Float, nullable=False),  # when it took this status
+    sa.Column("sent_at", sa.Float),  # when its last message was queued
+    sa.Column("last_at", sa.Float),  # dead: the newest death its last message counted
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+# The alert messages to send: a row per message and channel, claimed under a lease as
+# deliveries are, retried with backoff, kept a while once sent or given up.
+alert_outbox = sa.Table(
+    "alert_outbox",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("key", sa.String(300), nullable=False),
+    sa.Column("channel", sa.String(16), nullable=False),  # webhook | email
+    sa.Column("message", _json, nullable=False),  # the relay.alert/1 payload: no secrets
+    sa.Column("status", sa.String(16), nullable=False),  # pending | sent | failed
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("next_at", sa.Float, nullable=False),
+    sa.Column("lease_until", sa.Float),
+    sa.Column("leased_by", sa.String(100)),
+    sa.Column("finished_at", sa.Float),
+    sa.Column("last_error", sa.Text),
+    sa.Index(
+        "alert_outbox_due",
+        "next_at",
+        sqlite_where=sa.text("status = 'pending'"),
+        postgresql_where=sa.text("status = 'pending'"),
+    ),
+)
+
+# The alerts' failure rate reads the recent attempts without scanning the history.
+sa.Index("attempts_started", attempts.c.started_at)

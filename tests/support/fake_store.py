@@ -20,6 +20,7 @@ from relay.model import (
     Claimed,
     DeliveryStatus,
     EventStatus,
+    FailureKind,
     Outcome,
     Receipt,
     Received,
@@ -34,9 +35,11 @@ class FakeStore(Store):
     def __init__(self) -> None:
         self._lock = threading.Lock()  # the worker and the web call from several threads
         self.rows: dict[str, list[dict[str, Any]]] = {"events": [], "deliveries": [],
-                                                      "attempts": [], "refusals": []}
+                                                      "attempts": [], "refusals": [],
+                                                      "alert_outbox": []}
         self._bots: dict[str, dict[str, float]] = {}
         self._refusals = RefusalCounter()
+        self._alert_states: dict[str, dict[str, Any]] = {}
 
     def _add(self, table: str, row: dict[str, Any]) -> dict[str, Any]:
         row = {**row, "id": len(self.rows[table]) + 1}
@@ -230,6 +233,81 @@ class FakeStore(Store):
                        if d["status"] == DeliveryStatus.PENDING]
             dead = sum(d["status"] == DeliveryStatus.DEAD for d in self.rows["deliveries"])
             return len(pending), now - min(pending) if pending else 0.0, dead
+
+    # --- alerts ---------------------------------------------------------------------------
+
+    def alert_facts(self, now: float, window: float, dead_since: float) -> dict[str, Any]:
+        with self._lock:
+            groups: dict[tuple[str, str | None], dict[str, Any]] = {}
+            for d in sorted(self.rows["deliveries"], key=lambda d: d["updated_at"]):
+                if d["status"] == DeliveryStatus.DEAD and d["updated_at"] > dead_since:
+                    group = groups.setdefault((d["mapping"], d["failure"]), {
+                        "mapping": d["mapping"], "failure": d["failure"], "count": 0})
+                    group.update(count=group["count"] + 1, last_at=d["updated_at"],
+                                 last_error=d["last_error"])
+            recent: dict[str, dict[str, Any]] = {}
+            for a in self.rows["attempts"]:
+                if a["started_at"] > now - window:
+                    mapping = self._delivery(a["delivery_id"])["mapping"]  # type: ignore[index]
+                    row = recent.setdefault(mapping, {"mapping": mapping, "total": 0,
+                                                      "failed": 0, "auth": 0})
+                    row["total"] += 1
+                    row["failed"] += a["outcome"] != Outcome.DELIVERED
+                    row["auth"] += a["failure"] == FailureKind.AUTH
+            pending = [d["created_at"] for d in self.rows["deliveries"]
+                       if d["status"] == DeliveryStatus.PENDING]
+            return {"dead": sorted(groups.values(),
+                                   key=lambda g: (g["mapping"], g["failure"] or "")),
+                    "attempts": sorted(recent.values(), key=lambda r: r["mapping"]),
+                    "oldest_pending": now - min(pending) if pending else None}
+
+    def alert_states(self) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            return {key: dict(row) for key, row in self._alert_states.items()}
+
+    def alert_transition(self, key: str, version: int | None, state: dict[str, Any],
+                         messages: list[dict[str, Any]], now: float) -> bool:
+        with self._lock:
+            current = self._alert_states.get(key)
+            if (current["version"] if current else None) != version:
+                return False
+            self._alert_states[key] = {
+                "key": key, "kind": state["kind"], "status": state["status"],
+                "version": (version or 0) + 1, "since": state["since"],
+                "sent_at": state["sent_at"], "last_at": state.get("last_at"),
+                "updated_at": now}
+            for m in messages:
+                self._add("alert_outbox", {
+                    "key": key, "channel": m["channel"], "message": m["message"],
+                    "status": "pending", "attempts": 0, "created_at": now, "next_at": now,
+                    "lease_until": None, "leased_by": None, "finished_at": None,
+                    "last_error": None})
+            return True
+
+    def alert_claim(self, worker: str, now: float, lease: float,
+                    limit: int) -> list[dict[str, Any]]:
+        with self._lock:
+            due = [m for m in self.rows["alert_outbox"]
+                   if m["status"] == "pending" and m["next_at"] <= now
+                   and (m["lease_until"] is None or m["lease_until"] <= now)]
+            due = sorted(due, key=lambda m: (m["next_at"], m["id"]))[:limit]
+            for m in due:
+                m.update(lease_until=now + lease, leased_by=worker)
+            return [dict(m) for m in sorted(due, key=lambda m: m["id"])]
+
+    def alert_finish(self, message_id: int, worker: str, now: float, *, error: str | None,
+                     next_at: float | None) -> bool:
+        with self._lock:
+            m = next((m for m in self.rows["alert_outbox"] if m["id"] == message_id), None)
+            if m is None or m["status"] != "pending" or m["leased_by"] != worker:
+                return False
+            m.update(attempts=m["attempts"] + 1, lease_until=None, leased_by=None,
+                     last_error=error)
+            if error is None or next_at is None:
+                m.update(status="sent" if error is None else "failed", finished_at=now)
+            else:
+                m["next_at"] = next_at
+            return True
 
     # --- what needs a real store -----------------------------------------------------------
 
