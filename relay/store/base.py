@@ -151,9 +151,14 @@ class Store(ABC):
     @abstractmethod
     def events(self, *, status: str | None = None, mapping: str | None = None,
                since: float | None = None, phone: str | None = None,
-               before: int | None = None, limit: int = 50) -> list[dict[str, Any]]:
+               before: int | None = None, limit: int = 50, phones: tuple[str, ...] = (),
+               text: str | None = None) -> list[dict[str, Any]]:
         """Recent events, newest first, with their deliveries counted by status (`total`,
         `pending`, `delivered`, `dead`) and the latest delivery error (`last_error`).
+
+        Searches (search.py): `phones`, events with a delivery to one of these stored phones
+        exactly; `phone`, digits within a delivery's phone; `text`, in the raw body,
+        case-insensitively, at least search.MIN_TEXT characters (else RelayError).
 
         `status` is one of STATUSES: an event status (accepted, skipped, failed) or a
         delivery state an event has (pending: any pending, delivered: all delivered, dead:

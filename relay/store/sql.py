@@ -328,9 +328,11 @@ class SqlStore(Store):
 
     def events(self, *, status: str | None = None, mapping: str | None = None,
                since: float | None = None, phone: str | None = None,
-               before: int | None = None, limit: int = 50) -> list[dict[str, Any]]:
+               before: int | None = None, limit: int = 50, phones: tuple[str, ...] = (),
+               text: str | None = None) -> list[dict[str, Any]]:
         query = history.events_query(status=status, mapping=mapping, since=since, phone=phone,
-                                     before=before, limit=limit)
+                                     before=before, limit=limit, phones=phones, text=text,
+                                     dialect=self.engine.dialect.name)
         with self._read() as conn:
             return [dict(r) for r in conn.execute(query).mappings()]
 
