@@ -30,7 +30,7 @@ sender is answered. Each delivery then goes through this state machine:
 - Replay maps a stored event again; it queues its dead deliveries (and any new ones) and
   never one that was delivered.
 
-Reads (event, events, failures, queue_stats, replayable, pauses, paused_until, ping) take no
+Reads (event, events, failures, chart, queue_stats, replayable, pauses, paused_until, ping) take no
 write lock: /readyz, /metrics and the console never wait behind webhook commits.
 """
 
@@ -169,6 +169,12 @@ class Store(ABC):
         """Recent failed mappings (`kind` failed), dead deliveries (dead, with their stored
         `failure` kind) and refused signatures (refused: a row per mapping, minute and kind,
         with its `count`), newest first (`at`); see failures.group_failures."""
+
+    @abstractmethod
+    def chart(self, chart: str, start: float, width: float,
+              buckets: int) -> list[tuple[int, str, float]]:
+        """One of the dashboard's series (charts.CHARTS), as (bucket, series, value) rows for
+        `buckets` buckets of `width` seconds from `start`, oldest first; see charts.py."""
 
     @abstractmethod
     def queue_stats(self, now: float) -> tuple[int, float, int]:

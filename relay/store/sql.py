@@ -25,7 +25,7 @@ from sqlalchemy.dialects import postgresql
 from relay.errors import RelayError, StoreUnavailable
 from relay.mapping import Result
 from relay.model import Attempt, Claimed, DeliveryStatus, EventStatus, Outcome, Receipt, Received
-from relay.store import history, sessions
+from relay.store import charts, history, sessions
 from relay.store.base import Store, keeps
 from relay.store.group_commit import GroupCommit
 from relay.store.refusals import UPSERT, RefusalCounter
@@ -339,6 +339,11 @@ class SqlStore(Store):
     def failures(self, limit: int = 500) -> list[dict[str, Any]]:
         with self._read() as conn:
             return history.failures(conn, limit)
+
+    def chart(self, chart: str, start: float, width: float,
+              buckets: int) -> list[tuple[int, str, float]]:
+        with self._read() as conn:
+            return charts.chart(conn, chart, start, width, buckets)
 
     def queue_stats(self, now: float) -> tuple[int, float, int]:
         with self._read() as conn:

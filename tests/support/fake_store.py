@@ -239,6 +239,10 @@ class FakeStore(Store):
 
     # --- what needs a real store -----------------------------------------------------------
 
+    def chart(self, chart: str, start: float, width: float,
+              buckets: int) -> list[tuple[int, str, float]]:
+        raise _needs_a_database("chart")
+
     def replayable(self, *, dead: bool, failed: bool, mapping: str | None,
                    since: float | None) -> list[int]:
         raise _needs_a_database("replayable")
