@@ -49,6 +49,20 @@ def phone_terms(typed: str, regions: Iterable[str | None]) -> tuple[tuple[str, .
     return (), digits or None
 
 
+def search_args(phone: str | None, text: str | None,
+                regions: Iterable[str | None]) -> dict[str, Any]:
+    """`Store.events`'s keyword arguments for a phone and a text as a person typed them;
+    RelayError when the text is too short to search for."""
+    found: dict[str, Any] = {}
+    if phone and phone.strip():
+        found["phones"], found["phone"] = phone_terms(phone, regions)
+        if not found["phones"] and not found["phone"]:
+            found["phone"] = phone  # no digits at all: matches nothing, as it should
+    if text and text.strip():
+        found["text"] = check_text(text)
+    return found
+
+
 def check_text(text: str) -> str:
     """The text to search for, or RelayError saying why it cannot be."""
     if len(text.strip()) < MIN_TEXT:
@@ -73,7 +87,7 @@ def text_clause(dialect: str, text: str) -> sa.ColumnElement[bool]:
     text = check_text(text)
     if dialect == "sqlite":
         phrase = '"' + text.replace('"', '""') + '"'  # one FTS5 string: no query syntax
-        matching = (sa.select(sa.literal_column("rowid")).select_from(sa.table("events_search"))
+        matching: Any = (sa.select(sa.literal_column("rowid")).select_from(sa.table("events_search"))
                     .where(sa.literal_column("events_search").op("MATCH")(phrase)))
         return events.c.id.in_(matching)
     body: Any = sa.func.encode(events.c.body, sa.literal_column("'escape'"))
