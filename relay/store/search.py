@@ -87,11 +87,12 @@ def text_clause(dialect: str, text: str) -> sa.ColumnElement[bool]:
     text = check_text(text)
     if dialect == "sqlite":
         phrase = '"' + text.replace('"', '""') + '"'  # one FTS5 string: no query syntax
-        matching: Any = (sa.select(sa.literal_column("rowid")).select_from(sa.table("events_search"))
-                    .where(sa.literal_column("events_search").op("MATCH")(phrase)))
+        fts = sa.table("events_search")
+        matching: Any = (sa.select(sa.literal_column("rowid")).select_from(fts)
+                         .where(sa.literal_column("events_search").op("MATCH")(phrase)))
         return events.c.id.in_(matching)
     body: Any = sa.func.encode(events.c.body, sa.literal_column("'escape'"))
-    return body.icontains(escape_bytes(text.encode()), autoescape=True)  # type: ignore[no-any-return]
+    return body.icontains(escape_bytes(text.encode("utf-8", "replace")), autoescape=True)  # type: ignore[no-any-return]
 
 
 def escape_bytes(raw: bytes) -> str:
