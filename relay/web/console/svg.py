@@ -31,12 +31,16 @@ class Chart:
     series: dict[str, list[float | None]] = field(default_factory=dict)
 
 
-def nice_ceiling(value: float) -> float:
-    """The smallest of 1, 1.5, 2, 2.5, 5, 7.5 x 10^n at or above `value` (1 for nothing at all)."""
+def nice_ceiling(value: float, whole: bool = False) -> float:
+    """The smallest of 1, 1.5, 2, 2.5, 5, 7.5 x 10^n at or above `value` (1 for nothing at
+    all); `whole`: of 1, 2, 5 x 10^n, n >= 0 (steps for counts)."""
     if value <= 0:
         return 1.0
     power = 10 ** math.floor(math.log10(value))
-    return next(step * power for step in (1, 1.5, 2, 2.5, 5, 7.5, 10) if step * power >= value)
+    if whole:
+        power = max(power, 1)
+    steps = (1, 2, 5, 10) if whole else (1, 1.5, 2, 2.5, 5, 7.5, 10)
+    return next(step * power for step in steps if step * power >= value)
 
 
 def _number(value: float) -> str:
@@ -56,9 +60,7 @@ def render(chart: Chart) -> Markup:
     else:
         peak = max((x for v in chart.series.values() for x in v if x is not None), default=0)
     # Four round steps up the y axis; counts in whole numbers.
-    top = 4 * nice_ceiling(peak / 4)
-    if chart.kind == "bars":
-        top = max(top, 4.0)
+    top = 4 * nice_ceiling(peak / 4, whole=chart.kind == "bars")
 
     def y(value: float) -> float:
         return TOP + plot_h - value / top * plot_h
@@ -109,7 +111,8 @@ def render(chart: Chart) -> Markup:
                 out.append(f'<circle class="point" cx="{x:.1f}" cy="{y(v):.1f}" r="2.5" '
                            f'fill="{colour[name]}"><title>{escape(chart.tips[i])}: '
                            f'{escape(name)} {_number(v)} {escape(chart.unit)}</title></circle>')
-    if not any(v for values in chart.series.values() for v in values):
+    if all(v is None or (chart.kind == "bars" and v == 0)
+           for values in chart.series.values() for v in values):
         out.append(f'<text x="{LEFT + plot_w / 2:.0f}" y="{TOP + plot_h / 2:.0f}" '
                    'text-anchor="middle" fill="#667085">nothing in this window</text>')
     x = LEFT

@@ -20,6 +20,8 @@ class TestSvg:
     def test_round_tops_for_the_y_axis(self):
         assert [nice_ceiling(v) for v in (0, 0.3, 1, 3, 7, 11, 240, 2600)] == [
             1, 0.5, 1, 5, 7.5, 15, 250, 5000]
+        assert [nice_ceiling(v, whole=True) for v in (0.3, 1.25, 3, 7, 11, 240)] == [
+            1, 2, 5, 10, 20, 500]
 
     def test_names_are_escaped_and_bars_stack(self):
         """A mapping name is text in the SVG, never markup; stacked bars reach the sum."""
@@ -38,6 +40,8 @@ class TestSvg:
     def test_an_empty_window_says_so(self):
         svg = render(Chart("t", "ms", "lines", [""] * 3, ["a"] * 3, {"p50": [None] * 3}))
         assert "nothing in this window" in svg
+        queue = render(Chart("t", "pending", "lines", [""] * 3, ["a"] * 3, {"q": [0, 0, 0]}))
+        assert "nothing in this window" not in queue  # zero pending is a measure
 
 
 def test_the_dashboard_draws_four_charts_from_the_store(admin):
