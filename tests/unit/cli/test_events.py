@@ -98,7 +98,7 @@ class TestEventsSearch:
         assert [json.loads(line)["id"] for line in result.output.splitlines()] == [asha]
 
     def test_text_and_since(self, found):
-        asha, ravi = found
+        _, ravi = found
         result = run("events", "--json", "-q", "RAVI@")
         assert [json.loads(line)["id"] for line in result.output.splitlines()] == [ravi]
         assert run("events", "--since", "2020-01-01", "--json").output.count("\n") == 2
