@@ -134,6 +134,10 @@ def searches(wanted: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         (f"text: name {wanted['name']}", {"text": wanted["name"]}),
         (f"text: form token {wanted['token']}", {"text": wanted["token"]}),
         ("text: example.com (every event)", {"text": "example.com"}),
+        ("text: example.com, and mapping=typeform-leads",
+         {"text": "example.com", "mapping": "typeform-leads"}),
+        (f"text: email {wanted['email']}, and since=60d",
+         {"text": wanted["email"], "since": time.time() - 60 * 86400}),
         ("text: nobody@nowhere.test (none)", {"text": "nobody@nowhere.test"}),
         ("no search (the first page)", {}),
     ]

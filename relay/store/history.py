@@ -68,7 +68,9 @@ def events_query(*, status: str | None, mapping: str | None, since: float | None
         digits = "".join(ch for ch in phone or "" if ch.isdigit())
         query = query.where(search.phone_clause(tuple(phones), digits))
     if text is not None:
-        query = query.where(search.text_clause(dialect, text))
+        alone = not (status or mapping or since is not None or phone or phones)
+        query = query.where(search.text_clause(dialect, text,
+                                               (limit, before) if alone else None))
     if status in (EventStatus.ACCEPTED, EventStatus.SKIPPED, EventStatus.FAILED):
         query = query.where(events.c.status == status)
     elif status in (DeliveryStatus.PENDING, DeliveryStatus.DEAD):

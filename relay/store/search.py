@@ -82,14 +82,23 @@ def phone_clause(phones: tuple[str, ...], digits: str | None) -> sa.ColumnElemen
     return events.c.id.in_(sa.select(deliveries.c.event_id).where(where))
 
 
-def text_clause(dialect: str, text: str) -> sa.ColumnElement[bool]:
-    """Events whose body holds `text` (see the module's docstring)."""
+def text_clause(dialect: str, text: str,
+                page: tuple[int, int | None] | None = None) -> sa.ColumnElement[bool]:
+    """Events whose body holds `text` (see the module's docstring). `page` (limit, before):
+    the text is the only filter, so SQLite may take the page from its index alone."""
     text = check_text(text)
     if dialect == "sqlite":
         phrase = '"' + text.replace('"', '""') + '"'  # one FTS5 string: no query syntax
-        fts = sa.table("events_search")
-        matching: Any = (sa.select(sa.literal_column("rowid")).select_from(fts)
+        rowid = sa.literal_column("rowid")
+        matching: Any = (sa.select(rowid).select_from(sa.table("events_search"))
                          .where(sa.literal_column("events_search").op("MATCH")(phrase)))
+        if page is not None:
+            # Newest first from the index itself: a text in every body (example.com) costs
+            # a page, not every match (SQLite would gather all the matches for IN first).
+            limit, before = page
+            if before is not None:
+                matching = matching.where(rowid < before)
+            matching = matching.order_by(rowid.desc()).limit(limit)
         return events.c.id.in_(matching)
     body: Any = sa.func.encode(events.c.body, sa.literal_column("'escape'"))
     return body.icontains(escape_bytes(text.encode("utf-8", "replace")), autoescape=True)  # type: ignore[no-any-return]

@@ -121,3 +121,14 @@ def test_purged_events_leave_the_sqlite_index(tmp_path):
             "SELECT count(*) FROM events_search WHERE events_search MATCH '\"gone\"'")
         ).scalar_one() == 0
     store.dispose()
+
+
+@everywhere
+def test_text_found_in_every_body_pages_newest_first(any_store):
+    """A text every event holds: the newest page, then the next one after it."""
+    made = [accept(any_store, one(f"9198000000{i:02d}"), body=b'{"site": "example.com"}')
+            .event_id for i in range(7)]
+    newest = list(reversed(made))
+    assert ids(any_store, text="example.com", limit=3) == newest[:3]
+    assert ids(any_store, text="example.com", limit=3, before=newest[2]) == newest[3:6]
+    assert ids(any_store, text="example.com", limit=3, status="pending") == newest[:3]
