@@ -123,7 +123,9 @@ def test_a_dotenv_file_fills_in_what_the_environment_does_not_set(db, tmp_path, 
     (tmp_path / ".env").write_text(f"DATABASE_URL=sqlite:///{empty / 'relay.db'}\n"
                                    "RELAY_MAPPINGS=from-dotenv\n")
     monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("RELAY_MAPPINGS", raising=False)  # restored after the test
+    # Set, then unset: monkeypatch then restores it after the test, whatever .env set.
+    monkeypatch.setenv("RELAY_MAPPINGS", "unset")
+    monkeypatch.delenv("RELAY_MAPPINGS")
     # DATABASE_URL is set (by `db`): the environment's database, not the .env's empty one.
     assert "leads" in run("events").output
     assert os.environ["RELAY_MAPPINGS"] == "from-dotenv"  # the .env's, unset before
