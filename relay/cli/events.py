@@ -15,6 +15,7 @@ from relay.sources import load_folder
 from relay.store import STATUSES, Store, open_store
 from relay.store.display import event_problem, event_state, pretty_body, shown_state, utc_text
 from relay.store.replay import replay_event
+from relay.store.search import search_args
 
 
 def _store() -> Store:
@@ -26,10 +27,34 @@ def _store() -> Store:
 @click.option("--status", type=click.Choice(STATUSES),
               help="accepted/skipped/failed as received; pending/delivered/dead by deliveries.")
 @click.option("--mapping", help="Only this mapping's events.")
+@click.option("--phone", help="With a delivery to this phone, in any format (+91 98220 12345, "
+                              "or 09822012345 in a mapping's region); a few digits: phones "
+                              "that hold them.")
+@click.option("--search", "-q", "text", metavar="TEXT",
+              help="With this text in the body (3 or more characters, any case).")
+@click.option("--since", help="Received since: 24h, 7d, 30m or a date like 2026-11-01.")
 @click.option("--limit", type=int, default=50, show_default=True)
-def events(status: str | None, mapping: str | None, limit: int) -> None:
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object per line (JSON Lines), newest first.")
+def events(status: str | None, mapping: str | None, phone: str | None, text: str | None,
+           since: str | None, limit: int, as_json: bool) -> None:
     """List recent events, newest first."""
-    rows = _store().events(status=status, mapping=mapping, limit=limit)
+    try:
+        start = None if since is None else parse_since(since, time.time(), "--since")
+    except RelayError as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from None
+    settings = Settings.from_env()
+    try:
+        search = search_args(phone, text, _regions(settings, mapping) if phone else [])
+    except RelayError as exc:
+        raise click.BadParameter(str(exc), param_hint="--search") from None
+    store = open_store(settings.database_url, timeout=settings.db_timeout)
+    rows = store.events(status=status, mapping=mapping, since=start, limit=limit, **search)
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps({**row, "state": event_state(row)}, ensure_ascii=False,
+                                  default=str))
+        return
     if not rows:
         click.echo("no events")
         return
@@ -38,6 +63,17 @@ def events(status: str | None, mapping: str | None, limit: int) -> None:
     for row in rows:
         click.echo(f"{row['id']:>8}  {row['mapping'][:20]:<20} {utc_text(row['received_at'])}  "
                    f"{event_state(row):<9} {_delivered(row):<9}  {_last_error(row)}")
+
+
+def _regions(settings: Settings, mapping: str | None) -> list[str | None]:
+    """The regions a typed phone is read in: the mapping's, else every mapping's in the
+    folder (none when the folder does not load: then a number needs its country code)."""
+    try:
+        endpoints = load_folder(settings.mappings)
+    except RelayError:
+        return []
+    return [e.mapping.phone.region for name, e in endpoints.items()
+            if mapping is None or name == mapping]
 
 
 @click.command()

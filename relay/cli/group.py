@@ -8,9 +8,11 @@ click's own usage errors keep click's form and exit status 2.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
+from dotenv import load_dotenv
 
 from relay.errors import RelayError
 
@@ -31,4 +33,9 @@ class _Group(click.Group):
 
 @click.group(cls=_Group)
 def main() -> None:
-    """A webhook relay for Engati chatbots: verify, map, store, deliver."""
+    """A webhook relay for Engati chatbots: verify, map, store, deliver.
+
+    Settings come from the environment, and from a .env file in the working directory for
+    variables the environment does not set."""
+    # Before any command reads Settings.from_env; what the environment sets wins.
+    load_dotenv(Path.cwd() / ".env", override=False)

@@ -30,7 +30,7 @@ sender is answered. Each delivery then goes through this state machine:
 - Replay maps a stored event again; it queues its dead deliveries (and any new ones) and
   never one that was delivered.
 
-Reads (event, events, failures, queue_stats, replayable, pauses, paused_until, ping) take no
+Reads (event, events, failures, chart, queue_stats, replayable, pauses, paused_until, ping) take no
 write lock: /readyz, /metrics and the console never wait behind webhook commits.
 """
 
@@ -151,9 +151,14 @@ class Store(ABC):
     @abstractmethod
     def events(self, *, status: str | None = None, mapping: str | None = None,
                since: float | None = None, phone: str | None = None,
-               before: int | None = None, limit: int = 50) -> list[dict[str, Any]]:
+               before: int | None = None, limit: int = 50, phones: tuple[str, ...] = (),
+               text: str | None = None) -> list[dict[str, Any]]:
         """Recent events, newest first, with their deliveries counted by status (`total`,
         `pending`, `delivered`, `dead`) and the latest delivery error (`last_error`).
+
+        Searches (search.py): `phones`, events with a delivery to one of these stored phones
+        exactly; `phone`, digits within a delivery's phone; `text`, in the raw body,
+        case-insensitively, at least search.MIN_TEXT characters (else RelayError).
 
         `status` is one of STATUSES: an event status (accepted, skipped, failed) or a
         delivery state an event has (pending: any pending, delivered: all delivered, dead:
@@ -164,6 +169,12 @@ class Store(ABC):
         """Recent failed mappings (`kind` failed), dead deliveries (dead, with their stored
         `failure` kind) and refused signatures (refused: a row per mapping, minute and kind,
         with its `count`), newest first (`at`); see failures.group_failures."""
+
+    @abstractmethod
+    def chart(self, chart: str, start: float, width: float,
+              buckets: int) -> list[tuple[int, str, float]]:
+        """One of the dashboard's series (charts.CHARTS), as (bucket, series, value) rows for
+        `buckets` buckets of `width` seconds from `start`, oldest first; see charts.py."""
 
     @abstractmethod
     def queue_stats(self, now: float) -> tuple[int, float, int]:

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from relay.mapping import Result
 from relay.model import DeliveryStatus, EventStatus
+from relay.store import search
 from relay.store.rows import delivery_row, errors_json, storable
 from relay.store.tables import attempts, deliveries, events, refusals
 
@@ -41,8 +42,10 @@ def event(conn: sa.Connection, event_id: int) -> dict[str, Any] | None:
 
 
 def events_query(*, status: str | None, mapping: str | None, since: float | None,
-                 phone: str | None, before: int | None, limit: int) -> Query:
-    """The query of `Store.events` (see base.py)."""
+                 phone: str | None, before: int | None, limit: int,
+                 phones: tuple[str, ...] = (), text: str | None = None,
+                 dialect: str = "postgresql") -> Query:
+    """The query of `Store.events` (see base.py); search.py holds the searches."""
     mine = _D.event_id == events.c.id
 
     def count(*where: Any) -> Any:
@@ -61,9 +64,13 @@ def events_query(*, status: str | None, mapping: str | None, since: float | None
     query = narrow(query, mapping, since)
     if before is not None:  # the next page
         query = query.where(events.c.id < before)
-    if phone:
-        digits = "".join(ch for ch in phone if ch.isdigit())
-        query = query.where(sa.exists().where(mine, _D.phone.contains(digits)))
+    if phones or phone:
+        digits = "".join(ch for ch in phone or "" if ch.isdigit())
+        query = query.where(search.phone_clause(tuple(phones), digits))
+    if text is not None:
+        alone = not (status or mapping or since is not None or phone or phones)
+        query = query.where(search.text_clause(dialect, text,
+                                               (limit, before) if alone else None))
     if status in (EventStatus.ACCEPTED, EventStatus.SKIPPED, EventStatus.FAILED):
         query = query.where(events.c.status == status)
     elif status in (DeliveryStatus.PENDING, DeliveryStatus.DEAD):

@@ -25,7 +25,7 @@ from sqlalchemy.dialects import postgresql
 from relay.errors import RelayError, StoreUnavailable
 from relay.mapping import Result
 from relay.model import Attempt, Claimed, DeliveryStatus, EventStatus, Outcome, Receipt, Received
-from relay.store import alerts, history, sessions
+from relay.store import alerts, charts, history, sessions
 from relay.store.base import Store, keeps
 from relay.store.group_commit import GroupCommit
 from relay.store.refusals import UPSERT, RefusalCounter
@@ -328,15 +328,22 @@ class SqlStore(Store):
 
     def events(self, *, status: str | None = None, mapping: str | None = None,
                since: float | None = None, phone: str | None = None,
-               before: int | None = None, limit: int = 50) -> list[dict[str, Any]]:
+               before: int | None = None, limit: int = 50, phones: tuple[str, ...] = (),
+               text: str | None = None) -> list[dict[str, Any]]:
         query = history.events_query(status=status, mapping=mapping, since=since, phone=phone,
-                                     before=before, limit=limit)
+                                     before=before, limit=limit, phones=phones, text=text,
+                                     dialect=self.engine.dialect.name)
         with self._read() as conn:
             return [dict(r) for r in conn.execute(query).mappings()]
 
     def failures(self, limit: int = 500) -> list[dict[str, Any]]:
         with self._read() as conn:
             return history.failures(conn, limit)
+
+    def chart(self, chart: str, start: float, width: float,
+              buckets: int) -> list[tuple[int, str, float]]:
+        with self._read() as conn:
+            return charts.chart(conn, chart, start, width, buckets)
 
     def queue_stats(self, now: float) -> tuple[int, float, int]:
         with self._read() as conn:

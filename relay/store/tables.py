@@ -39,6 +39,16 @@ events = sa.Table(
         postgresql_where=sa.text("dedup_key IS NOT NULL"),
     ),
 )
+# Search in the body (0009; relay/store/search.py). PostgreSQL: a trigram index over the body
+# as `encode(body, 'escape')` spells it (immutable, and defined for any bytes: a body that is
+# not UTF-8 still stores). SQLite keeps an FTS5 table instead, `events_search`, which this
+# file cannot express: the migration makes it, and test_migrations.py leaves it out.
+sa.Index(
+    "events_body_trgm",
+    sa.func.encode(events.c.body, sa.literal_column("'escape'")).label("body_text"),
+    postgresql_using="gin",
+    postgresql_ops={"body_text": "gin_trgm_ops"},
+).ddl_if(dialect="postgresql")
 
 deliveries = sa.Table(
     "deliveries",
@@ -63,6 +73,10 @@ deliveries = sa.Table(
     sa.Column("last_error", sa.Text),
     sa.Column("failure", sa.String(32)),  # the last error's FailureKind (the inbox groups by it)
     sa.Index("deliveries_event", "event_id"),
+    # Search by phone: a number typed in any format is looked up by its stored forms (0009).
+    sa.Index("deliveries_phone", "phone"),
+    # The dashboard's queue depth counts deliveries queued since a time (0009).
+    sa.Index("deliveries_created", "created_at"),
     # A dedup key is accepted once per mapping: the sender's retries are not delivered twice.
     sa.Index(
         "deliveries_dedup",
@@ -102,6 +116,9 @@ attempts = sa.Table(
     sa.Column("failure", sa.String(32)),  # the error's FailureKind
     sa.Column("worker", sa.String(100)),  # host:pid of the worker that made the call
     sa.Index("attempts_delivery", "delivery_id"),
+    # The alerts' failure rate (0007) and the dashboard's outcomes, latencies and queue
+    # depth read recent attempts without scanning the history.
+    sa.Index("attempts_started", "started_at"),
 )
 
 # Per-bot pacing shared by every worker: `next_at` is the next free slot under the bot's
@@ -188,6 +205,3 @@ alert_outbox = sa.Table(
         postgresql_where=sa.text("status = 'pending'"),
     ),
 )
-
-# The alerts' failure rate reads the recent attempts without scanning the history.
-sa.Index("attempts_started", attempts.c.started_at)

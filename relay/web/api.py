@@ -6,19 +6,24 @@ session with its CSRF token). /api/openapi.json describes every operation.
 
 from __future__ import annotations
 
+import re
 import time
+from datetime import UTC, date, datetime
+from datetime import time as dt_time
 from typing import Any
 
 from flask import Blueprint, Flask, jsonify, request
 
+from relay.config import parse_since
 from relay.delivery.request import build_request
 from relay.errors import BodyError
 from relay.sources import Endpoint, evaluate_raw
 from relay.store import STATUSES
 from relay.store.failures import group_failures
 from relay.store.replay import replay_event
+from relay.store.search import search_args
 from relay.web.errors import json_error
-from relay.web.openapi import MAX_ID, OPENAPI
+from relay.web.openapi import MAX_ID, OPENAPI, SEARCH_TEXT, SINCE_DURATION
 from relay.web.services import services
 
 api = Blueprint("api", __name__, url_prefix="/api")
@@ -47,9 +52,35 @@ def list_events() -> Any:
         limit = 0
     if not 1 <= limit <= 500:
         return json_error(400, "limit must be a whole number from 1 to 500")
-    rows = services().store.events(status=status, mapping=request.args.get("mapping") or None,
-                                    limit=limit)
+    mapping = request.args.get("mapping") or None
+    since = None
+    if "since" in request.args:
+        since = _since(request.args["since"])
+        if since is None:
+            return json_error(400, f"since={request.args['since']!r}: use a duration or a date",
+                              "e.g. since=24h, since=7d, since=30m or since=2026-11-01")
+    if "q" in request.args and not re.search(SEARCH_TEXT, request.args["q"]):
+        return json_error(400, f"q={request.args['q']!r}: search for at least 3 characters",
+                          "q is text to find in the body, e.g. an email")
+    registry = services().registry
+    regions = [e.mapping.phone.region for e in map(
+        registry.get, [mapping] if mapping else registry.names()) if e is not None]
+    search = search_args(request.args.get("phone"), request.args.get("q"), regions)
+    rows = services().store.events(status=status, mapping=mapping, since=since, limit=limit,
+                                    **search)
     return jsonify(events=rows)
+
+
+def _since(text: str) -> float | None:
+    """`since` as openapi.py describes it (a duration, or a date in UTC), else None."""
+    if re.search(SINCE_DURATION, text):
+        return parse_since(text, time.time())
+    if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):
+        try:
+            return datetime.combine(date.fromisoformat(text), dt_time(), UTC).timestamp()
+        except ValueError:
+            return None
+    return None
 
 
 @api.get(f"/events/{EVENT_ID}")

@@ -6,6 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 MAX_ID = 2**63 - 1  # the largest id either database stores; a larger one is simply 404
+# /api/events's `since` (a duration, else a date: format "date") and `q` (3 or more
+# characters but for spaces around them), which api.py checks as this document says.
+SINCE_DURATION = r"^ *0*[1-9][0-9]*(\.[0-9]+)? *[smhd] *$"
+SEARCH_TEXT = r"^\s*\S[\s\S]+\S\s*$"
 
 _error = {"type": "object", "required": ["error"],
           "properties": {"error": {"type": "string"}, "hint": {"type": "string"}}}
@@ -105,6 +109,18 @@ OPENAPI: dict[str, Any] = {
                 {"name": "status", "in": "query", "schema": {
                     "enum": ["accepted", "skipped", "failed", "pending", "delivered", "dead"]}},
                 {"name": "mapping", "in": "query", "schema": {"type": "string"}},
+                {"name": "phone", "in": "query", "schema": {"type": "string"},
+                 "description": "a phone in any format (+91 98220 12345, 09822012345 in a "
+                                "mapping's region): events with a delivery to it; a few "
+                                "digits: phones that hold them"},
+                {"name": "q", "in": "query",
+                 "schema": {"type": "string", "pattern": SEARCH_TEXT},
+                 "description": "text in the raw body (an email, a name, a form token), "
+                                "at least 3 characters, any case, every character literal"},
+                {"name": "since", "in": "query", "schema": {"type": "string", "anyOf": [
+                    {"pattern": SINCE_DURATION},
+                    {"format": "date"}]},
+                 "description": "received since: 24h, 7d, 30m or a date like 2026-11-01"},
                 {"name": "limit", "in": "query",
                  "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}}],
             "responses": {"200": _json({"type": "object", "required": ["events"],

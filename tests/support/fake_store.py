@@ -29,6 +29,7 @@ from relay.store import Store
 from relay.store.base import keeps
 from relay.store.refusals import RefusalCounter
 from relay.store.rows import delivery_row, event_row, storable
+from relay.store.search import check_text
 
 
 class FakeStore(Store):
@@ -183,7 +184,9 @@ class FakeStore(Store):
 
     def events(self, *, status: str | None = None, mapping: str | None = None,
                since: float | None = None, phone: str | None = None,
-               before: int | None = None, limit: int = 50) -> list[dict[str, Any]]:
+               before: int | None = None, limit: int = 50, phones: tuple[str, ...] = (),
+               text: str | None = None) -> list[dict[str, Any]]:
+        wanted_text = None if text is None else check_text(text).casefold()
         with self._lock:
             listed = []
             for event in sorted(self.rows["events"], key=lambda e: -e["id"]):
@@ -201,7 +204,10 @@ class FakeStore(Store):
                 if not wanted or (mapping and event["mapping"] != mapping) or (
                         since is not None and event["received_at"] < since) or (
                         before is not None and event["id"] >= before) or (
-                        phone and not any(digits in d["phone"] for d in mine)):
+                        phone and not (digits and any(digits in d["phone"] for d in mine))) or (
+                        phones and not any(d["phone"] in phones for d in mine)) or (
+                        wanted_text is not None and wanted_text not in
+                        event["body"].decode("utf-8", "replace").casefold()):
                     continue
                 errors = sorted((d for d in mine if d["last_error"] is not None),
                                 key=lambda d: -d["updated_at"])
@@ -310,6 +316,10 @@ class FakeStore(Store):
             return True
 
     # --- what needs a real store -----------------------------------------------------------
+
+    def chart(self, chart: str, start: float, width: float,
+              buckets: int) -> list[tuple[int, str, float]]:
+        raise _needs_a_database("chart")
 
     def replayable(self, *, dead: bool, failed: bool, mapping: str | None,
                    since: float | None) -> list[int]:

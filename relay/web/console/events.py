@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import phonenumbers
 from flask import abort, flash, redirect, render_template, request, url_for
 
 from relay.config import parse_since
@@ -13,6 +12,7 @@ from relay.errors import RelayError
 from relay.store import STATUSES
 from relay.store.display import event_problem, event_state, pretty_body, shown_state
 from relay.store.replay import replay_event
+from relay.store.search import search_args
 from relay.web.api import EVENT_ID
 from relay.web.console import console
 from relay.web.openapi import MAX_ID
@@ -21,7 +21,8 @@ from relay.web.services import services
 
 @console.get("/")
 def events() -> Any:
-    filters = {k: request.args.get(k) or None for k in ("mapping", "status", "phone", "since")}
+    filters = {k: request.args.get(k) or None
+               for k in ("mapping", "status", "phone", "q", "since")}
     if filters["status"] not in (None, *STATUSES):
         filters["status"] = None
     since = None
@@ -33,9 +34,13 @@ def events() -> Any:
     before = request.args.get("before", type=int)
     if before is not None and not 1 <= before <= MAX_ID:
         before = None  # no id is that large (or small): the first page
-    phone = _phone_digits(filters["phone"], filters["mapping"]) if filters["phone"] else None
+    try:
+        search = search_args(filters["phone"], filters["q"], _regions(filters["mapping"]))
+    except RelayError as exc:
+        flash(f"Search: {exc}.", "error")
+        search = search_args(filters["phone"], None, _regions(filters["mapping"]))
     rows = services().store.events(status=filters["status"], mapping=filters["mapping"],
-                                    phone=phone, since=since, before=before, limit=51)
+                                    since=since, before=before, limit=51, **search)
     for row in rows:
         row["state"] = event_state(row)
         row["problem"] = event_problem(row)
@@ -44,22 +49,12 @@ def events() -> Any:
                            mappings=services().registry.names(), statuses=STATUSES)
 
 
-def _phone_digits(typed: str, mapping: str | None) -> str:
-    """What to look for in stored phones (country code and number, digits only) when a
-    person types a number: as they would dial it, e.g. 09822012345 with the trunk 0, finds
-    919822012345. A number valid for the region of the filtered mapping (else of any loaded
-    one) is searched by its national significant number; anything else by its digits."""
+def _regions(mapping: str | None) -> list[str | None]:
+    """The regions a typed phone is read in (search.phone_terms): the filtered mapping's,
+    else every loaded mapping's."""
     registry = services().registry
     names = [mapping] if mapping else registry.names()
-    regions = [m.mapping.phone.region for m in map(registry.get, names) if m is not None]
-    for region in dict.fromkeys([*regions, None]):  # None: numbers typed with a +
-        try:
-            parsed = phonenumbers.parse(typed, region)
-        except phonenumbers.NumberParseException:
-            continue
-        if phonenumbers.is_valid_number(parsed):
-            return str(parsed.national_number)
-    return "".join(ch for ch in typed if ch.isdigit())
+    return [m.mapping.phone.region for m in map(registry.get, names) if m is not None]
 
 
 @console.get(f"/events/{EVENT_ID}")

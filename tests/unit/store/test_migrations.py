@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import alembic.command
 import alembic.config
 import sqlalchemy as sa
@@ -16,7 +18,26 @@ from relay.store.tables import metadata
 
 def differences(store: Store) -> list:
     with store.engine.connect() as conn:
-        return compare_metadata(MigrationContext.configure(conn), metadata)
+        dialect = conn.dialect.name
+
+        # Left out of the comparison, on purpose: on SQLite, the FTS5 table of body search
+        # (events_search, with the shadow tables FTS5 keeps beside it), which tables.py
+        # cannot express, and the PostgreSQL-only trigram index (events_body_trgm, made
+        # there only: `ddl_if`), which alembic cannot reflect on SQLite. Both come from
+        # migration 0009; test_search.py checks that they work.
+        def include_name(name: str | None, kind: str, _parent: object) -> bool:
+            return not (dialect == "sqlite" and kind == "table"
+                        and (name or "").startswith("events_search"))
+
+        def include_object(obj: object, name: str | None, kind: str, *_: object) -> bool:
+            return not (dialect == "sqlite" and kind == "index" and name == "events_body_trgm")
+
+        context = MigrationContext.configure(conn, opts={
+            "include_name": include_name, "include_object": include_object})
+        with warnings.catch_warnings():
+            # alembic says so before it asks include_object; the index is left out above.
+            warnings.filterwarnings("ignore", "autogenerate skipping .*'events_body_trgm'")
+            return compare_metadata(context, metadata)
 
 
 def upgrade_to(store: Store, revision: str) -> None:

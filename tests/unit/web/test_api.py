@@ -170,3 +170,30 @@ def test_405_answers_name_the_allowed_methods(admin):
     page = admin.logged_in().delete("/admin/failures")
     assert page.status_code == 405 and "GET" in page.headers["Allow"]
     assert page.mimetype == "text/html"
+
+
+class TestSearch:
+    def test_phone_in_any_format_and_text_in_the_body(self, admin):
+        """/api/events?phone= takes a number as people type it; q= finds text in the body."""
+        wanted = admin.client().post("/hooks/leads", json={
+            "phone": "+919822012345", "email": "asha@example.com"}).get_json()["event_id"]
+        admin.client().post("/hooks/leads", json={"phone": "+919812345678",
+                                                  "email": "ravi@example.com"})
+        for query in ("phone=09822012345", "phone=%2B91%2098220%2012345", "phone=9822012345",
+                      "q=asha%40EXAMPLE", "q=asha&phone=9822012345&since=1h"):
+            events = admin.client().get(f"/api/events?{query}", headers=BEARER).get_json()
+            assert [e["id"] for e in events["events"]] == [wanted], query
+        for query in ("q=%25%25%25", "q=___", "phone=%25", "since=2099-01-01"):
+            events = admin.client().get(f"/api/events?{query}", headers=BEARER).get_json()
+            assert events == {"events": []}, query
+
+    @pytest.mark.parametrize(("query", "error"), [
+        ("q=ab", "q='ab': search for at least 3 characters"),
+        ("q=", "q='': search for at least 3 characters"),
+        ("since=yesterday", "since='yesterday': use a duration or a date"),
+        ("since=2026-13-01", "since='2026-13-01': use a duration or a date"),
+        ("since=0h", "since='0h': use a duration or a date")])
+    def test_bad_search_input_is_a_400_saying_why(self, admin, query, error):
+        answer = admin.client().get(f"/api/events?{query}", headers=BEARER)
+        assert answer.status_code == 400
+        assert answer.get_json()["error"] == error

@@ -128,3 +128,76 @@ def test_find_an_event_see_why_it_died_and_replay_it(browser, relay):
     page.goto(f"{base}/admin/")
     assert "/admin/login" in page.url
     assert blocked == []
+
+
+def log_in(browser, base: str):
+    page = browser.new_page()
+    page.goto(f"{base}/admin/login")
+    page.fill("input[name=token]", TOKEN)
+    page.click("form button")
+    page.wait_for_url("**/admin/")
+    return page
+
+
+def test_the_dashboard_draws_its_charts(browser, relay):
+    """Four charts of the last 24 hours and of 7 days, drawn from the database, nothing
+    blocked by the Content-Security-Policy."""
+    base, _ = relay
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    for i in range(3):
+        httpx.post(f"{base}/hooks/leads",
+                   json={"id": f"d-{i}", "phone": f"+9198765432{i:02d}", "name": "Dee"})
+    page = log_in(browser, base)
+    blocked: list[str] = []
+    page.on("console", lambda m: blocked.append(m.text) if "Content Security Policy" in m.text
+            else None)
+    page.click("header a:text-is('Dashboard')")
+    page.wait_for_url("**/admin/dashboard")
+    assert page.locator("svg.chart").count() == 4
+    assert page.locator("#chart-webhooks svg rect.bar").count() >= 1
+    assert "leads" in page.locator("#chart-webhooks .totals").inner_text()
+
+    def delivered():  # the sandbox answers 200: the calls show up as outcomes and latency
+        page.reload()
+        return page.locator("#chart-latency circle.point").count() >= 2
+
+    wait_for(delivered, what="the deliveries on the dashboard")
+    page.screenshot(path=SHOTS / "dashboard-24h.png", full_page=True)
+    page.click("#windows a:text-is('7d')")
+    page.wait_for_url("**/admin/dashboard?window=7d")
+    assert page.locator("svg.chart").count() == 4
+    page.screenshot(path=SHOTS / "dashboard-7d.png", full_page=True)
+    assert blocked == []
+
+
+def test_the_events_list_refreshes_itself_but_not_while_typing(browser, relay):
+    """A new webhook appears on the open list without a reload; while someone types in the
+    filters the list holds still, and it catches up when they leave them."""
+    base, _ = relay
+    page = log_in(browser, base)
+    first = httpx.post(f"{base}/hooks/leads", json={"id": "r-1", "phone": "+919812345601",
+                                                     "name": "Ravi"}).json()["event_id"]
+    page.wait_for_selector(f"#events a:text-is('{first}')", timeout=15_000)
+    assert page.locator("#refresh").inner_text().startswith("Refreshed")
+    page.screenshot(path=SHOTS / "events-refreshed.png", full_page=True)
+
+    page.click("input[name=phone]")
+    page.keyboard.type("98123")
+    second = httpx.post(f"{base}/hooks/leads", json={"id": "r-2", "phone": "+919812345602",
+                                                      "name": "Ravi"}).json()["event_id"]
+    page.locator("#refresh", has_text="Paused while you edit").wait_for(timeout=15_000)
+    assert page.locator(f"#events a:text-is('{second}')").count() == 0  # held still
+    page.fill("input[name=phone]", "")
+    page.click("h1")  # out of the filters
+    page.wait_for_selector(f"#events a:text-is('{second}')", timeout=15_000)
+
+    page.fill("input[name=q]", "r-2")
+    page.click("#filters button")
+    page.wait_for_url("**/admin/?*q=r-2*")
+    assert page.locator("#events a").all_inner_texts() == [str(second)]
+    page.fill("input[name=q]", "")
+    page.fill("input[name=phone]", "+91 98123-45601")  # stored as 919812345601
+    page.click("#filters button")
+    page.wait_for_url("**phone=*")
+    assert page.locator("#events a").all_inner_texts() == [str(first)]
+    page.screenshot(path=SHOTS / "events-search.png", full_page=True)

@@ -1,8 +1,48 @@
-"""Search over events (filled in by the search work)."""
+"""Search and the dashboard: find events by phone and by text in the body, and read
+deliveries and attempts by time (relay/store/search.py, relay/store/charts.py).
+
+- `deliveries_phone`: a phone typed in any format is looked up by its stored forms.
+- `deliveries_created`: the dashboard's charts read a window of time (attempts by
+  `attempts_started`, from 0007).
+- Text in the body. PostgreSQL: a trigram GIN index (pg_trgm) over `encode(body, 'escape')`,
+  which serves ILIKE '%text%'. SQLite: an FTS5 table with the trigram tokenizer over the
+  events' bodies (external content: the index only, the bodies are not copied), kept in step
+  by triggers, so the hot path's own INSERT needs no change; existing events are indexed here.
+"""
+
+import sqlalchemy as sa
+from alembic import op
 
 revision = "0009"
 down_revision = "0008"
 
+SQLITE = (
+    # content='events': the text is read from events.body when needed; only the index is kept.
+    "CREATE VIRTUAL TABLE events_search USING fts5("
+    "body, content='events', content_rowid='id', tokenize='trigram')",
+    "CREATE TRIGGER events_search_insert AFTER INSERT ON events BEGIN "
+    "INSERT INTO events_search (rowid, body) VALUES (new.id, new.body); END",
+    "CREATE TRIGGER events_search_delete AFTER DELETE ON events BEGIN "
+    "INSERT INTO events_search (events_search, rowid, body) "
+    "VALUES ('delete', old.id, old.body); END",
+    # No relay code changes a body; the trigger keeps the index right should anyone do so.
+    "CREATE TRIGGER events_search_update AFTER UPDATE OF body ON events BEGIN "
+    "INSERT INTO events_search (events_search, rowid, body) "
+    "VALUES ('delete', old.id, old.body); "
+    "INSERT INTO events_search (rowid, body) VALUES (new.id, new.body); END",
+    "INSERT INTO events_search (events_search) VALUES ('rebuild')",
+)
+
 
 def upgrade() -> None:
-    pass
+    op.create_index("deliveries_phone", "deliveries", ["phone"])
+    op.create_index("deliveries_created", "deliveries", ["created_at"])
+    if op.get_bind().dialect.name == "postgresql":
+        # A trusted extension since PostgreSQL 13: the database's owner may create it.
+        op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+        op.create_index("events_body_trgm", "events",
+                        [sa.text("encode(body, 'escape') gin_trgm_ops")],
+                        postgresql_using="gin")
+    elif op.get_bind().dialect.name == "sqlite":
+        for statement in SQLITE:
+            op.execute(statement)

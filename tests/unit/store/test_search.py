@@ -1,0 +1,134 @@
+"""Search: events found by a phone typed in any format and by text in their body, on every
+backend (migration 0009's indexes on SQLite and PostgreSQL, the fake's scan)."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from relay.errors import RelayError
+from relay.mapping import Delivery, Result
+from relay.store.search import escape_bytes, phone_terms
+from tests.unit.store.helpers import FAILED, NOW, accept, everywhere
+
+
+def one(phone: str) -> Result:
+    return Result((Delivery("FLOW", "whatsapp", phone, {}),))
+
+
+def ids(store, **search) -> list[int]:
+    return [row["id"] for row in store.events(**search)]
+
+
+class TestPhoneTerms:
+    def test_a_number_in_any_format_reads_as_its_two_stored_forms(self):
+        """+91 98220 12345, 09822012345, 9822012345 and 0091... all mean one number."""
+        for typed in ("+91 98220 12345", "09822012345", "9822012345", "0091 9822012345",
+                      "(+91) 98220-12345"):
+            assert phone_terms(typed, ["IN"]) == (("919822012345", "+919822012345"), None)
+
+    def test_a_number_without_country_code_needs_a_region(self):
+        """With no mapping of region IN, 9822012345 is only digits to look for."""
+        assert phone_terms("9822012345", []) == ((), "9822012345")
+
+    def test_a_partial_number_is_digits_to_look_for(self):
+        assert phone_terms("123-45", ["IN"]) == ((), "12345")
+        assert phone_terms("%_'", ["IN"]) == ((), None)
+
+
+def test_postgresql_escape_spelling_matches_encode():
+    """escape_bytes spells bytes as PostgreSQL's encode(x, 'escape') does."""
+    assert escape_bytes(b"a\\b") == "a\\\\b"
+    assert escape_bytes("José".encode()) == "Jos\\303\\251"
+    assert escape_bytes(b"\x00x") == "\\000x"
+
+
+@everywhere
+class TestSearch:
+    def test_phone_in_any_format_finds_its_events_and_no_others(self, any_store):
+        """Both stored forms are found by their exact value; a longer or shorter number
+        sharing digits is not."""
+        digits = accept(any_store, one("919822012345"), body=b'{"n": 1}').event_id
+        e164 = accept(any_store, one("+919822012345"), body=b'{"n": 2}').event_id
+        accept(any_store, one("9198220123456"), body=b'{"n": 3}')
+        accept(any_store, one("19822012345"), body=b'{"n": 4}')
+        phones, _ = phone_terms("098220 12345", ["IN"])
+        assert ids(any_store, phones=phones) == [e164, digits]
+
+    def test_digits_within_a_phone(self, any_store):
+        first = accept(any_store, one("919822012345"), body=b'{"n": 1}').event_id
+        accept(any_store, one("919800000000"), body=b'{"n": 2}')
+        assert ids(any_store, phone="2012345") == [first]
+        assert ids(any_store, phone="%") == ids(any_store, phone="_") == []
+
+    def test_text_in_the_body_any_case(self, any_store):
+        """An email, a name, a form token: found anywhere in the body, case aside."""
+        asha = accept(any_store, one("919800000001"),
+                      body=b'{"email": "Asha.K@Example.com", "token": "tf_8x2Kq9"}').event_id
+        ravi = accept(any_store, one("919800000002"),
+                      body=b'{"email": "ravi@example.org", "name": "Ravi Menon"}').event_id
+        assert ids(any_store, text="asha.k@example.com") == [asha]
+        assert ids(any_store, text="TF_8X2") == [asha]
+        assert ids(any_store, text="ravi menon") == [ravi]
+        assert ids(any_store, text="example") == [ravi, asha]
+        assert ids(any_store, text="nobody@example.com") == []
+
+    def test_wildcards_quotes_and_sql_are_literal(self, any_store):
+        """% and _ match only themselves; quotes and SQL are text, never syntax."""
+        plain = accept(any_store, one("919800000001"), body=b'{"a": "abcdef"}').event_id
+        odd = accept(any_store, one("919800000002"),
+                     body=b'{"a": "50%_off", "q": "it\'s \\"x\\" OR 1=1"}').event_id
+        assert ids(any_store, text="%_o") == [odd]
+        assert ids(any_store, text="b%d") == ids(any_store, text="b_d") == []
+        assert ids(any_store, text="___") == ids(any_store, text="%%%") == []
+        assert ids(any_store, text="it's") == [odd]
+        assert ids(any_store, text='"x\\"') == [odd]
+        assert ids(any_store, text="' OR 1=1 --") == []
+        assert ids(any_store, text='" OR "a') == []
+        assert ids(any_store, text="abc") == [plain]
+
+    def test_unicode_and_bytes_that_are_not_utf8(self, any_store):
+        """A body that is not UTF-8 stores and searches like any other."""
+        latin = accept(any_store, one("919800000001"), body=b"name=Jos\xe9&x=1").event_id
+        utf8 = accept(any_store, one("919800000002"), body='{"name": "José"}'.encode()).event_id
+        assert ids(any_store, text="José") == [utf8]
+        assert ids(any_store, text="&x=1") == [latin]
+
+    def test_text_is_three_characters_or_more(self, any_store):
+        with pytest.raises(RelayError, match="at least 3 characters"):
+            any_store.events(text=" ab ")
+
+    def test_search_combines_with_the_other_filters(self, any_store):
+        accept(any_store, one("919800000001"), mapping="a", body=b'{"x": "needle"}')
+        b = accept(any_store, one("919800000002"), mapping="b", body=b'{"x": "needle"}').event_id
+        failed = accept(any_store, FAILED, body=b'{"x": "needle 2"}').event_id
+        assert ids(any_store, text="needle", mapping="b") == [b]
+        assert ids(any_store, text="needle", status="failed") == [failed]
+        assert ids(any_store, text="needle", since=NOW + 1) == []
+
+
+def test_purged_events_leave_the_sqlite_index(tmp_path):
+    """The FTS5 table follows deletes: a purged event is no longer found, nor its text."""
+    from relay.store import open_store
+    store = open_store(f"sqlite:///{tmp_path / 'relay.db'}")
+    store.upgrade()
+    accept(store, Result(), body=b'{"x": "gone soon"}')
+    assert ids(store, text="gone soon") != []
+    assert store.purge(NOW + 1) == 1
+    assert ids(store, text="gone soon") == []
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.text(
+            "SELECT count(*) FROM events_search WHERE events_search MATCH '\"gone\"'")
+        ).scalar_one() == 0
+    store.dispose()
+
+
+@everywhere
+def test_text_found_in_every_body_pages_newest_first(any_store):
+    """A text every event holds: the newest page, then the next one after it."""
+    made = [accept(any_store, one(f"9198000000{i:02d}"), body=b'{"site": "example.com"}')
+            .event_id for i in range(7)]
+    newest = list(reversed(made))
+    assert ids(any_store, text="example.com", limit=3) == newest[:3]
+    assert ids(any_store, text="example.com", limit=3, before=newest[2]) == newest[3:6]
+    assert ids(any_store, text="example.com", limit=3, status="pending") == newest[:3]
