@@ -75,6 +75,9 @@ class Settings:
     # a folder shared by one machine's processes, so that /metrics adds them all up
     # (prometheus_client reads it too; `relay serve` sets one for its children)
     metrics_dir: str = ""
+    # the processes `relay serve` starts leave the start-up summary (what loaded, what waits
+    # on a secret) to it: it is said once, not once per process
+    quiet_start: bool = False
 
     # field -> environment variable; every other field is RELAY_<FIELD>
     _NAMES: ClassVar[dict[str, str]] = {
