@@ -86,7 +86,7 @@ def worker() -> None:
     configure_logging()
     settings = Settings.from_env()
     registry = Registry(settings.mappings)
-    registry.load(announce=not settings.quiet_start)
+    registry.load(announce=not settings.quiet_start, strict=not settings.quiet_start)
     store = open_store(settings.database_url, timeout=settings.db_timeout, worker=True)
     gc.freeze()  # as in the web app: full collections skip what lives as long as the process
 

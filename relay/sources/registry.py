@@ -31,11 +31,25 @@ class Registry:
         self._by_file: dict[Path, Endpoint] = {}
         self._by_name: dict[str, Endpoint] = {}
         self._broken: dict[Path, MappingLoadError] = {}  # files that failed their last load
+        self._quiet = False  # a quiet load: each file loaded is logged at debug level
 
-    def load(self, *, announce: bool = True) -> None:
+    def load(self, *, announce: bool = True, strict: bool = True) -> None:
         """Load every file; raise MappingLoadError listing all problems. `announce` logs what
         was loaded and what waits on a secret (status.summary); a process that leaves that to
-        another (`relay serve`'s children: the parent says it once) logs it at debug level."""
+        another (`relay serve`'s children: the parent says it once) logs it at debug level.
+
+        Not `strict`, a broken file is reported as on a reload, not raised: for `relay
+        serve`'s children, whose parent refused to start on a broken file already; a web
+        process that gunicorn restarts after a file broke must not fail to boot (gunicorn
+        would then stop the whole relay)."""
+        if not strict:
+            self._quiet = not announce
+            try:
+                self.refresh(force=True)
+            finally:
+                self._quiet = False
+            self._announce(announce)
+            return
         endpoints = load_folder(self.folder)
         with self._lock:
             self._by_file = {Path(m.file): m for m in endpoints.values()}
@@ -43,6 +57,9 @@ class Registry:
             self._by_name = dict(endpoints)
             self._broken = {}
             self._checked = time.monotonic()
+        self._announce(announce)
+
+    def _announce(self, announce: bool) -> None:
         for warning, line in summary(folder_states(self.files()), self.folder):
             log.log(logging.DEBUG if not announce else logging.WARNING if warning
                     else logging.INFO, "%s", line)
@@ -122,6 +139,9 @@ class Registry:
                               "; ".join(str(p) for p in exc.problems))
                     continue
                 self._broken.pop(file, None)
+                if self._quiet:
+                    log.debug("mapping %s loaded from %s", by_file[file].name, file)
+                    continue
                 log.info("mapping %s loaded from %s", by_file[file].name, file)
                 _warn_if_locked(by_file[file])
             self._by_file = by_file

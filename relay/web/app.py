@@ -32,7 +32,7 @@ def create_app(
     settings.check_admin_token()  # from_env checks it too; this holds for settings made in code
     if registry is None:
         registry = Registry(settings.mappings)
-        registry.load(announce=not settings.quiet_start)
+        registry.load(announce=not settings.quiet_start, strict=not settings.quiet_start)
     app = Flask(__name__, static_folder=None)  # the console serves its own, at /admin/static
     store = store or open_store(settings.database_url, timeout=settings.db_timeout)
     app.extensions["relay"] = Services(settings, store, registry, login_limit=RateLimit(5, 60.0))

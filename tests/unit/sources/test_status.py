@@ -139,3 +139,21 @@ class TestTheyAgree:
         assert result.exit_code == 1  # broken.yaml fails the check
         checked = dict(re.findall(r"^\S*/([\w-]+)\.yaml\n  state (\w+)", result.output, re.M))
         assert checked == expected, result.output
+
+
+class TestChildren:
+    def test_a_quiet_load_reports_a_broken_file_instead_of_raising(self, folder, caplog):
+        """What a web process of `relay serve` does when gunicorn (re)starts it after a file
+        broke: the good files serve, the broken one is listed as on a reload, and nothing of
+        the summary is logged above debug level."""
+        (folder / "broken.yaml").write_text(BROKEN_FILE)
+        with pytest.raises(MappingLoadError):
+            Registry(folder).load()
+        caplog.set_level(logging.DEBUG, "relay.mappings")
+        caplog.clear()
+        registry = Registry(folder)
+        registry.load(announce=False, strict=False)
+        assert registry.names() == ["locked", "ok", "unconfigured"]
+        assert [b["name"] for b in registry.broken()] == ["broken"]
+        assert {r.levelno for r in caplog.records} == {logging.DEBUG, logging.ERROR}
+        assert [s.state for s in _states(registry)] == [BROKEN, LOCKED, OK, UNCONFIGURED]
