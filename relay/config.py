@@ -86,6 +86,9 @@ class Settings:
     alert_failure_rate: float = 0.25  # alert above this share of failed recent attempts
     alert_min_attempts: int = 20  # ... once there are at least this many of them
     alert_queue_age: str = "15m"  # alert when the oldest pending delivery is older
+    # the processes `relay serve` starts leave the start-up summary (what loaded, what waits
+    # on a secret) to it: it is said once, not once per process
+    quiet_start: bool = False
 
     # field -> environment variable; every other field is RELAY_<FIELD>
     _NAMES: ClassVar[dict[str, str]] = {

@@ -21,6 +21,7 @@ from relay.sources import Endpoint, Inbound, evaluate_raw, load_endpoint, mappin
 from relay.sources.body import content_type_for
 from relay.sources.folder import find_file, unique
 from relay.sources.selftest import run_tests
+from relay.sources.status import BROKEN, state_of
 
 
 @click.command("schema")
@@ -31,12 +32,18 @@ def schema_command() -> None:
 
 @click.command()
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
-def check(paths: tuple[Path, ...]) -> None:
-    """Validate mappings and run their tests (default: the mappings folder)."""
+@click.option("--strict", is_flag=True, help="Fail (exit 1) on warnings too.")
+def check(paths: tuple[Path, ...], strict: bool) -> None:
+    """Validate mappings and run their tests (default: the mappings folder).
+
+    Each file's state (ok, broken, locked, unconfigured: as /readyz and the console's
+    Mappings page say it), then warnings (suspicious expressions, unverified senders), then
+    its tests. Exit 1 when a file is broken or a test fails; warnings alone exit 0.
+    """
     files = _mapping_files(paths or (Path(Settings.from_env().mappings),))
     if not files:
         raise RelayError("no mapping files (*.yaml) found")
-    failed = tests = passed = 0
+    failed = tests = passed = warned = 0
     loaded: list[tuple[Path, Endpoint | MappingLoadError]] = []
     for file in files:
         try:
@@ -47,16 +54,22 @@ def check(paths: tuple[Path, ...]) -> None:
     later = iter(duplicates)  # in the order of the files that claim a name already served
     for file, mapping in loaded:
         click.echo(str(file))
+        if isinstance(mapping, Endpoint) and by_name[mapping.name] is not mapping:
+            duplicate = next(later)
+            click.echo(f"  state {state_of(file, duplicate).state}")
+            failed += 1
+            click.echo(f"  FAIL {duplicate.message}")
+            continue
+        state = state_of(file, mapping)
+        click.echo(f"  state {state.state}" + (f": {state.detail}" if state.detail
+                                                 and state.state != BROKEN else ""))
         if isinstance(mapping, MappingLoadError):
             failed += 1
             for problem in mapping.problems:
                 click.echo(f"  FAIL {problem}")
             continue
-        if by_name[mapping.name] is not mapping:
-            failed += 1
-            click.echo(f"  FAIL {next(later).message}")
-            continue
         for warning in _warnings(mapping):
+            warned += 1
             click.echo(f"  warn {warning}")
         for outcome in run_tests(mapping):
             tests += 1
@@ -68,8 +81,9 @@ def check(paths: tuple[Path, ...]) -> None:
     click.echo(
         f"{len(files)} mapping file(s), {tests} test(s): {passed} passed, "
         f"{tests - passed} failed" + (", load errors above" if failed > tests - passed else "")
+        + (f", {warned} warning(s)" if warned else "")
     )
-    if failed:
+    if failed or (strict and warned):
         raise Failed()
 
 
@@ -185,10 +199,9 @@ def _split(text: str, sep: str, option: str, form: str) -> tuple[str, str]:
 
 
 def _warnings(endpoint: Endpoint) -> list[str]:
-    warnings = [unset] if (unset := unset_engati(endpoint.mapping)) else []
-    if endpoint.locked:
-        warnings.append(f"secret not available: {endpoint.locked}; /hooks/{endpoint.name} answers "
-                        "503 until it is")
+    """What `check` warns of beyond the state line: the static checks of the expressions
+    (file:line: key: message), then how the sender is verified and whether there are tests."""
+    warnings = [str(problem) for problem in endpoint.mapping.warnings]
     capped = ("; it stores at most RELAY_UNVERIFIED_LIMIT webhooks a minute per web process "
               "(429 above)")
     if endpoint.verify is False:

@@ -22,7 +22,6 @@ from relay.delivery.sandbox import Sandbox, make_server
 from relay.delivery.worker import Worker
 from relay.errors import RelayError
 from relay.logs import configure_logging
-from relay.mapping import unset_engati
 from relay.mapping.load import engati_settings
 from relay.sources.registry import Registry
 from relay.store import open_store
@@ -42,19 +41,14 @@ def serve(host: str, port: int, web_workers: int) -> None:
     settings = Settings.from_env()
     open_store(settings.database_url, timeout=settings.db_timeout).upgrade()
     registry = Registry(settings.mappings)
-    registry.load()  # refuse to start on a broken mapping
+    # Refuse to start on a broken mapping; say here, once, what loaded and what waits on a
+    # secret: the children (RELAY_QUIET_START) log it at debug level only.
+    registry.load()
     click.echo(f"relay: http://{host}:{port}/hooks/<mapping>  database "
                f"{settings.safe_database_url()}  mappings {settings.mappings}/", err=True)
-    # Here, once, rather than in each process that loads the mappings; one line per message.
-    unset: dict[str, list[str]] = {}
-    for endpoint in registry.endpoints():
-        if message := unset_engati(endpoint.mapping):
-            unset.setdefault(message, []).append(endpoint.name)
-    for message, names in unset.items():
-        click.echo(f"relay: warning: {', '.join(names)}: {message}", err=True)
     # Metrics of every process, added up at /metrics (prometheus_client's multiprocess mode).
     metrics_dir = tempfile.mkdtemp(prefix="relay-metrics-")
-    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": metrics_dir}
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": metrics_dir, "RELAY_QUIET_START": "1"}
     # relay.web_server.Worker reads each request whole in an event loop before a thread runs
     # it, so slow clients hold no thread (docs/operations.md, "Slow and idle clients").
     web = subprocess.Popen([
@@ -92,7 +86,7 @@ def worker() -> None:
     configure_logging()
     settings = Settings.from_env()
     registry = Registry(settings.mappings)
-    registry.load()
+    registry.load(announce=not settings.quiet_start, strict=not settings.quiet_start)
     store = open_store(settings.database_url, timeout=settings.db_timeout, worker=True)
     gc.freeze()  # as in the web app: full collections skip what lives as long as the process
 

@@ -26,6 +26,7 @@ from jsonschema import Draft202012Validator
 
 from relay.errors import MappingLoadError
 from relay.mapping.functions import FUNCTION_TABLE
+from relay.mapping.lint import lint
 from relay.mapping.model import Attribute, Engati, Expr, Flow, Mapping, Phone
 from relay.mapping.yamlfile import Path_, Report, parse_yaml, report_schema_error
 
@@ -119,9 +120,13 @@ def build(document: Document, *, id: str | None = None, each: str | None = None)
     """Check and compile what the mapping says, adding every problem to the document's
     report. `id` and `each` are the defaults (the preset's) for the keys the file leaves out."""
     data, report = document.data, document.report
+    compiled: list[tuple[Path_, Expr]] = []  # the file's own expressions, for lint()
 
     def expr(path: Path_, text: str | None) -> Expr | None:
-        return None if text is None else _compile(report, path, text)
+        found = None if text is None else _compile(report, path, text)
+        if found is not None and path[0] in data:
+            compiled.append((path, found))
+        return found
 
     engati = engati_settings(data.get("engati", {}), document.env)
     if engati.rate_limit is not None and not engati.rate_limit > 0:
@@ -158,6 +163,8 @@ def build(document: Document, *, id: str | None = None, each: str | None = None)
         each=expr(("each",), data.get("each", each)),
         id=expr(("id",), data.get("id", id)),
         tests=tuple(data.get("tests", ())),
+        warnings=lint(compiled, [a.name for a in attributes], each=each is not None or (
+            "each" in data), report=report),
     )
 
 

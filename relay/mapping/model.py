@@ -11,7 +11,7 @@ from typing import Any
 from jmespath.parser import ParsedResult
 from jmespath.visitor import TreeInterpreter
 
-from relay.errors import FieldError
+from relay.errors import FieldError, Problem
 from relay.mapping.functions import OPTIONS
 from relay.model import Mapped
 
@@ -90,6 +90,8 @@ class Mapping:
     each: Expr | None = None
     id: Expr | None = None
     tests: tuple[dict[str, Any], ...] = field(default=(), repr=False)
+    # What the static checks (lint.py) found: the file loads, `relay check` warns.
+    warnings: tuple[Problem, ...] = field(default=(), repr=False, compare=False)
 
 
 def unset_engati(mapping: Mapping) -> str | None:

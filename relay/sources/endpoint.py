@@ -41,6 +41,7 @@ class Endpoint:
     # endpoint, whatever they are called (a generic token's header): never stored or shown.
     credentials: frozenset[str] = frozenset()
     locked: str | None = None  # why the endpoint cannot serve yet (an unset secret)
+    waiting_on: tuple[str, ...] = ()  # the unset variables of `secret:` that lock it
 
     def evaluate_raw(self, raw: bytes, headers: dict[str, str],
                      query: dict[str, Any]) -> Result:
@@ -90,6 +91,7 @@ def load_endpoint(file: str | Path, env: AnyMapping[str, str] | None = None) -> 
         legacy_signatures=data.get("legacy_signatures", False),
         credentials=verifier.credentials if verifier else frozenset(),
         locked=locked,
+        waiting_on=tuple(report.unset_secrets) if locked else (),
     )
 
 

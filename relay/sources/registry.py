@@ -11,9 +11,10 @@ import threading
 import time
 from pathlib import Path
 
-from relay.errors import MappingLoadError
+from relay.errors import MappingLoadError, Problem
 from relay.sources.endpoint import Endpoint, load_endpoint
 from relay.sources.folder import load_folder, mapping_files, unique
+from relay.sources.status import Loaded, first_problem, folder_states, summary
 
 log = logging.getLogger("relay.mappings")
 
@@ -30,9 +31,25 @@ class Registry:
         self._by_file: dict[Path, Endpoint] = {}
         self._by_name: dict[str, Endpoint] = {}
         self._broken: dict[Path, MappingLoadError] = {}  # files that failed their last load
+        self._quiet = False  # a quiet load: each file loaded is logged at debug level
 
-    def load(self) -> None:
-        """Load every file; raise MappingLoadError listing all problems."""
+    def load(self, *, announce: bool = True, strict: bool = True) -> None:
+        """Load every file; raise MappingLoadError listing all problems. `announce` logs what
+        was loaded and what waits on a secret (status.summary); a process that leaves that to
+        another (`relay serve`'s children: the parent says it once) logs it at debug level.
+
+        Not `strict`, a broken file is reported as on a reload, not raised: for `relay
+        serve`'s children, whose parent refused to start on a broken file already; a web
+        process that gunicorn restarts after a file broke must not fail to boot (gunicorn
+        would then stop the whole relay)."""
+        if not strict:
+            self._quiet = not announce
+            try:
+                self.refresh(force=True)
+            finally:
+                self._quiet = False
+            self._announce(announce)
+            return
         endpoints = load_folder(self.folder)
         with self._lock:
             self._by_file = {Path(m.file): m for m in endpoints.values()}
@@ -40,12 +57,32 @@ class Registry:
             self._by_name = dict(endpoints)
             self._broken = {}
             self._checked = time.monotonic()
-        log.info("loaded %d mapping(s) from %s: %s", len(endpoints), self.folder,
-                 ", ".join(sorted(endpoints)) or "(none)")
-        locked = [f"{m.name} ({m.locked})" for m in endpoints.values() if m.locked]
-        if locked:
-            log.warning("%d endpoint(s) answer 503 until their secret is set: %s", len(locked),
-                        ", ".join(sorted(locked)))
+        self._announce(announce)
+
+    def _announce(self, announce: bool) -> None:
+        for warning, line in summary(folder_states(self.files()), self.folder):
+            log.log(logging.DEBUG if not announce else logging.WARNING if warning
+                    else logging.INFO, "%s", line)
+
+    def files(self) -> list[tuple[Path, Loaded, Endpoint | None]]:
+        """Every mapping file with what it loaded to (status.Loaded) and, for a broken one,
+        the last good version that still serves: what status.folder_states reads."""
+        self.refresh()
+        with self._lock:
+            listed: list[tuple[Path, Loaded, Endpoint | None]] = []
+            for file, endpoint in self._by_file.items():
+                first = self._by_name.get(endpoint.name)
+                if file in self._broken:
+                    continue
+                if first is endpoint:
+                    listed.append((file, endpoint, None))
+                else:  # a second file for a served name: ignored, as refresh() logged
+                    served = Path(first.file).name if first else "?"
+                    listed.append((file, Problem(str(file), None, "", f"endpoint "
+                                   f"/hooks/{endpoint.name} is also {served}; rename one"), None))
+            for file, exc in self._broken.items():
+                listed.append((file, exc, self._by_file.get(file)))
+            return listed
 
     def get(self, name: str) -> Endpoint | None:
         self.refresh()
@@ -66,7 +103,8 @@ class Registry:
         the first problem (`file:line: key: message`). A broken file whose last good version
         still serves is listed too."""
         self.refresh()
-        return [{"name": file.stem, "file": file.name, "error": _first_problem(exc, file)}
+        return [{"name": file.stem, "file": file.name,
+                 "error": first_problem(exc.problems[0] if exc.problems else None, file)}
                 for file, exc in sorted(self._broken.items(), key=lambda f: f[0].stem)]
 
     def broken_error(self, name: str) -> str | None:
@@ -101,6 +139,9 @@ class Registry:
                               "; ".join(str(p) for p in exc.problems))
                     continue
                 self._broken.pop(file, None)
+                if self._quiet:
+                    log.debug("mapping %s loaded from %s", by_file[file].name, file)
+                    continue
                 log.info("mapping %s loaded from %s", by_file[file].name, file)
                 _warn_if_locked(by_file[file])
             self._by_file = by_file
@@ -117,15 +158,6 @@ class Registry:
         except OSError as exc:
             log.error("cannot read the mappings folder %s: %s", self.folder, exc)
         return stamps
-
-
-def _first_problem(exc: MappingLoadError, file: Path) -> str:
-    problem = exc.problems[0] if exc.problems else None
-    if problem is None:
-        return f"{file.name}: cannot be loaded"
-    where = f"{file.name}:{problem.line}" if problem.line else file.name
-    return f"{where}: {problem.key}: {problem.message}" if problem.key else (
-        f"{where}: {problem.message}")
 
 
 def _warn_if_locked(endpoint: Endpoint) -> None:

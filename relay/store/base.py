@@ -181,6 +181,12 @@ class Store(ABC):
         """(pending deliveries, age of the oldest pending one in seconds, dead deliveries)."""
 
     @abstractmethod
+    def mapping_stats(self, names: list[str], since: float) -> dict[str, dict[str, Any]]:
+        """For each mapping named: {last_at (its last event's time, or None), accepted,
+        failed (its events since `since`), dead (its deliveries gone dead since then)}; one
+        query for all of them (mapping_stats.py)."""
+
+    @abstractmethod
     def replayable(self, *, dead: bool, failed: bool, mapping: str | None,
                    since: float | None) -> list[int]:
         """Ids of events with dead deliveries and/or events whose mapping failed."""

@@ -25,7 +25,7 @@ from sqlalchemy.dialects import postgresql
 from relay.errors import RelayError, StoreUnavailable
 from relay.mapping import Result
 from relay.model import Attempt, Claimed, DeliveryStatus, EventStatus, Outcome, Receipt, Received
-from relay.store import alerts, charts, history, sessions
+from relay.store import alerts, charts, history, mapping_stats, sessions
 from relay.store.base import Store, keeps
 from relay.store.group_commit import GroupCommit
 from relay.store.refusals import UPSERT, RefusalCounter
@@ -348,6 +348,10 @@ class SqlStore(Store):
     def queue_stats(self, now: float) -> tuple[int, float, int]:
         with self._read() as conn:
             return history.queue_stats(conn, now)
+
+    def mapping_stats(self, names: list[str], since: float) -> dict[str, dict[str, Any]]:
+        with self._read() as conn:
+            return mapping_stats.mapping_stats(conn, names, since)
 
     def replayable(self, *, dead: bool, failed: bool, mapping: str | None,
                    since: float | None) -> list[int]:

@@ -14,6 +14,7 @@ from flask import Flask, Response
 from relay.config import Settings
 from relay.errors import StoreUnavailable
 from relay.sources.registry import Registry
+from relay.sources.status import folder_states
 from relay.store import Store, open_store
 from relay.web import api, auth, console, errors, metrics
 from relay.web.intake import Intake
@@ -31,7 +32,7 @@ def create_app(
     settings.check_admin_token()  # from_env checks it too; this holds for settings made in code
     if registry is None:
         registry = Registry(settings.mappings)
-        registry.load()
+        registry.load(announce=not settings.quiet_start, strict=not settings.quiet_start)
     app = Flask(__name__, static_folder=None)  # the console serves its own, at /admin/static
     store = store or open_store(settings.database_url, timeout=settings.db_timeout)
     app.extensions["relay"] = Services(settings, store, registry, login_limit=RateLimit(5, 60.0))
@@ -55,7 +56,8 @@ def metrics_page() -> Response:
 def ready() -> Any:
     """Ready when the database answers and a mapping is loaded. Broken mapping files are
     listed (`broken`, always there) but do not make the relay unready: one bad file must not
-    take every other endpoint out of a load balancer."""
+    take every other endpoint out of a load balancer. `states` gives every file's state
+    (ok, broken, locked, unconfigured; relay/sources/status.py)."""
     relay = services()
     try:
         relay.store.ping()
@@ -65,4 +67,7 @@ def ready() -> Any:
     if not names:
         return errors.json_error(503, "no mappings loaded",
                                  f"add mapping files to {relay.settings.mappings}/")
-    return {"status": "ready", "mappings": names, "broken": relay.registry.broken()}
+    # Each file's state, as the console's Mappings page and `relay check` say it (status.py).
+    states = [s.to_dict() for s in folder_states(relay.registry.files())]
+    return {"status": "ready", "mappings": names, "broken": relay.registry.broken(),
+            "states": states}

@@ -315,6 +315,21 @@ class FakeStore(Store):
                 m["next_at"] = next_at
             return True
 
+    def mapping_stats(self, names: list[str], since: float) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            stats = {}
+            for name in names:
+                mine = [e for e in self.rows["events"] if e["mapping"] == name]
+                recent = [e["status"] for e in mine if e["received_at"] >= since]
+                stats[name] = {
+                    "last_at": max((e["received_at"] for e in mine), default=None),
+                    "accepted": recent.count(EventStatus.ACCEPTED),
+                    "failed": recent.count(EventStatus.FAILED),
+                    "dead": sum(d["mapping"] == name and d["status"] == DeliveryStatus.DEAD
+                                and d["updated_at"] >= since for d in self.rows["deliveries"]),
+                }
+            return stats
+
     # --- what needs a real store -----------------------------------------------------------
 
     def chart(self, chart: str, start: float, width: float,

@@ -77,7 +77,8 @@ class TestCheck:
         monkeypatch.delenv("ENGATI_API_KEY")
         result = run("check", write_mapping())
         assert result.exit_code == 0
-        assert "warn engati settings not set: api_key (ENGATI_API_KEY)" in result.output
+        assert "state unconfigured: engati settings not set: api_key (ENGATI_API_KEY)" in (
+            result.output)
 
 
     def test_a_folder_without_mappings_is_one_error(self, run, tmp_path):

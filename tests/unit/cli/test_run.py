@@ -58,7 +58,10 @@ def test_serve_warns_once_about_unset_engati_settings(tmp_path):
         wait_for(lambda: "relay.worker worker" in relay.output(), what="the worker")
     finally:
         assert relay.stop() == 0, relay.output()[-2000:]
-    warnings = [line for line in relay.output().splitlines() if "engati settings not set" in line]
+    lines = relay.output().splitlines()
+    warnings = [line for line in lines if "Engati settings missing" in line]
     assert len(warnings) == 1, warnings
-    assert "warning: leads: engati settings" in warnings[0] and "go dead" in warnings[0]
+    assert "Engati settings missing for leads: set ENGATI_CUSTOMER_ID" in warnings[0]
+    assert "go dead" in warnings[0]
+    assert len([line for line in lines if "loaded 1 mapping(s)" in line]) == 1, lines
 

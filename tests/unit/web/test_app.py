@@ -46,7 +46,9 @@ class TestReadyz:
         admin = make_admin(tmp_path)
         ready = admin.client().get("/readyz")
         assert ready.status_code == 200
-        assert ready.get_json() == {"status": "ready", "mappings": ["leads"], "broken": []}
+        answer = ready.get_json()
+        assert (answer["status"], answer["mappings"], answer["broken"]) == ("ready", ["leads"], [])
+        assert [(s["name"], s["state"]) for s in answer["states"]] == [("leads", "unconfigured")]
         (tmp_path / "orders.yaml").write_text("phone: body.phone\nflows: nope\n")
         admin.registry.refresh(force=True)
         ready = admin.client().get("/readyz")
@@ -55,6 +57,7 @@ class TestReadyz:
         assert answer["status"] == "ready" and answer["mappings"] == ["leads"]
         assert [(b["name"], b["file"]) for b in answer["broken"]] == [("orders", "orders.yaml")]
         assert answer["broken"][0]["error"].startswith("orders.yaml")
+        assert {s["name"]: s["state"] for s in answer["states"]}["orders"] == "broken"
         assert str(tmp_path) not in ready.get_data(as_text=True)  # no machine paths
 
     def test_without_mappings_it_is_not_ready(self, tmp_path):
