@@ -62,6 +62,9 @@ deliveries = sa.Table(
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Column("last_error", sa.Text),
     sa.Column("failure", sa.String(32)),  # the last error's FailureKind (the inbox groups by it)
+    # Which flow rule chose flow_key and why, as mapped when accepted (or last replayed):
+    # Rule.stored(), e.g. "rule 2: when `...` was true; rule 1 `...` was false".
+    sa.Column("rule", sa.Text),
     sa.Index("deliveries_event", "event_id"),
     # A dedup key is accepted once per mapping: the sender's retries are not delivered twice.
     sa.Index(
