@@ -75,6 +75,8 @@ class Settings:
     # a folder shared by one machine's processes, so that /metrics adds them all up
     # (prometheus_client reads it too; `relay serve` sets one for its children)
     metrics_dir: str = ""
+    # the console's playground may write mapping files into the mappings folder (Save)
+    playground_write: bool = False
 
     # field -> environment variable; every other field is RELAY_<FIELD>
     _NAMES: ClassVar[dict[str, str]] = {
