@@ -39,8 +39,9 @@ class SandboxError(RelayError):
         self.status = status
 
 
-def run(function: Callable[[Any], Any], argument: Any, *, seconds: float = SECONDS) -> Any:
+def run(function: Callable[[Any], Any], argument: Any, *, seconds: float | None = None) -> Any:
     """`function(argument)` in a bounded child; its JSON-able result, or SandboxError."""
+    seconds = SECONDS if seconds is None else seconds
     if not _slots.acquire(timeout=seconds):
         raise SandboxError("the playground is busy with other runs: try again in a moment",
                            429)
