@@ -94,7 +94,8 @@ def _try(form: dict[str, str]) -> tuple[dict[str, Any] | None, str | None]:
 def download() -> Any:
     """The edited YAML as a file, NAME.yaml (the console's form: its CSRF field is checked)."""
     name = request.form.get("mapping", "")
-    text = request.form.get("yaml", "")
+    # A form sends a textarea's lines ended by CRLF: the file gets the editor's own \n.
+    text = request.form.get("yaml", "").replace("\r\n", "\n")
     if len(text) > MAX_YAML:
         abort(413, f"the YAML is longer than {MAX_YAML} characters")
     filename = f"{name}.yaml" if valid_name(name) else "mapping.yaml"
