@@ -89,6 +89,8 @@ class Settings:
     # the processes `relay serve` starts leave the start-up summary (what loaded, what waits
     # on a secret) to it: it is said once, not once per process
     quiet_start: bool = False
+    # the console's playground may write mapping files into the mappings folder (Save)
+    playground_write: bool = False
 
     # field -> environment variable; every other field is RELAY_<FIELD>
     _NAMES: ClassVar[dict[str, str]] = {

@@ -15,8 +15,9 @@ from relay.mapping.model import (
     Mapping,
     Phone,
     Result,
+    Rule,
     unset_engati,
 )
 
 __all__ = ["Attribute", "Delivery", "Engati", "Expr", "Flow", "Mapping", "Phone", "Result",
-           "evaluate", "unset_engati"]
+           "Rule", "evaluate", "unset_engati"]

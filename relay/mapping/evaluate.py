@@ -13,7 +13,7 @@ from typing import Any
 from jmespath.exceptions import JMESPathError
 
 from relay.errors import FieldError
-from relay.mapping.model import Attribute, Delivery, Expr, Mapping, Phone, Result
+from relay.mapping.model import Attribute, Delivery, Expr, Mapping, Phone, Result, Rule
 from relay.mapping.phone import PhoneError, normalise
 
 MAX_DEPTH = 32  # levels of lists and objects an attribute or id value may nest
@@ -77,11 +77,12 @@ def _evaluate_scope(mapping: Mapping, scope: dict[str, Any], item: int | None) -
 
     phone = _phone(mapping.phone, scope, fail)
     attributes = _attributes(mapping.attributes, scope, fail)
-    flow_key = _flow(mapping, {**scope, "phone": phone, "attributes": attributes}, fail)
+    rule = _flow(mapping, {**scope, "phone": phone, "attributes": attributes}, fail)
     dedup_key = _dedup_key(mapping.id, scope, fail)
-    if errors or phone is None or flow_key is None:
+    if errors or phone is None or rule is None:
         return Result(errors=tuple(errors))
-    delivery = Delivery(flow_key, mapping.channel, phone, attributes, dedup_key, item)
+    flow_key = mapping.flows[rule.number - 1].flow_key
+    delivery = Delivery(flow_key, mapping.channel, phone, attributes, dedup_key, item, rule)
     return Result(deliveries=(delivery,))
 
 
@@ -125,17 +126,22 @@ def _attributes(specs: tuple[Attribute, ...], scope: dict[str, Any], fail: Any) 
     return values
 
 
-def _flow(mapping: Mapping, scope: dict[str, Any], fail: Any) -> str | None:
+def _flow(mapping: Mapping, scope: dict[str, Any], fail: Any) -> Rule | None:
+    """The first rule of `flows` that matches, with the ones that did not before it."""
+    false: list[str] = []
     for index, flow in enumerate(mapping.flows):
         if flow.when is None:
-            return flow.flow_key
+            return Rule(index + 1, None, tuple(false))
         try:
             if _truthy(flow.when.search(scope)):
-                return flow.flow_key
+                return Rule(index + 1, flow.when.text, tuple(false))
         except JMESPathError as exc:
             fail(f"flows[{index}].when", _jmespath_message(exc))
             return None
-    fail("flows", "no flow matched and there is no fallback (an entry without `when`)")
+        false.append(flow.when.text)
+    tried = "; ".join(f"rule {n} `{w}` was false" for n, w in enumerate(false, 1))
+    fail("flows", "no flow matched and there is no fallback (an entry without `when`)"
+         + (f": {tried}" if tried else ""))
     return None
 
 

@@ -104,6 +104,33 @@ def unset_engati(mapping: Mapping) -> str | None:
             "and go dead (after RELAY_MAX_ATTEMPTS attempts or RELAY_MAX_AGE)")
 
 
+MAX_RULE_TEXT = 1000  # characters of a rule's explanation that a delivery row keeps
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Which entry of `flows` chose a delivery's flow, and why: first match wins, so every
+    entry before it had a `when` that was false."""
+
+    number: int  # 1-based, as a person counts the entries of `flows`
+    when: str | None  # its condition; None: the fallback (an entry without `when`)
+    false: tuple[str, ...] = ()  # the `when` of each entry before it, in order
+
+    def explain(self) -> str:
+        """E.g. "rule 2: when `attributes.city == 'Mumbai'` was true; rule 1 `...` was
+        false"."""
+        chosen = (f"rule {self.number}: when `{self.when}` was true" if self.when is not None
+                  else f"rule {self.number}: the fallback (no `when`)")
+        return "; ".join([chosen, *(f"rule {n} `{w}` was false"
+                                    for n, w in enumerate(self.false, 1))])
+
+    def stored(self) -> str:
+        """The explanation as a delivery row keeps it (capped: a mapping may have many long
+        rules)."""
+        text = self.explain()
+        return text if len(text) <= MAX_RULE_TEXT else text[:MAX_RULE_TEXT - 1] + "…"
+
+
 @dataclass(frozen=True)
 class Delivery:
     """One planned Engati call."""
@@ -114,6 +141,9 @@ class Delivery:
     attributes: dict[str, Any]
     dedup_key: str | None = None
     item: int | None = None  # the index in the batch under `each`
+    # The flow rule that matched (None only for deliveries made outside evaluate()); not part
+    # of what a delivery is: two deliveries to the same flow are equal whichever rule chose it.
+    rule: Rule | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -15,10 +15,23 @@ from jsonschema.exceptions import ValidationError, best_match
 from relay.errors import MappingLoadError, Problem
 
 Path_ = tuple[str | int, ...]
+# A mapping is a few dozen keys. These bound what a YAML text may make the loader build, so
+# that text from anyone (the console's playground) costs time and memory in proportion to its
+# length: aliases that expand exponentially (a "billion laughs"), an alias inside its own
+# anchor (a cycle), and nesting deep enough to exhaust the stack are refused before any
+# object is built.
+MAX_DEPTH = 50  # levels of nested lists and objects
+MAX_VALUES = 100_000  # scalars, lists and objects, every alias counted as what it repeats
 
 
 def parse_yaml(where: str, text: str) -> tuple[Any, dict[Path_, int], list[Problem]]:
-    loader = yaml.SafeLoader(text)
+    bound = _bounds(text)
+    if bound is not None:
+        return None, {}, [bound.problem(where)]
+    try:
+        loader = yaml.SafeLoader(text)  # the reader refuses unprintable characters here
+    except yaml.YAMLError as exc:
+        return None, {}, [Problem(where, _reader_line(exc, text), "", f"invalid YAML: {exc}")]
     try:
         node = loader.get_single_node()
         if node is None:
@@ -30,7 +43,7 @@ def parse_yaml(where: str, text: str) -> tuple[Any, dict[Path_, int], list[Probl
         message = f"invalid YAML: {exc.problem or exc}"
         return None, {}, [Problem(where, line, "", message)]
     except yaml.YAMLError as exc:
-        return None, {}, [Problem(where, None, "", f"invalid YAML: {exc}")]
+        return None, {}, [Problem(where, _reader_line(exc, text), "", f"invalid YAML: {exc}")]
     finally:
         loader.dispose()
     lines: dict[Path_, int] = {}
@@ -40,6 +53,65 @@ def parse_yaml(where: str, text: str) -> tuple[Any, dict[Path_, int], list[Probl
         problems.append(Problem(where, 1, "", "a mapping file is a YAML object of keys"))
         return None, lines, problems
     return data, lines, problems
+
+
+class _Bound(Exception):
+    def __init__(self, line: int | None, message: str):
+        self.line, self.message = line, message
+
+    def problem(self, where: str) -> Problem:
+        return Problem(where, self.line, "", self.message)
+
+
+def _bounds(text: str) -> _Bound | None:
+    """Why the YAML is too deep, too large once its aliases are expanded, or cyclic (None
+    when it is none of these), found from the parser's events: no recursion, no objects."""
+    sizes: dict[str, int] = {}  # anchor -> values its node stands for
+    open_: list[tuple[str | None, int]] = []  # the collections being read: anchor, values
+    total = 0
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            line = event.start_mark.line + 1 if event.start_mark else None
+            if isinstance(event, yaml.AliasEvent):
+                if event.anchor not in sizes:
+                    if any(anchor == event.anchor for anchor, _ in open_):
+                        raise _Bound(line, f"invalid YAML: the alias *{event.anchor} is inside "
+                                     "its own anchor (a cycle)")
+                    continue  # an undefined alias: the loader says so, with its line
+                count = sizes[event.anchor]
+            elif isinstance(event, yaml.CollectionStartEvent):
+                open_.append((event.anchor, 1))
+                if len(open_) > MAX_DEPTH:
+                    raise _Bound(line, f"the YAML nests deeper than {MAX_DEPTH} levels")
+                continue
+            elif isinstance(event, yaml.CollectionEndEvent):
+                anchor, count = open_.pop()
+                if anchor is not None:
+                    sizes[anchor] = count
+            elif isinstance(event, yaml.ScalarEvent):
+                count = 1
+                if event.anchor is not None:
+                    sizes[event.anchor] = 1
+            else:
+                continue
+            total += count
+            if open_:
+                anchor, inside = open_[-1]
+                open_[-1] = (anchor, inside + count)
+            if total > MAX_VALUES or (open_ and open_[-1][1] > MAX_VALUES):
+                raise _Bound(line, f"the YAML stands for more than {MAX_VALUES} values once "
+                             "its aliases are expanded; a mapping needs far fewer")
+    except _Bound as exc:
+        return exc
+    except yaml.YAMLError:
+        return None  # the loader reports it, with its line
+    return None
+
+
+def _reader_line(exc: yaml.YAMLError, text: str) -> int | None:
+    """The line of a character the YAML reader refuses (its error has only an offset)."""
+    position = getattr(exc, "position", None)
+    return None if position is None else text.count("\n", 0, position) + 1
 
 
 def _index_lines(node: yaml.Node, path: Path_, lines: dict[Path_, int], problems: list[Problem],

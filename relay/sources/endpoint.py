@@ -26,6 +26,12 @@ from relay.sources.presets import PRESETS
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
+def valid_name(name: str) -> bool:
+    """Whether `name` can be an endpoint's name (and so a file name in the mappings folder:
+    no separator, never `.` or `..`)."""
+    return len(name) <= 200 and bool(_NAME.fullmatch(name))
+
+
 @dataclass(frozen=True)
 class Endpoint:
     name: str
@@ -60,6 +66,13 @@ def load_endpoint(file: str | Path, env: AnyMapping[str, str] | None = None) -> 
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise MappingLoadError([Problem(where, None, "", f"cannot read the file: {exc}")]) from None
+    return endpoint_from_text(text, file, env)
+
+
+def endpoint_from_text(text: str, file: Path, env: AnyMapping[str, str]) -> Endpoint:
+    """An endpoint from a mapping's text as if it were `file` (the console's playground
+    tries texts that are not saved); MappingLoadError lists every problem, by line."""
+    where = str(file)
 
     def check_name(report: Report) -> None:
         if not _NAME.match(file.stem):

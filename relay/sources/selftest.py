@@ -21,6 +21,7 @@ from relay.sources.endpoint import Endpoint, evaluate_raw
 
 _FILE_NAME = re.compile(r"[\w./-]+\.(json|xml|txt|form)")
 _DELIVERY_KEYS = ("flow_key", "channel", "phone", "id", "attributes")
+MAX_EXAMPLE = 16 * 1024 * 1024  # bytes of an example body file: larger is no webhook
 
 
 @dataclass
@@ -55,11 +56,21 @@ def case_request(endpoint: Endpoint, case: dict[str, Any]) -> tuple[bytes, dict[
     headers = {k.lower(): v for k, v in case.get("headers", {}).items()}
     body = case["body"]
     if isinstance(body, str) and _FILE_NAME.fullmatch(body):
-        file = Path(endpoint.file).parent / body
+        folder = Path(endpoint.file).parent.resolve()
+        file = (folder / body).resolve()
+        # Examples live beside the mapping: a test (written in the console's playground, say)
+        # must not read other files of the machine and show them in its outcome.
+        if not file.is_relative_to(folder):
+            raise FileNotFoundError(f"{body} is outside the mapping's folder: keep example "
+                                    "bodies in it (e.g. examples/)")
         if not file.is_file():
             raise FileNotFoundError(f"no file {body} next to {endpoint.file}")
         headers.setdefault("content-type", content_type_for(body) or "application/json")
-        return file.read_bytes(), headers
+        with file.open("rb") as f:
+            raw = f.read(MAX_EXAMPLE + 1)
+        if len(raw) > MAX_EXAMPLE:
+            raise FileNotFoundError(f"{body} is larger than {MAX_EXAMPLE} bytes")
+        return raw, headers
     if isinstance(body, str):
         return body.encode(), headers
     headers.setdefault("content-type", "application/json")

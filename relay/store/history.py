@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from relay.mapping import Result
 from relay.model import DeliveryStatus, EventStatus
 from relay.store import search
-from relay.store.rows import delivery_row, errors_json, storable
+from relay.store.rows import delivery_row, errors_json, rule_text, storable
 from relay.store.tables import attempts, deliveries, events, refusals
 
 if TYPE_CHECKING:
@@ -148,7 +148,7 @@ def replay(conn: sa.Connection, insert_delivery: sa.Executable, event_id: int,
                 insert_delivery, [delivery_row(event_id, mapping, d, now)]).all())
         else:
             conn.execute(deliveries.update().where(_D.id == before.id).values(
-                flow_key=d.flow_key, channel=d.channel, phone=d.phone,
+                flow_key=d.flow_key, channel=d.channel, phone=d.phone, rule=rule_text(d),
                 attributes=storable(d.attributes), status=DeliveryStatus.PENDING, next_at=now,
                 attempts=0, lease_until=None, leased_by=None, created_at=now, updated_at=now))
             counts["queued"] += 1

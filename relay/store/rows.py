@@ -33,7 +33,12 @@ def delivery_row(event_id: int, mapping: str, d: Delivery, now: float) -> dict[s
             "dedup_key": storable(d.dedup_key), "flow_key": d.flow_key,
             "channel": d.channel, "phone": d.phone, "attributes": storable(d.attributes),
             "status": DeliveryStatus.PENDING, "attempts": 0, "next_at": now, "created_at": now,
-            "updated_at": now}
+            "updated_at": now, "rule": rule_text(d)}
+
+
+def rule_text(d: Delivery) -> str | None:
+    """The `rule` column of a delivery: which flow rule chose it, and why."""
+    return None if d.rule is None else storable(d.rule.stored())
 
 
 def errors_json(errors: tuple[FieldError, ...]) -> list[dict[str, str]] | None:

@@ -31,7 +31,7 @@ from relay.model import Attempt, Claimed, EventStatus, Outcome, Receipt, Receive
 from relay.store.base import keeps
 from relay.store.group_commit import WriterQueue
 from relay.store.refusals import UPSERT
-from relay.store.rows import errors_json, event_key, storable
+from relay.store.rows import errors_json, event_key, rule_text, storable
 from relay.store.sql import READ, SqlStore
 
 # A failed or skipped event whose key was stored before conflicts and is not inserted.
@@ -40,8 +40,8 @@ INSERT_EVENT = (
     "dedup_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id")
 INSERT_DELIVERY = (
     "INSERT INTO deliveries (event_id, mapping, item, dedup_key, flow_key, channel, phone, "
-    "attributes, status, attempts, next_at, created_at, updated_at) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?) ON CONFLICT DO NOTHING")
+    "attributes, status, attempts, next_at, created_at, updated_at, rule) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
 FIRST_EVENT = "SELECT event_id FROM deliveries WHERE mapping = ? AND dedup_key = ?"
 FIRST_KEYED = "SELECT id FROM events WHERE mapping = ? AND status = ? AND dedup_key = ?"
 # 'pending' written out, not bound: SQLite uses the partial index on pending deliveries only
@@ -177,7 +177,7 @@ class SqliteStore(SqlStore):
         event_id = row[0]
         inserted = sum(db.execute(INSERT_DELIVERY, (
             event_id, mapping, d.item, storable(d.dedup_key), d.flow_key, d.channel, d.phone,
-            json.dumps(storable(d.attributes)), now, now, now)).rowcount
+            json.dumps(storable(d.attributes)), now, now, now, rule_text(d))).rowcount
             for d in result.deliveries)
         if result.deliveries and not inserted:
             first = db.execute(FIRST_EVENT, (

@@ -72,6 +72,9 @@ deliveries = sa.Table(
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Column("last_error", sa.Text),
     sa.Column("failure", sa.String(32)),  # the last error's FailureKind (the inbox groups by it)
+    # Which flow rule chose flow_key and why, as mapped when accepted (or last replayed):
+    # Rule.stored(), e.g. "rule 2: when `...` was true; rule 1 `...` was false".
+    sa.Column("rule", sa.Text),
     sa.Index("deliveries_event", "event_id"),
     # Search by phone: a number typed in any format is looked up by its stored forms (0009).
     sa.Index("deliveries_phone", "phone"),

@@ -187,3 +187,7 @@ def preview_body(endpoint: Endpoint, raw: bytes, headers: dict[str, str],
                          for d in result.deliveries],
             "errors": [e.to_dict() for e in result.errors]}
 
+
+
+# The playground's routes, in a module of their own; importing it adds them to the blueprint.
+from relay.web import playground_api  # noqa: E402, F401

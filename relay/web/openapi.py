@@ -94,6 +94,45 @@ _csrf = {"403": _json(_error, "Console session without its CSRF token (X-CSRF-To
 _event_id = {"name": "event_id", "in": "path", "required": True,
              "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID}}
 
+_too_large = {"413": _json(_error, "The YAML (64 KB), the body (RELAY_MAX_BODY), the request, "
+                                   "or what the run needed (memory, its answer) is too large")}
+_playground_in = {"type": "object", "additionalProperties": False,
+                  "properties": {"name": {"type": "string", "maxLength": 200,
+                                          "pattern": "^([A-Za-z0-9][A-Za-z0-9_.-]*)?$",
+                                          "description": "the mapping's name (NAME.yaml; its "
+                                                         "tests read examples beside it)"},
+                                 "yaml": {"type": "string", "maxLength": 65536,
+                                          "description": "the mapping's text"},
+                                 "body": {"type": "string"}, "headers": _strings,
+                                 "query": _strings}}
+_problem = {"type": "object", "required": ["line", "key", "message"],
+            "properties": {"line": {"type": ["integer", "null"]}, "key": {"type": "string"},
+                           "message": {"type": "string"}}}
+_tried = {"type": "object", "required": ["problems", "locked", "preview", "tests", "unexpanded"],
+          "properties": {
+              "problems": {"type": "array", "items": _problem,
+                           "description": "why the YAML does not load, by line; empty when "
+                                          "it loads"},
+              "locked": {"type": ["string", "null"]},
+              "preview": {"type": ["object", "null"], "properties": {
+                  "status": {"enum": ["planned", "failed", "skipped"]},
+                  "skipped": {"type": ["string", "null"]}, "planned": {"type": "integer"},
+                  "requests": {"type": "array"},
+                  "rules": {"type": "array", "items": {"type": ["string", "null"]},
+                            "description": "per request: which flow rule matched and why"},
+                  "errors": {"type": "array"}}},
+              "tests": {"type": "array", "items": {
+                  "type": "object", "required": ["name", "passed", "failures"],
+                  "properties": {"name": {"type": "string"}, "passed": {"type": "boolean"},
+                                 "failures": {"type": "array", "items": {"type": "string"}}}}},
+              "unexpanded": {"type": "array", "items": {"type": "string"},
+                             "description": "${NAME}s left as written: the playground does "
+                                            "not read the environment"}}}
+_busy = {"429": _json(_error, "The playground is busy with other runs, or too many wrong "
+                              "tokens from this address",
+                      {"Retry-After": {"description": "seconds (wrong tokens only)",
+                                       "schema": _seconds}})}
+
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "relay operator API", "version": "1",
@@ -179,5 +218,29 @@ OPENAPI: dict[str, Any] = {
                                             "requests": {"type": "array"},
                                             "errors": {"type": "array"}}}),
                           **_bad, **_csrf, **_errors}}},
+        "/api/playground": {"post": {
+            "summary": "Try a mapping's text on a body: its problems by line, the Engati "
+                       "requests it would trigger with the rule that chose each flow, and its "
+                       "tests. Nothing is sent or saved; ${NAME} is not read from the "
+                       "environment (but for the Engati settings a preview shows)",
+            "requestBody": {"required": True, "content": {"application/json": {
+                "schema": _playground_in}}},
+            "responses": {"200": _json(_tried), **_bad, **_csrf, **_too_large, **_errors,
+                          **_busy}}},
+        "/api/playground/save": {"post": {
+            "summary": "Write a mapping's text to the mappings folder as NAME.yaml "
+                       "(atomically; the registry loads it). Off unless RELAY_PLAYGROUND_WRITE",
+            "requestBody": {"required": True, "content": {"application/json": {
+                "schema": _playground_in}}},
+            "responses": {"200": _json({"type": "object",
+                                        "required": ["saved", "mapping", "loaded"],
+                                        "properties": {"saved": {"type": "string"},
+                                                       "mapping": {"type": "string"},
+                                                       "loaded": {"type": "boolean"},
+                                                       "error": {"type": ["string", "null"]}}}),
+                          **_bad, "403": _json(_error, "Saving is off (RELAY_PLAYGROUND_WRITE),"
+                                                       " or a console session without its "
+                                                       "CSRF token"),
+                          **_too_large, **_errors, **_busy}}},
     },
 }

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
 
 from relay.config import parse_since
-from relay.errors import RelayError
+from relay.errors import BodyError, RelayError
+from relay.sources.body import media_type, parse_body
 from relay.store import STATUSES
 from relay.store.display import event_problem, event_state, pretty_body, shown_state
 from relay.store.replay import replay_event
@@ -62,9 +65,51 @@ def event(event_id: int) -> Any:
     found = services().store.event(event_id)
     if found is None:
         abort(404, f"no event {event_id}")
+    for delivery in found["deliveries"]:
+        delivery["answer"] = engati_answer(delivery["attempt_log"])
     # The state the events list shows, not the raw status ("accepted" above a dead delivery).
     return render_template("event.html", event=found, body=pretty_body(found["body"]),
-                           state=shown_state(found))
+                           state=shown_state(found), parsed=parsed_body(found))
+
+
+@console.app_template_filter("iso")
+def iso(ts: float | None) -> str:
+    """UNIX seconds as ISO 8601 in UTC, for <time datetime> (static/time.js shows it in the
+    browser's zone)."""
+    return "" if ts is None else datetime.fromtimestamp(ts, UTC).isoformat(
+        timespec="seconds").replace("+00:00", "Z")
+
+
+def engati_answer(attempts: list[dict[str, Any]]) -> str | None:
+    """What Engati last answered a delivery: HTTP status, status.code, and its message (the
+    attempt's error, which quotes the reply's status.desc); None before any attempt."""
+    if not attempts:
+        return None
+    last = attempts[-1]
+    parts = [f"HTTP {last['http_status']}" if last["http_status"] else "no HTTP answer"]
+    if last["engati_code"] is not None:
+        parts.append(f"status.code {last['engati_code']}")
+    parts.append(last["error"] or ("accepted" if last["outcome"] == "delivered" else ""))
+    return ", ".join(p for p in parts if p)
+
+
+def parsed_body(event: dict[str, Any]) -> str | None:
+    """A body that is not JSON (XML from Salesforce and other SOAP senders, forms) as the
+    mapping's expressions see it: `body` of the preset's envelope, as JSON. None for JSON
+    bodies (shown as they are) and for bodies that no longer parse."""
+    headers = {k.lower(): v for k, v in event["headers"].items()}
+    kind = media_type(headers.get("content-type"))
+    if kind in ("", "application/json") or kind.endswith("+json"):
+        return None
+    endpoint = services().registry.get(event["mapping"])
+    try:
+        if endpoint is not None:
+            value = endpoint.preset.envelope(event["body"], headers, event["query"])["body"]
+        else:
+            value = parse_body(event["body"], headers.get("content-type"))
+        return json.dumps(value, indent=2, ensure_ascii=False)
+    except (BodyError, ValueError, RecursionError):
+        return None
 
 
 @console.post(f"/events/{EVENT_ID}/replay")

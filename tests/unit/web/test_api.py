@@ -48,6 +48,12 @@ def test_the_api_matches_its_openapi_document(admin):
         ("/api/preview", "post"): lambda: client.post(
             "/api/preview", json={"mapping": "leads", "body": '{"phone": "+14155552671"}'},
             headers=auth),
+        ("/api/playground", "post"): lambda: client.post(
+            "/api/playground", json={"name": "leads", "body": '{"phone": "+14155552671"}',
+                                     "yaml": "phone: body.phone\nflows: [{flow_key: A}]\n"},
+            headers=auth),
+        ("/api/playground/save", "post"): lambda: client.post(
+            "/api/playground/save", json={"name": "leads", "yaml": "x: 1\n"}, headers=auth),
     }
     documented = {(path, method) for path, item in document["paths"].items() for method in item}
     assert documented == set(calls)

@@ -131,12 +131,16 @@ def test_find_an_event_see_why_it_died_and_replay_it(browser, relay):
 
 
 def log_in(browser, base: str):
-    page = browser.new_page()
+    """A page logged in to the console, and what the CSP blocked on it (should stay empty)."""
+    page = browser.new_page(accept_downloads=True)
+    blocked: list[str] = []
+    page.on("console", lambda m: blocked.append(m.text) if "Content Security Policy" in m.text
+            else None)
     page.goto(f"{base}/admin/login")
     page.fill("input[name=token]", TOKEN)
     page.click("form button")
     page.wait_for_url("**/admin/")
-    return page
+    return page, blocked
 
 
 def test_the_dashboard_draws_its_charts(browser, relay):
@@ -147,10 +151,7 @@ def test_the_dashboard_draws_its_charts(browser, relay):
     for i in range(3):
         httpx.post(f"{base}/hooks/leads",
                    json={"id": f"d-{i}", "phone": f"+9198765432{i:02d}", "name": "Dee"})
-    page = log_in(browser, base)
-    blocked: list[str] = []
-    page.on("console", lambda m: blocked.append(m.text) if "Content Security Policy" in m.text
-            else None)
+    page, blocked = log_in(browser, base)
     page.click("header a:text-is('Dashboard')")
     page.wait_for_url("**/admin/dashboard")
     assert page.locator("svg.chart").count() == 4
@@ -174,7 +175,7 @@ def test_the_events_list_refreshes_itself_but_not_while_typing(browser, relay):
     """A new webhook appears on the open list without a reload; while someone types in the
     filters the list holds still, and it catches up when they leave them."""
     base, _ = relay
-    page = log_in(browser, base)
+    page, blocked = log_in(browser, base)
     first = httpx.post(f"{base}/hooks/leads", json={"id": "r-1", "phone": "+919812345601",
                                                      "name": "Ravi"}).json()["event_id"]
     page.wait_for_selector(f"#events a:text-is('{first}')", timeout=15_000)
@@ -201,3 +202,61 @@ def test_the_events_list_refreshes_itself_but_not_while_typing(browser, relay):
     page.wait_for_url("**phone=*")
     assert page.locator("#events a").all_inner_texts() == [str(first)]
     page.screenshot(path=SHOTS / "events-search.png", full_page=True)
+    assert blocked == []
+
+
+def test_the_playground_edits_a_mapping_and_opens_an_event(browser, relay, tmp_path):
+    """Typing into the YAML and the body updates the preview, the rule and the error line;
+    the YAML downloads; an event opens in the playground with its mapping and body."""
+    base, _ = relay
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page, blocked = log_in(browser, base)
+    page.goto(f"{base}/admin/playground?mapping=leads")
+    assert "phone: body.phone" in page.input_value("#yaml")  # the file, prefilled
+    page.fill("#body", '{"id": "p-2", "phone": "+919812345678", "name": "Asha", "city": "Pune"}')
+    page.wait_for_selector("#requests:has-text('919812345678')")
+    assert page.locator("#rules li").inner_text() == "rule 1: the fallback (no `when`)"
+
+    # A rule for Pune first: the preview says it matched, and why.
+    yaml = page.input_value("#yaml").replace(
+        "flows: [{flow_key: BROWSERFLOW}]",
+        "flows:\n  - when: body.city == 'Pune'\n    flow_key: PUNEFLOW\n"
+        "  - flow_key: BROWSERFLOW")
+    page.fill("#yaml", yaml)
+    page.wait_for_selector("#rules li:has-text('rule 1: when `body.city == ')")
+    assert "PUNEFLOW" in page.locator("#requests").inner_text()
+
+    # An expression that does not compile, on the `when` line: marked at that line.
+    line = yaml.splitlines().index("  - when: body.city == 'Pune'") + 1
+    page.fill("#yaml", yaml.replace("body.city == 'Pune'", "body.city =="))
+    page.wait_for_selector(f"#problems li[data-line='{line}']")
+    assert page.locator("#lines span.bad").inner_text() == str(line)
+    assert page.locator("#outcome").inner_text() == "the YAML does not load"
+    page.screenshot(path=SHOTS / "playground-error.png", full_page=True)
+    page.fill("#yaml", yaml)  # fixed again
+    page.wait_for_selector("#requests:has-text('PUNEFLOW')")
+    assert page.locator("#lines span.bad").count() == 0
+    page.screenshot(path=SHOTS / "playground-edit.png", full_page=True)
+
+    with page.expect_download() as download:
+        page.click("#download")
+    assert download.value.suggested_filename == "leads.yaml"
+    saved = tmp_path / "leads.yaml"
+    download.value.save_as(saved)
+    assert saved.read_bytes() == yaml.encode()  # the edited text, with its own line ends
+    assert page.locator("#save").is_disabled()  # RELAY_PLAYGROUND_WRITE is off
+
+    posted = httpx.post(f"{base}/hooks/leads",
+                        json={"id": "e-9", "phone": "+14155552671", "name": "Zoe"})
+    event_id = posted.json()["event_id"]
+    page.goto(f"{base}/admin/events/{event_id}")
+    assert page.locator("#received").get_attribute("title").endswith("UTC")  # converted
+    assert "rule 1: the fallback" in page.locator("td.rule").inner_text()
+    page.screenshot(path=SHOTS / "event-page.png", full_page=True)
+    page.click("#open-playground")
+    page.wait_for_selector("#requests:has-text('14155552671')")
+    assert "phone: body.phone" in page.input_value("#yaml")
+    assert '"name":"Zoe"' in page.input_value("#body")  # byte-exact, as received
+    assert "content-type: application/json" in page.input_value("#headers")
+    page.screenshot(path=SHOTS / "playground-event.png", full_page=True)
+    assert blocked == []

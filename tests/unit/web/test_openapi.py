@@ -49,7 +49,12 @@ CONFIG = {
     "operations": [{
         "include-path": "/api/events/{event_id}/replay",
         "checks": {"positive_data_acceptance": {
-            "expected-statuses": ["2xx", "401", "403", "404", "422", "429", "503"]}}}],
+            "expected-statuses": ["2xx", "401", "403", "404", "422", "429", "503"]}}},
+        # The playground refuses a YAML longer than the document allows as too large (413),
+        # as it does a body over RELAY_MAX_BODY.
+        *({"include-path": path, "checks": {"negative_data_rejection": {
+            "expected-statuses": ["400", "401", "403", "404", "405", "413", "429"]}}}
+          for path in ("/api/playground", "/api/playground/save"))],
 }
 # The document as the code has it; test_the_document_is_the_one_served checks /api serves it.
 schema = schemathesis.openapi.from_dict(OPENAPI, config=schemathesis.Config.from_dict(CONFIG))

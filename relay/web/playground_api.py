@@ -1,0 +1,140 @@
+"""The playground's API: POST /api/playground tries a mapping's text on a body (trial.py, in
+a bounded child: sandbox.py); POST /api/playground/save writes it to the mappings folder,
+only when RELAY_PLAYGROUND_WRITE is on.
+
+Think of the caller as a hostile logged-in user: the text is bounded in size (413), its YAML
+in depth and alias expansion (yamlfile.py: a problem at its line), its evaluation in time and
+memory (the sandbox: 400 or 413); ${NAME} never reads the environment (trial.py says what
+does); a saved name is a valid endpoint name, written inside the folder, atomically.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from flask import jsonify, request
+
+from relay.sources.endpoint import valid_name
+from relay.sources.folder import find_file
+from relay.web import sandbox, trial
+from relay.web.api import _json_body, _object, api
+from relay.web.errors import json_error
+from relay.web.services import services
+
+MAX_YAML = 64 * 1024  # characters of a mapping's text; the largest example is 3 KB
+MAX_HEADERS = 100
+NEW_NAME = "playground"  # the name a mapping without one is tried under
+_EXAMPLE = '{"name": "leads", "yaml": text, "body": text, "headers": {}, "query": {}}'
+_KEYS = ("name", "yaml", "body", "headers", "query")
+
+
+def read_spec() -> tuple[dict[str, Any] | None, Any]:
+    """The request's {name, yaml, body, headers, query}, checked: (spec, None) or (None, an
+    error answer)."""
+    limit = MAX_YAML * 4 + services().settings.max_body * 2 + 64 * 1024  # JSON escapes
+    request.max_content_length = limit  # a chunked body too is cut off there (413)
+    if request.content_length is not None and request.content_length > limit:
+        return None, json_error(413, f"send at most {limit} bytes",
+                                f"the YAML may be {MAX_YAML} characters, the body "
+                                f"RELAY_MAX_BODY ({services().settings.max_body}) bytes")
+    spec = _json_body()
+    problem = _object(spec, _KEYS)
+    if problem:
+        return None, json_error(400, problem, f"send {_EXAMPLE}")
+    for key in ("name", "yaml", "body"):
+        if not isinstance(spec.get(key, ""), str):
+            return None, json_error(400, f"{key} must be a string", f"send {_EXAMPLE}")
+    for key in ("headers", "query"):
+        value = spec.get(key, {})
+        if not (isinstance(value, dict) and len(value) <= MAX_HEADERS
+                and all(isinstance(v, str) for v in value.values())):
+            return None, json_error(400, f"{key} must be an object of at most {MAX_HEADERS} "
+                                    "strings", 'e.g. "headers": {"Content-Type": "text/xml"}')
+    name = spec.get("name") or NEW_NAME
+    if not valid_name(name):
+        return None, json_error(400, f"{name[:100]!r} cannot be a mapping's name",
+                                "use letters, digits, '-', '_' and '.' (no '/')")
+    if len(spec.get("yaml", "")) > MAX_YAML:
+        return None, json_error(413, f"the YAML is longer than {MAX_YAML} characters",
+                                "a mapping needs far fewer")
+    body = spec.get("body", "").encode("utf-8", "replace")
+    if len(body) > services().settings.max_body:
+        return None, json_error(413, "the body is larger than RELAY_MAX_BODY "
+                                f"({services().settings.max_body} bytes)",
+                                "the relay would answer its sender 413 too")
+    return {"name": name, "yaml": spec.get("yaml", ""), "body": body.decode(),
+            "headers": spec.get("headers", {}), "query": spec.get("query", {})}, None
+
+
+def try_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """trial.try_mapping on a checked spec, in the sandbox (SandboxError when it fails)."""
+    answer: dict[str, Any] = sandbox.run(trial.try_mapping, {
+        **spec, "folder": str(Path(services().settings.mappings).resolve()),
+        "env": trial.playground_env(os.environ)})
+    return answer
+
+
+@api.post("/playground")
+def playground() -> Any:
+    spec, error = read_spec()
+    if spec is None:
+        return error
+    try:
+        return jsonify(try_spec(spec))
+    except sandbox.SandboxError as exc:
+        return json_error(exc.status, str(exc), "the text and body are yours to change: "
+                          "nothing was sent or saved")
+
+
+@api.post("/playground/save")
+def save() -> Any:
+    if not services().settings.playground_write:
+        return json_error(403, "the playground may not write mapping files here",
+                          "download the YAML and add it to the mappings folder, or set "
+                          "RELAY_PLAYGROUND_WRITE=true and restart to allow saving")
+    spec, error = read_spec()
+    if spec is None:
+        return error
+    if not spec["yaml"].strip() or not (_json_body() or {}).get("name"):
+        return json_error(400, "say the mapping's name and its YAML", f"send {_EXAMPLE}")
+    try:
+        tried = try_spec(spec)
+    except sandbox.SandboxError as exc:
+        return json_error(exc.status, str(exc))
+    if tried["problems"]:
+        first = tried["problems"][0]
+        return json_error(400, "the YAML does not load, so it is not saved: "
+                          f"line {first['line']}: {first['message']}",
+                          "fix every problem the playground lists, then save")
+    file = write_mapping(Path(services().settings.mappings), spec["name"], spec["yaml"])
+    services().registry.refresh(force=True)
+    return jsonify(saved=file.name, mapping=spec["name"],
+                   loaded=spec["name"] in services().registry.names(),
+                   error=services().registry.broken_error(spec["name"]))
+
+
+def write_mapping(folder: Path, name: str, text: str) -> Path:
+    """Write `text` as the mapping `name` (its existing file, .yaml or .yml, else
+    NAME.yaml) atomically: a reader sees the old file or the new one, never half of it."""
+    if not valid_name(name):
+        raise ValueError(f"not a mapping name: {name!r}")
+    folder = folder.resolve()
+    file = find_file(folder, name) or folder / f"{name}.yaml"
+    if file.resolve().parent != folder:  # a symlink pointing out of the folder
+        file = folder / f"{name}.yaml"
+    # The temporary name has no .yaml suffix: the registry never loads half a file.
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide it from a reader in a group
+        os.replace(temporary, file)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return file
