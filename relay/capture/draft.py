@@ -189,22 +189,23 @@ def _attributes(leaves: list[tuple[str, str, Any]], phones: set[str]) -> dict[st
     for path, key, value in leaves:
         if path in phones or is_phone_key(key) or len(chosen) >= MAX_ATTRIBUTES:
             continue
-        name = None
+        name = key if _looks_like_an_attribute(key, value) else None
         if isinstance(value, str) and _EMAIL.match(value):
             name = "email" if not emails else key
             emails += 1
-        elif isinstance(value, str) and len(value) <= 80 and _NAME_KEY.search(key) and (
-                not any(ch.isdigit() for ch in value)):
-            name = key
-        elif isinstance(value, str) and len(value) <= 60 and _CHOICE_KEY.search(key):
-            name = key
-        elif _AMOUNT_KEY.search(key) and not isinstance(value, bool) and (
-                isinstance(value, int | float) or (isinstance(value, str)
-                                                   and _NUMERIC.match(value))):
-            name = key
         if name and name not in chosen:
             chosen[name] = path
     return chosen
+
+
+def _looks_like_an_attribute(key: str, value: Any) -> bool:
+    """A name, a choice or an amount (emails are told by their value)."""
+    if isinstance(value, str) and len(value) <= 80 and _NAME_KEY.search(key):
+        return not any(ch.isdigit() for ch in value)
+    if isinstance(value, str) and len(value) <= 60 and _CHOICE_KEY.search(key):
+        return True
+    return bool(_AMOUNT_KEY.search(key)) and not isinstance(value, bool) and (
+        isinstance(value, int | float) or (isinstance(value, str) and bool(_NUMERIC.match(value))))
 
 
 # --- the file --------------------------------------------------------------------------------

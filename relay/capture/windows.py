@@ -68,7 +68,7 @@ class OpenWindows:
             self._read_at = now
             try:
                 windows = self.store.open_windows(time.time())
-            except Exception as exc:  # noqa: BLE001 - webhooks go on without the windows
+            except Exception as exc:  # webhooks go on without the windows
                 why = exc if isinstance(exc, StoreUnavailable) else type(exc).__name__
                 log.warning("cannot read the capture windows (keeping the last ones): %s", why)
                 return
