@@ -24,7 +24,7 @@ def upgrade() -> None:
     op.create_table(
         "capture_samples",
         sa.Column("id", _id, primary_key=True),
-        sa.Column("window_id", sa.ForeignKey("capture_windows.id", ondelete="CASCADE"),
+        sa.Column("window_id", _id, sa.ForeignKey("capture_windows.id", ondelete="CASCADE"),
                   nullable=False),
         sa.Column("name", sa.String(200), nullable=False),
         sa.Column("received_at", sa.Float, nullable=False),
