@@ -6,10 +6,10 @@ mapping is written, loaded by the running relay, and a sample replays through it
 from __future__ import annotations
 
 import base64
-import os
 import hashlib
 import hmac
 import json
+import os
 import subprocess
 import sys
 
@@ -93,7 +93,7 @@ def test_capture_an_unknown_name_draft_a_mapping_and_replay_the_sample(live):
     answer = wait_for(captured, timeout=10, what="the window seen by the web process")
     assert answer.json()["status"] == "captured" and answer.json()["signature"] == "unchecked"
     sample_id = answer.json()["sample_id"]
-    kept = [r for r in rows(live, capture_samples) if r["id"] == sample_id][0]
+    kept = next(r for r in rows(live, capture_samples) if r["id"] == sample_id)
     assert bytes(kept["body"]) == body  # byte-exact
     assert kept["headers"]["authorization"] == "[redacted]"
     assert kept["query"] == {"x": "1"}
@@ -116,9 +116,8 @@ def test_capture_an_unknown_name_draft_a_mapping_and_replay_the_sample(live):
 
     closed = relay(live, "capture", "close", "newcrm")
     assert "closed" in closed.stdout
-    replayed = wait_for(lambda: (r := relay(live, "capture", "replay", "newcrm",
-                                            str(sample_id))).returncode == 0 and r,
-                        timeout=10, what="the replay through the drafted mapping")
+    replayed = relay(live, "capture", "replay", "newcrm", str(sample_id))
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
     assert "accepted, 1 delivery(ies) queued" in replayed.stdout
     calls = wait_for(lambda: httpx.get(f"{live['engati']}/_sandbox/calls").json(),
                      what="the replayed sample delivered")
