@@ -13,6 +13,8 @@ import sqlalchemy as sa
 
 from relay.store.tables import capture_samples, capture_windows
 
+KEEP = 7 * 86400  # seconds a window's samples are kept after it closes
+
 w, s = capture_windows.c, capture_samples.c
 _WINDOW = (w.id, w.name, w.opened_at, w.closes_at, w.taken)
 _SAMPLE = (s.id, s.window_id, s.name, s.received_at, s.method, s.headers, s.query, s.body,
@@ -21,7 +23,11 @@ _SAMPLE = (s.id, s.window_id, s.name, s.received_at, s.method, s.headers, s.quer
 
 def open_window(conn: sa.Connection, name: str, now: float, until: float) -> dict[str, Any]:
     """Open a window for `name` until `until`; one already open is closed first (its samples
-    stay), so that a name has one open window and the new one starts with a full cap."""
+    stay), so that a name has one open window and the new one starts with a full cap.
+    Windows closed more than KEEP ago go, with their samples: samples never pile up."""
+    old = sa.select(w.id).where(w.closes_at < now - KEEP).scalar_subquery()
+    conn.execute(capture_samples.delete().where(s.window_id.in_(old)))
+    conn.execute(capture_windows.delete().where(w.closes_at < now - KEEP))
     conn.execute(capture_windows.update().where(w.name == name, w.closes_at > now)
                  .values(closes_at=now))
     window_id = conn.execute(capture_windows.insert().values(

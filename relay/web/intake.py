@@ -79,7 +79,8 @@ class Intake:
                 status, answer, retry_after = self._unknown(name)
             else:
                 status, answer, retry_after = self._receive(endpoint, environ)
-            event_id = answer.get("event_id", "-")
+            event_id = answer.get("event_id") or (
+                f"sample:{answer['sample_id']}" if "sample_id" in answer else "-")
         except Exception as exc:  # every failure gets an answer that says why
             status, answer, retry_after = self._failure(name, exc)
         code, body, content_type = preset.respond(status, answer)

@@ -265,6 +265,10 @@ class FakeStore(Store):
     def open_window(self, name: str, now: float, until: float) -> dict[str, Any]:
         with self._lock:
             self._close(name, now)
+            gone = {w["id"] for w in self.rows["windows"] if w["closes_at"] < now - 7 * 86400}
+            self.rows["windows"] = [w for w in self.rows["windows"] if w["id"] not in gone]
+            self.rows["samples"] = [r for r in self.rows["samples"]
+                                    if r["window_id"] not in gone]
             return dict(self._add("windows", {"name": name, "opened_at": now,
                                               "closes_at": until, "taken": 0}))
 

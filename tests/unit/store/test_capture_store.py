@@ -64,6 +64,15 @@ class TestSamples:
         assert len(any_store.samples("leads", 100)) == 10
         assert any_store.open_windows(101.0)[0]["taken"] == 10
 
+    def test_samples_go_a_week_after_their_window_closed(self, any_store):
+        """Opening any window deletes windows closed over a week ago, with their samples."""
+        old = any_store.open_window("old", 100.0, 200.0)
+        assert any_store.add_sample(old["id"], SAMPLE, 50, 150.0) is not None
+        any_store.open_window("new", 200.0 + 7 * 86400 - 1, 300.0 + 7 * 86400)
+        assert len(any_store.samples("old")) == 1  # not yet a week
+        any_store.open_window("newer", 201.0 + 7 * 86400, 300.0 + 7 * 86400)
+        assert any_store.samples("old") == []
+
     def test_nothing_is_kept_after_the_window_closes(self, any_store):
         window = any_store.open_window("leads", 100.0, 200.0)
         assert any_store.add_sample(window["id"], SAMPLE, 50, 200.0) is None
