@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import httpx
 import pytest
@@ -70,6 +71,15 @@ def rows(live, table: sa.Table) -> list[dict]:
         store.dispose()
 
 
+def seen_everywhere(base: str, name: str) -> None:
+    """Wait until every web process sees the window of `name` (each reads the windows once
+    a second): a body over RELAY_MAX_BODY is 413 where the window is seen (its body is
+    read) and 404 or 413 elsewhere, but stored by none; 12 in a row spread over them."""
+    too_big = b"x" * (1024 * 1024 + 1)
+    wait_for(lambda: all(httpx.post(f"{base}/hooks/{name}", content=too_big).status_code == 413
+                         for _ in range(12)), timeout=10, what="every web process's window")
+
+
 def signed(body: bytes, secret: str = SECRET) -> dict[str, str]:
     digest = hmac.new(secret.encode(), body, hashlib.sha256).digest()
     return {"Content-Type": "application/json",
@@ -92,9 +102,7 @@ def test_capture_an_unknown_name_draft_a_mapping_and_replay_the_sample(live):
 
     # Every web process sees the window within a second: a body over RELAY_MAX_BODY is 413
     # where the window is seen (its body is read) and 404 where not, and stored by neither.
-    too_big = b"x" * (1024 * 1024 + 1)
-    wait_for(lambda: all(httpx.post(f"{base}/hooks/newcrm", content=too_big).status_code == 413
-                         for _ in range(12)), timeout=10, what="every web process's window")
+    seen_everywhere(base, "newcrm")
     answer = wait_for(captured, timeout=10, what="the window seen by the web process")
     assert answer.json()["status"] == "captured" and answer.json()["signature"] == "unchecked"
     sample_id = answer.json()["sample_id"]
@@ -128,9 +136,9 @@ def test_capture_an_unknown_name_draft_a_mapping_and_replay_the_sample(live):
                      what="the replayed sample delivered")
     assert calls[0]["json"]["user.phone_no"] == "919812345678"
     # The mapping now serves the name: the sender's requests are events again.
-    assert wait_for(lambda: httpx.post(f"{base}/hooks/newcrm", content=body,
-                                       headers=headers).status_code == 202
-                    and len(rows(live, events)) == 2, timeout=10, what="the mapping serving")
+    assert wait_for(lambda: "event_id" in httpx.post(f"{base}/hooks/newcrm", content=body,
+                                                     headers=headers).json(),
+                    timeout=10, what="the mapping serving")
 
 
 def test_salesforce_gets_its_ack_from_a_window_without_a_mapping(live):
@@ -148,8 +156,11 @@ def test_a_window_on_a_signed_mapping_verifies_and_delivers_nothing(live):
     """A window on an existing mapping keeps verified samples, refuses forgeries (401,
     nothing stored), and delivers nothing."""
     base = live["base"]
-    before = len(rows(live, events))
     assert relay(live, "capture", "signed").returncode == 0
+    # A mapping serves the name, so seen_everywhere's 413 cannot tell; each web process
+    # re-reads the windows at least once a second (OpenWindows.every): past that, all see it.
+    time.sleep(1.5)
+    before = len(rows(live, events))
     body = json.dumps({"phone": "+919812345678"}).encode()
 
     def verified():
@@ -165,7 +176,6 @@ def test_a_window_on_a_signed_mapping_verifies_and_delivers_nothing(live):
     assert samples[0]["headers"]["typeform-signature"] == "[redacted]"
     assert len(rows(live, events)) == before
     relay(live, "capture", "close", "signed")
-    assert wait_for(lambda: httpx.post(f"{base}/hooks/signed", content=body,
-                                       headers=signed(body)).status_code == 202
-                    and len(rows(live, events)) == before + 1, timeout=10,
-                    what="signed delivering again")
+    assert wait_for(lambda: "event_id" in httpx.post(f"{base}/hooks/signed", content=body,
+                                                     headers=signed(body)).json(),
+                    timeout=10, what="signed accepting events again")
