@@ -70,6 +70,8 @@ class Settings:
     request_timeout: float = 10.0  # seconds a client has to send its whole request
     # webhooks a minute one web process stores for a mapping that verifies nothing (429 above)
     unverified_limit: int = 120
+    # samples a capture window keeps (`relay capture`); later requests are answered, not kept
+    capture_samples: int = 50
     port: int = 8000  # where `relay serve` listens (--port wins) and `relay send` posts
     log_format: str = "text"  # text, or json: one JSON object per log line
     # a folder shared by one machine's processes, so that /metrics adds them all up

@@ -262,3 +262,32 @@ class Store(ABC):
                      next_at: float | None) -> bool:
         """Record a try of a leased message: sent (`error` None), due again at `next_at`, or
         given up (an error, no `next_at`). False when `worker` no longer held it."""
+
+    # --- capture windows and samples (relay/capture/) --------------------------------------
+
+    @abstractmethod
+    def open_window(self, name: str, now: float, until: float) -> dict[str, Any]:
+        """Open a capture window for /hooks/<name> until `until` (closing one already open:
+        its samples stay); the window row (id, name, opened_at, closes_at, taken)."""
+
+    @abstractmethod
+    def close_window(self, name: str, now: float) -> bool:
+        """Close the open window of `name`; whether there was one."""
+
+    @abstractmethod
+    def open_windows(self, now: float) -> list[dict[str, Any]]:
+        """The windows open at `now`, by name."""
+
+    @abstractmethod
+    def add_sample(self, window_id: int, sample: dict[str, Any], cap: int,
+                   now: float) -> int | None:
+        """Store a sample (method, headers, query, body, signature) in an open window that
+        has fewer than `cap`; its id, or None (closed or full: nothing stored)."""
+
+    @abstractmethod
+    def samples(self, name: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Samples, newest first (of `name` only, when given)."""
+
+    @abstractmethod
+    def sample(self, sample_id: int) -> dict[str, Any] | None:
+        """One sample with its body."""

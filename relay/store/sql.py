@@ -25,7 +25,7 @@ from sqlalchemy.dialects import postgresql
 from relay.errors import RelayError, StoreUnavailable
 from relay.mapping import Result
 from relay.model import Attempt, Claimed, DeliveryStatus, EventStatus, Outcome, Receipt, Received
-from relay.store import alerts, charts, history, mapping_stats, sessions
+from relay.store import alerts, capture, charts, history, mapping_stats, sessions
 from relay.store.base import Store, keeps
 from relay.store.group_commit import GroupCommit
 from relay.store.refusals import UPSERT, RefusalCounter
@@ -427,3 +427,30 @@ class SqlStore(Store):
                      next_at: float | None) -> bool:
         with self._write() as conn:
             return alerts.finish(conn, message_id, worker, now, error, next_at)
+
+    # --- capture windows and samples (capture.py holds the SQL) ------------------------------
+
+    def open_window(self, name: str, now: float, until: float) -> dict[str, Any]:
+        with self._write() as conn:
+            return capture.open_window(conn, name, now, until)
+
+    def close_window(self, name: str, now: float) -> bool:
+        with self._write() as conn:
+            return capture.close_window(conn, name, now)
+
+    def open_windows(self, now: float) -> list[dict[str, Any]]:
+        with self._read() as conn:
+            return capture.open_windows(conn, now)
+
+    def add_sample(self, window_id: int, sample: dict[str, Any], cap: int,
+                   now: float) -> int | None:
+        with self._write() as conn:
+            return capture.add_sample(conn, window_id, sample, cap, now)
+
+    def samples(self, name: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        with self._read() as conn:
+            return capture.samples(conn, name, limit)
+
+    def sample(self, sample_id: int) -> dict[str, Any] | None:
+        with self._read() as conn:
+            return capture.sample(conn, sample_id)

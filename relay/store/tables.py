@@ -208,3 +208,37 @@ alert_outbox = sa.Table(
         postgresql_where=sa.text("status = 'pending'"),
     ),
 )
+
+# Capture windows (`relay capture NAME`): while one is open, requests to /hooks/NAME are kept
+# as samples instead of being delivered. A row per window; `taken` counts its samples, so
+# that the cap holds across every web process (the UPDATE that takes a slot locks the row).
+capture_windows = sa.Table(
+    "capture_windows",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),  # the /hooks/<name> it captures
+    sa.Column("opened_at", sa.Float, nullable=False),
+    sa.Column("closes_at", sa.Float, nullable=False),
+    sa.Column("taken", sa.Integer, nullable=False),  # samples stored so far
+    sa.Index("capture_windows_closes", "closes_at"),
+)
+
+# A captured request: byte-exact body, lower-cased headers with credentials redacted, and
+# whether its signature was checked (verified) or could not be (unchecked: no mapping or no
+# secret). Never delivered.
+capture_samples = sa.Table(
+    "capture_samples",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("window_id", sa.ForeignKey("capture_windows.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("received_at", sa.Float, nullable=False),
+    sa.Column("method", sa.String(16), nullable=False),
+    sa.Column("headers", _json, nullable=False),
+    sa.Column("query", _json, nullable=False),
+    sa.Column("body", sa.LargeBinary, nullable=False),
+    sa.Column("signature", sa.String(16), nullable=False),  # verified | unchecked
+    sa.Index("capture_samples_name", "name", "id"),
+    sa.Index("capture_samples_window", "window_id"),
+)

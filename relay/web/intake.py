@@ -20,6 +20,8 @@ from urllib.parse import parse_qsl
 from werkzeug.datastructures import EnvironHeaders
 from werkzeug.wsgi import get_content_length, get_host, get_input_stream
 
+from relay.capture.samples import take_sample
+from relay.capture.windows import OpenWindows
 from relay.config import Settings
 from relay.errors import BodyError, InboundError, SignatureError, StoreUnavailable, field_errors
 from relay.mapping import evaluate
@@ -48,6 +50,8 @@ class Intake:
         self.store = store
         self.registry = registry
         self._unverified = RateLimit(settings.unverified_limit, 60.0)
+        # Read from the database at most once a second, not once per webhook.
+        self.windows = OpenWindows(store)
 
     def __call__(self, environ: dict[str, Any],
                  start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -65,11 +69,18 @@ class Intake:
             if environ.get("REQUEST_METHOD") != "POST":
                 raise InboundError(f"/hooks/{name} takes POST only", 405,
                                    "send the webhook as an HTTP POST")
-            if endpoint is None:
+            window = self.windows.get(name)
+            if window is not None:  # captured as a sample, never delivered (capture/)
+                status, answer, preset = take_sample(
+                    self.store, window, endpoint, self._inbound(environ),
+                    self.settings.capture_samples, time.time())
+                retry_after = None
+            elif endpoint is None:
                 status, answer, retry_after = self._unknown(name)
             else:
                 status, answer, retry_after = self._receive(endpoint, environ)
-            event_id = answer.get("event_id", "-")
+            event_id = answer.get("event_id") or (
+                f"sample:{answer['sample_id']}" if "sample_id" in answer else "-")
         except Exception as exc:  # every failure gets an answer that says why
             status, answer, retry_after = self._failure(name, exc)
         code, body, content_type = preset.respond(status, answer)
@@ -115,15 +126,9 @@ class Intake:
                                    f"most {self.settings.unverified_limit} webhooks a minute",
                                    "add verification to the mapping (docs/sources.md), or "
                                    "raise RELAY_UNVERIFIED_LIMIT"), wait
-        raw = self._read_body(environ)
-        headers = {k.lower(): v for k, v in EnvironHeaders(environ).items()}
-        query: dict[str, Any] = {}
-        for key, value in parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True,
-                                    errors="replace"):
-            query.setdefault(key, []).append(value)
-        query = {k: v[0] if len(v) == 1 else v for k, v in query.items()}
+        inbound = self._inbound(environ)
+        raw, headers, query = inbound.raw, inbound.headers, inbound.query
         now = time.time()
-        inbound = Inbound(raw, headers, query, "POST", self._public_url(environ))
         endpoint.preset.verify(endpoint, inbound, now)  # SignatureError: 401
         envelope = endpoint.preset.envelope(raw, headers, query)  # BodyError: 400 / 415
         endpoint.preset.admit(endpoint, envelope)
@@ -147,6 +152,18 @@ class Intake:
         if receipt.status == "skipped":
             answer["reason"] = result.skipped
         return 200, answer, None
+
+    def _inbound(self, environ: dict[str, Any]) -> Inbound:
+        """The request as presets see it: the body (413 past the limit), lower-cased
+        headers, the query (a repeated parameter as a list) and the public URL."""
+        raw = self._read_body(environ)
+        headers = {k.lower(): v for k, v in EnvironHeaders(environ).items()}
+        query: dict[str, Any] = {}
+        for key, value in parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True,
+                                    errors="replace"):
+            query.setdefault(key, []).append(value)
+        query = {k: v[0] if len(v) == 1 else v for k, v in query.items()}
+        return Inbound(raw, headers, query, "POST", self._public_url(environ))
 
     def _read_body(self, environ: dict[str, Any]) -> bytes:
         """The whole body, or 413 past the limit, whether Content-Length is given, absent

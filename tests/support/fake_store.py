@@ -37,7 +37,8 @@ class FakeStore(Store):
         self._lock = threading.Lock()  # the worker and the web call from several threads
         self.rows: dict[str, list[dict[str, Any]]] = {"events": [], "deliveries": [],
                                                       "attempts": [], "refusals": [],
-                                                      "alert_outbox": []}
+                                                      "alert_outbox": [], "windows": [],
+                                                      "samples": []}
         self._bots: dict[str, dict[str, float]] = {}
         self._refusals = RefusalCounter()
         self._alert_states: dict[str, dict[str, Any]] = {}
@@ -361,6 +362,58 @@ class FakeStore(Store):
 
     def end_session(self, session_id: str) -> None:
         raise _needs_a_database("end_session")
+
+    # --- capture windows and samples, in memory ---------------------------------------------
+
+    def open_window(self, name: str, now: float, until: float) -> dict[str, Any]:
+        with self._lock:
+            self._close(name, now)
+            gone = {w["id"] for w in self.rows["windows"] if w["closes_at"] < now - 7 * 86400}
+            self.rows["windows"] = [w for w in self.rows["windows"] if w["id"] not in gone]
+            self.rows["samples"] = [r for r in self.rows["samples"]
+                                    if r["window_id"] not in gone]
+            return dict(self._add("windows", {"name": name, "opened_at": now,
+                                              "closes_at": until, "taken": 0}))
+
+    def close_window(self, name: str, now: float) -> bool:
+        with self._lock:
+            return self._close(name, now)
+
+    def _close(self, name: str, now: float) -> bool:
+        closed = False
+        for window in self.rows.setdefault("windows", []):
+            if window["name"] == name and window["closes_at"] > now:
+                window["closes_at"], closed = now, True
+        return closed
+
+    def open_windows(self, now: float) -> list[dict[str, Any]]:
+        with self._lock:
+            return sorted((dict(w) for w in self.rows.get("windows", [])
+                           if w["closes_at"] > now), key=lambda w: w["name"])
+
+    def add_sample(self, window_id: int, sample: dict[str, Any], cap: int,
+                   now: float) -> int | None:
+        with self._lock:
+            window = next((w for w in self.rows.get("windows", []) if w["id"] == window_id),
+                          None)
+            if window is None or window["closes_at"] <= now or window["taken"] >= cap:
+                return None
+            window["taken"] += 1
+            self.rows.setdefault("samples", [])
+            row = self._add("samples", {**sample, "window_id": window_id,
+                                        "name": window["name"], "received_at": now})
+            return int(row["id"])
+
+    def samples(self, name: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = [dict(r) for r in reversed(self.rows.get("samples", []))
+                    if name is None or r["name"] == name]
+            return rows[:limit]
+
+    def sample(self, sample_id: int) -> dict[str, Any] | None:
+        with self._lock:
+            return next((dict(r) for r in self.rows.get("samples", [])
+                         if r["id"] == sample_id), None)
 
 
 def _needs_a_database(method: str) -> NotImplementedError:

@@ -88,4 +88,4 @@ def mask(text: Any, enabled: bool) -> Any:
 
 
 # The pages, one module each; importing them adds their views to the blueprint.
-from relay.web.console import dashboard, events, failures, mappings, playground  # noqa: E402, F401
+from relay.web.console import capture, dashboard, events, failures, mappings, playground  # noqa: E402, F401
