@@ -44,6 +44,27 @@ def engati():
 
 
 @pytest.fixture
+def receiver():
+    """A real HTTP server on 127.0.0.1 taking alerts (tests/support/alerts.py)."""
+    from tests.support.alerts import HttpReceiver
+
+    http = HttpReceiver().start()
+    yield http
+    http.stop()
+
+
+@pytest.fixture
+def smtp():
+    """A real SMTP server on 127.0.0.1 (aiosmtpd) with a login, alerts:smtp-pass-77; its
+    module needs tests.support.alerts.SMTP_WARNINGS."""
+    from tests.support.alerts import SmtpReceiver
+
+    server = SmtpReceiver(login=("alerts", "smtp-pass-77")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
 def endpoint(write_mapping):
     """Load an endpoint from mapping YAML text, with no environment variables set."""
 

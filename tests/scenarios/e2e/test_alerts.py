@@ -12,27 +12,13 @@ from relay.alerts import alerter as alerter_module
 from relay.alerts.alerter import Alerter
 from relay.config import Settings
 from relay.model import FailureKind, Outcome
-from tests.support.alerts import SMTP_WARNINGS, HttpReceiver, SmtpReceiver, tried
+from tests.support.alerts import SMTP_WARNINGS, tried
 from tests.unit.delivery.clock import NOW, FakeClock
 
 pytestmark = SMTP_WARNINGS
 
 ADMIN = "admin-token-" + "x" * 32
 API_KEY = "engati-secret-api-key-42"
-
-
-@pytest.fixture
-def receiver():
-    http = HttpReceiver().start()
-    yield http
-    http.stop()
-
-
-@pytest.fixture
-def smtp():
-    server = SmtpReceiver(login=("alerts", "smtp-pass-77")).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

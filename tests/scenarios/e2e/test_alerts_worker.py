@@ -16,7 +16,6 @@ from relay.delivery.worker import Worker
 from relay.mapping import Delivery, Result
 from relay.model import Received
 from relay.sources.registry import Registry
-from tests.support.alerts import HttpReceiver
 
 DEADLINE = 10.0
 MAPPING = """
@@ -24,13 +23,6 @@ engati: {customer_id: "1", bot_key: b, api_key: the-api-key-123, base_url: "%s"}
 phone: body.phone
 flows: [{flow_key: F}]
 """
-
-
-@pytest.fixture
-def receiver():
-    http = HttpReceiver().start()
-    yield http
-    http.stop()
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from relay.cli import main
-from tests.support.alerts import SMTP_WARNINGS, HttpReceiver, SmtpReceiver
+from tests.support.alerts import SMTP_WARNINGS
 from tests.support.live import free_port
 
 pytestmark = SMTP_WARNINGS
@@ -19,20 +19,6 @@ ALERT_VARS = ("RELAY_ALERT_URL", "RELAY_ALERT_EMAIL", "RELAY_SMTP_URL", "RELAY_A
 def clean_env(monkeypatch):
     for name in ALERT_VARS:
         monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def receiver():
-    http = HttpReceiver().start()
-    yield http
-    http.stop()
-
-
-@pytest.fixture
-def smtp():
-    server = SmtpReceiver(login=("alerts", "smtp-pass-77")).start()
-    yield server
-    server.stop()
 
 
 def run(env):
