@@ -11,22 +11,22 @@ store still checks that a window is open (and has room) when it takes a sample.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from typing import Any
 
 from relay.errors import RelayError, StoreUnavailable
+from relay.sources.endpoint import valid_name
 from relay.store import Store
 
 log = logging.getLogger("relay.capture")
 
 MAX_MINUTES = 24 * 60  # a window left open by mistake still closes within a day
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")  # what a mapping file may be named
 
 
 def check_name(name: str) -> str:
-    if not _NAME.match(name):
+    """`name`, or RelayError unless it could name a mapping file (sources.endpoint's rule)."""
+    if not valid_name(name):
         raise RelayError(f"{name[:60]!r} cannot be an endpoint name: use letters, digits, "
                          "'-', '_' and '.' (at most 200), starting with a letter or digit")
     return name
