@@ -72,6 +72,8 @@ class Settings:
     unverified_limit: int = 120
     # samples a capture window keeps (`relay capture`); later requests are answered, not kept
     capture_samples: int = 50
+    # seconds a web process keeps the capture windows it read before reading them again
+    capture_refresh: float = 1.0
     port: int = 8000  # where `relay serve` listens (--port wins) and `relay send` posts
     log_format: str = "text"  # text, or json: one JSON object per log line
     # a folder shared by one machine's processes, so that /metrics adds them all up
@@ -104,6 +106,7 @@ class Settings:
     }
     _CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"log_format": ("text", "json"),
                                                       "alert_format": ("auto", "slack", "json")}
+    _ZERO_ALLOWED: ClassVar[frozenset[str]] = frozenset({"capture_refresh"})  # numbers >= 0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -156,9 +159,11 @@ class Settings:
                 number = kind(raw)
             except ValueError:
                 number = None
-            if number is None or not number > 0:
+            zero = field_name in cls._ZERO_ALLOWED
+            if number is None or not (number >= 0 if zero else number > 0):
                 expected = "a whole number" if kind is int else "a number"
-                raise ValueError(f"expected {expected} greater than 0")
+                bound = "of 0 or more" if zero else "greater than 0"
+                raise ValueError(f"expected {expected} {bound}")
             return number
         choices = cls._CHOICES.get(field_name)
         if choices and raw.strip().lower() not in choices:

@@ -1,5 +1,5 @@
-"""What a worker does for the database besides deliveries: SQLite's checkpoints, and the
-purge of what is kept no longer."""
+"""What a worker does for the database besides deliveries: search's index and SQLite's
+checkpoints every second, and the purge of what is kept no longer."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import Callable
 
 from relay.config import Settings, parse_duration
@@ -14,7 +15,9 @@ from relay.delivery.store_thread import StoreThread
 from relay.errors import StoreUnavailable
 
 REFUSALS_KEPT = 7 * 86400  # seconds refusal counts are kept (the failures inbox shows them)
-CHECKPOINT_EVERY = 1.0  # seconds
+EVERY_SECOND = 1.0  # seconds between search indexing and checkpoints
+INDEX_SLICE = 0.003  # seconds a transaction of search indexing aims to take
+INDEX_MOST = 500  # events indexed for search a transaction at most
 log = logging.getLogger("relay.worker")  # the worker's lines, under the name they always had
 
 
@@ -28,17 +31,37 @@ class Upkeep:
         self.clock = clock
         self.rng = rng
         self.retention_every = 3600.0  # seconds between purges
-        self._checkpointed_at = float("-inf")
+        self._index_batch = 20  # events a transaction of search indexing, as last measured
 
-    async def checkpoint(self) -> None:
-        """Once a second, SQLite's log goes into the database file here, not in a request."""
-        if self.clock() - self._checkpointed_at < CHECKPOINT_EVERY:
-            return
-        self._checkpointed_at = self.clock()
-        try:
-            await self.db.call(self.db.store.checkpoint)
-        except StoreUnavailable as exc:
-            log.warning("checkpoint failed: %s", exc)
+    async def every_second(self, stop: asyncio.Event) -> None:
+        """Until `stop`, once a second: index for search what was stored since, then copy
+        SQLite's log into the database file, here rather than in a request."""
+        store = self.db.store
+        while not stop.is_set():
+            try:
+                await self.index()
+                await self.db.call(store.checkpoint)
+            except StoreUnavailable as exc:
+                log.warning("search index or checkpoint failed: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=EVERY_SECOND)
+
+    async def index(self) -> None:
+        """Index for search every event stored since the last time, in transactions sized
+        to hold the write lock for about INDEX_SLICE seconds each: webhooks wait for it
+        meanwhile (300 bodies of 2 KB in one took 30-70 ms, and the acks' p99 tripled)."""
+        def timed(limit: int) -> tuple[int, float]:
+            started = time.perf_counter()
+            done = self.db.store.index_search(limit)
+            return done, time.perf_counter() - started
+
+        while True:
+            limit = self._index_batch
+            done, took = await self.db.call(timed, limit)
+            if done and took > 0:
+                self._index_batch = max(1, min(INDEX_MOST, int(done * INDEX_SLICE / took)))
+            if done < limit:
+                return
 
     async def retain(self, stop: asyncio.Event) -> None:
         """Until `stop`, once every `retention_every`: purge finished events (failed ones too)

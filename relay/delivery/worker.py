@@ -92,12 +92,11 @@ class Worker:
 
     async def _run(self, stop: asyncio.Event, grace: float) -> None:
         log.info("worker %s started: concurrency %d", self.name, self.settings.concurrency)
-        retention = asyncio.create_task(self.upkeep.retain(stop))
-        chores = [retention]
+        chores = [asyncio.create_task(self.upkeep.retain(stop)),
+                  asyncio.create_task(self.upkeep.every_second(stop))]
         if self.alerter is not None:
             chores.append(asyncio.create_task(self.alerter.run(stop)))
         while not stop.is_set():
-            await self.upkeep.checkpoint()
             slots = self.ramp.slots(busy=bool(self._calling))
             claimed = await self._claim(slots)
             if not claimed:

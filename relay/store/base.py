@@ -126,6 +126,12 @@ class Store(ABC):
         """Make the worker's unsynced writes durable without waiting for anyone (SQLite's
         write-ahead log into the file); the worker calls it every second."""
 
+    def index_search(self, limit: int) -> int:
+        """Index up to `limit` events for search that were stored since the last call, and
+        say how many (SQLite's FTS5 table; PostgreSQL's index is kept by the server); the
+        worker calls it every second, so the webhooks' own transactions index nothing."""
+        return 0
+
     # --- running the store -----------------------------------------------------------------
 
     @abstractmethod

@@ -9,7 +9,8 @@ history, and said so in the README.
 
 Text: at least MIN_TEXT characters, found anywhere in the raw body, case-insensitively (for
 ASCII letters on PostgreSQL), every character literal (`%`, `_`, quotes). SQLite asks its FTS5
-trigram table `events_search`; PostgreSQL matches ILIKE over `encode(body, 'escape')` (the
+trigram table `events_search`, which the worker keeps (SqliteStore.index_search), and reads
+the few events not indexed yet; PostgreSQL matches ILIKE over `encode(body, 'escape')` (the
 index `events_body_trgm`), with the text spelled the same way. Both from migration 0009.
 """
 
@@ -22,7 +23,7 @@ import phonenumbers
 import sqlalchemy as sa
 
 from relay.errors import RelayError
-from relay.store.tables import deliveries, events
+from relay.store.tables import deliveries, events, instance
 
 MIN_TEXT = 3  # a trigram: shorter text would match almost everything, and use no index
 
@@ -98,8 +99,18 @@ def text_clause(dialect: str, text: str,
             limit, before = page
             if before is not None:
                 matching = matching.where(rowid < before)
-            matching = matching.order_by(rowid.desc()).limit(limit)
-        return events.c.id.in_(matching)
+            matching = sa.select(sa.literal_column("rowid")).select_from(
+                matching.order_by(rowid.desc()).limit(limit).subquery())
+        # And the events the worker has not indexed yet (a second's worth while it runs),
+        # read: LIKE ignores the case of ASCII letters, as the trigram index does. A union
+        # rather than OR, which SQLite answered by visiting every event.
+        indexed = (sa.select(sa.cast(instance.c.value, sa.Integer))
+                   .where(instance.c.key == "search_indexed").scalar_subquery())
+        tail = events.alias("unindexed")
+        unindexed = sa.select(tail.c.id).where(
+            tail.c.id > sa.func.coalesce(indexed, 0),
+            sa.cast(tail.c.body, sa.Text).contains(text, autoescape=True))
+        return events.c.id.in_(sa.union_all(matching, unindexed))
     body: Any = sa.func.encode(events.c.body, sa.literal_column("'escape'"))
     return body.icontains(escape_bytes(text.encode("utf-8", "replace")), autoescape=True)  # type: ignore[no-any-return]
 

@@ -154,6 +154,16 @@ class SqliteStore(SqlStore):
         self._connection = None
         super().dispose()
 
+    def index_search(self, limit: int) -> int:
+        with self._direct() as db:
+            indexed = db.execute(INDEXED).fetchone()[0]
+            ids = [row[0] for row in db.execute(
+                "SELECT id FROM events WHERE id > ? ORDER BY id LIMIT ?", (indexed, limit))]
+            if ids:
+                db.execute(INDEX_EVENTS, (indexed, ids[-1]))
+                db.execute(MARK_INDEXED, (ids[-1],))
+        return len(ids)
+
     # --- the hot paths ---------------------------------------------------------------------
 
     def write_batch(self, batch: list[Received], refused: list[dict[str, Any]]) -> list[Receipt]:
@@ -214,6 +224,17 @@ class SqliteStore(SqlStore):
                  attempt.failure, attempt.delivery_id)
                 for attempt, keep in zip(outcomes, kept, strict=True) if keep])
         return kept
+
+
+# Search's index (migration 0009): the events after the mark, up to `limit` of them, then the
+# mark moved past them, in one transaction. No more than a few hundred at a time: the write
+# lock is held meanwhile (about 8 ms for 300 bodies of 400 bytes), and FTS5 spent less a row
+# in batches of 300 than in batches of 1 or of 1,000.
+INDEXED = "SELECT CAST(value AS INTEGER) FROM instance WHERE key = 'search_indexed'"
+INDEX_EVENTS = (
+    "INSERT INTO events_search (rowid, body) "
+    "SELECT id, body FROM events WHERE id > ? AND id <= ?")
+MARK_INDEXED = "UPDATE instance SET value = ? WHERE key = 'search_indexed'"
 
 
 def configure(connection: sqlite3.Connection, timeout: float, worker: bool) -> None:

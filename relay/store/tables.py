@@ -149,7 +149,8 @@ refusals = sa.Table(
     sa.Index("refusal_counts_last", "last_at"),
 )
 
-# One value per deployment that every process shares: the console's session signing key.
+# Values a deployment's processes share: the console's session signing key (`session_key`);
+# on SQLite, the last event indexed for search (`search_indexed`, migration 0009).
 instance = sa.Table(
     "instance",
     metadata,

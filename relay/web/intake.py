@@ -51,7 +51,7 @@ class Intake:
         self.registry = registry
         self._unverified = RateLimit(settings.unverified_limit, 60.0)
         # Read from the database at most once a second, not once per webhook.
-        self.windows = OpenWindows(store)
+        self.windows = OpenWindows(store, settings.capture_refresh)
 
     def __call__(self, environ: dict[str, Any],
                  start_response: Callable[..., Any]) -> Iterable[bytes]:

@@ -36,6 +36,13 @@ def test_invalid_values_name_the_variable(name, value):
         Settings.from_env({name: value})
 
 
+def test_capture_refresh_may_be_zero():
+    """0 reads the capture windows for every webhook; below 0 is refused."""
+    assert Settings.from_env({"RELAY_CAPTURE_REFRESH": "0"}).capture_refresh == 0
+    with pytest.raises(RelayError, match="RELAY_CAPTURE_REFRESH='-1': expected a number of 0"):
+        Settings.from_env({"RELAY_CAPTURE_REFRESH": "-1"})
+
+
 def test_durations():
     """Durations read as 30d, 12h, 15m, 90s; anything else is refused, naming the setting."""
     from relay.config import parse_duration

@@ -271,3 +271,33 @@ def test_retention_purges_on_schedule(store, queue, make_worker):
 
     asyncio.run(scenario())
     assert store.event(event_id) is None
+
+
+def test_the_worker_indexes_new_events_for_search(store, make_worker):
+    """Events stored while the worker runs are indexed by it (on SQLite: the webhooks' own
+    transactions index nothing; on PostgreSQL the server's index needs no step)."""
+    from relay.mapping import Result
+    from relay.model import Received
+    event_id = store.accept(Received("leads", b'{"name": "Asha Rao"}', {}, {}, Result(),
+                                     NOW)).event_id
+    worker = make_worker(ok)
+
+    def indexed() -> bool:
+        if store.engine.dialect.name != "sqlite":
+            return True
+        with store.engine.connect() as conn:
+            return conn.exec_driver_sql(
+                "SELECT rowid FROM events_search WHERE events_search MATCH '\"asha rao\"'"
+            ).scalars().all() == [event_id]
+
+    assert store.engine.dialect.name != "sqlite" or not indexed()
+
+    async def scenario():
+        stop = asyncio.Event()
+        task = asyncio.create_task(worker.run(stop))
+        await wait_for(indexed, "the search index")
+        stop.set()
+        await asyncio.wait_for(task, DEADLINE)
+
+    asyncio.run(scenario())
+    assert [row["id"] for row in store.events(text="Asha Rao")] == [event_id]

@@ -13,4 +13,6 @@ from tests.support.fake_store import FakeStore
 def any_store(request, database_url):
     if request.param == "fake":
         return FakeStore()
-    return request.getfixturevalue("store")
+    store = request.getfixturevalue("store")
+    store.index_each = request.param == "indexed"  # test_search.py indexes after each event
+    return store

@@ -1,5 +1,7 @@
 """Search: events found by a phone typed in any format and by text in their body, on every
-backend (migration 0009's indexes on SQLite and PostgreSQL, the fake's scan)."""
+backend (migration 0009's indexes on SQLite and PostgreSQL, the fake's scan). SQLite's
+searches run twice: with every event indexed by the worker's step (`index_search`), and with
+none indexed yet (read from the events themselves)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,21 @@ import sqlalchemy as sa
 from relay.errors import RelayError
 from relay.mapping import Delivery, Result
 from relay.store.search import escape_bytes, phone_terms
-from tests.unit.store.helpers import FAILED, NOW, accept, everywhere
+from tests.unit.store import helpers
+from tests.unit.store.helpers import FAILED, NOW
+
+# `everywhere`, and SQLite with its search index kept after every event.
+searched = pytest.mark.parametrize(
+    ("database_url", "any_store"),
+    [("sqlite", "real"), ("sqlite", "indexed"), ("postgresql", "real"), ("sqlite", "fake")],
+    indirect=True, ids=["sqlite", "sqlite-indexed", "postgresql", "fake"])
+
+
+def accept(store, result: Result, **kwargs):
+    receipt = helpers.accept(store, result, **kwargs)
+    if getattr(store, "index_each", False):
+        assert store.index_search(1000) == 1
+    return receipt
 
 
 def one(phone: str) -> Result:
@@ -43,7 +59,7 @@ def test_postgresql_escape_spelling_matches_encode():
     assert escape_bytes(b"\x00x") == "\\000x"
 
 
-@everywhere
+@searched
 class TestSearch:
     def test_phone_in_any_format_finds_its_events_and_no_others(self, any_store):
         """Both stored forms are found by their exact value; a longer or shorter number
@@ -107,23 +123,72 @@ class TestSearch:
         assert ids(any_store, text="needle", since=NOW + 1) == []
 
 
-def test_purged_events_leave_the_sqlite_index(tmp_path):
-    """The FTS5 table follows deletes: a purged event is no longer found, nor its text."""
-    from relay.store import open_store
-    store = open_store(f"sqlite:///{tmp_path / 'relay.db'}")
-    store.upgrade()
-    accept(store, Result(), body=b'{"x": "gone soon"}')
-    assert ids(store, text="gone soon") != []
-    assert store.purge(NOW + 1) == 1
-    assert ids(store, text="gone soon") == []
-    with store.engine.connect() as conn:
-        assert conn.execute(sa.text(
-            "SELECT count(*) FROM events_search WHERE events_search MATCH '\"gone\"'")
-        ).scalar_one() == 0
-    store.dispose()
+class TestSqliteIndex:
+    """The worker indexes events after their commit (migration 0009, SqliteStore.index_search);
+    deletes keep the indexed part right."""
+
+    @pytest.fixture
+    def sqlite(self, tmp_path):
+        from relay.store import open_store
+        store = open_store(f"sqlite:///{tmp_path / 'relay.db'}")
+        store.upgrade()
+        yield store
+        store.dispose()
+
+    @staticmethod
+    def indexed(store, text: str) -> int:
+        with store.engine.connect() as conn:
+            return conn.execute(sa.text("SELECT count(*) FROM events_search "
+                                        "WHERE events_search MATCH :phrase"),
+                                {"phrase": f'"{text}"'}).scalar_one()
+
+    def test_indexed_in_batches_and_found_with_the_unindexed_ones(self, sqlite):
+        """Five events indexed two at a time; a search finds indexed and unindexed alike."""
+        made = [accept(sqlite, Result(), body=b'{"x": "needle %d"}' % i).event_id
+                for i in range(5)]
+        assert [sqlite.index_search(2), sqlite.index_search(2)] == [2, 2]
+        assert self.indexed(sqlite, "needle") == 4
+        assert ids(sqlite, text="needle") == made[::-1]
+        assert ids(sqlite, text="needle", limit=2) == made[:2:-1][:2]
+        assert [sqlite.index_search(2), sqlite.index_search(2)] == [1, 0]
+        assert self.indexed(sqlite, "needle") == 5
+        assert ids(sqlite, text="needle") == made[::-1]
+
+    def test_purged_events_leave_the_index(self, sqlite):
+        """A purged event is no longer found, nor its text in the index."""
+        accept(sqlite, Result(), body=b'{"x": "gone soon"}')
+        assert sqlite.index_search(10) == 1
+        assert ids(sqlite, text="gone soon") != []
+        assert sqlite.purge(NOW + 1) == 1
+        assert ids(sqlite, text="gone soon") == []
+        assert self.indexed(sqlite, "gone") == 0
+
+    def test_ids_used_again_after_a_purge_are_indexed(self, sqlite):
+        """SQLite gives the ids of the newest events, once purged, to new ones: those are
+        indexed, not taken for indexed already."""
+        old = [accept(sqlite, Result(), body=b'{"x": "old %d"}' % i).event_id for i in range(3)]
+        assert sqlite.index_search(10) == 3
+        assert sqlite.purge(NOW + 1) == 3
+        again = accept(sqlite, Result(), body=b'{"x": "new one"}', now=NOW + 5).event_id
+        assert again == old[0]  # the very id, used again
+        assert ids(sqlite, text="new one") == [again]
+        assert sqlite.index_search(10) == 1
+        assert self.indexed(sqlite, "new one") == 1 and self.indexed(sqlite, "old") == 0
+        assert ids(sqlite, text="new one") == [again] and ids(sqlite, text="old") == []
+
+    def test_a_duplicate_rolled_back_inside_the_intake_leaves_the_mark(self, sqlite):
+        """The intake deletes an event whose deliveries all were duplicates, in its own
+        transaction: nothing indexed changes, and the next event is indexed."""
+        first = accept(sqlite, helpers.planned("k1"), body=b'{"x": "first"}').event_id
+        assert sqlite.index_search(10) == 1
+        assert accept(sqlite, helpers.planned("k1"), body=b'{"x": "again"}').event_id == first
+        accept(sqlite, helpers.planned("k2"), body=b'{"x": "second"}')
+        assert sqlite.index_search(10) == 1
+        assert self.indexed(sqlite, "first") == self.indexed(sqlite, "second") == 1
+        assert self.indexed(sqlite, "again") == 0
 
 
-@everywhere
+@searched
 def test_text_found_in_every_body_pages_newest_first(any_store):
     """A text every event holds: the newest page, then the next one after it."""
     made = [accept(any_store, one(f"9198000000{i:02d}"), body=b'{"site": "example.com"}')
