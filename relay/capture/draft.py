@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import jmespath
+import phonenumbers
 
 from relay.capture.detect import detect
 from relay.capture.phones import Candidate, find_phones, is_phone_key
@@ -62,6 +63,10 @@ class Draft:
 
 
 def draft(name: str, sample: dict[str, Any], region: str | None = "IN") -> Draft:
+    if region is not None and region.upper() not in phonenumbers.SUPPORTED_REGIONS:
+        raise RelayError(f"{region[:10]!r} is no region libphonenumber knows: use a country's "
+                         "two letters, such as IN, US or GB")
+    region = region.upper() if region else None
     headers, raw, query = sample["headers"], sample["body"], sample["query"]
     detected = detect(headers, raw)
     preset = PRESETS[detected.preset]

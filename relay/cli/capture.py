@@ -105,7 +105,7 @@ def samples(name: str, limit: int) -> None:
     click.echo(f"{'ID':>8}  {'RECEIVED (UTC)':<19}  {'SIGNATURE':<10} {'BYTES':>8}  TYPE")
     for row in rows:
         click.echo(f"{row['id']:>8}  {utc_text(row['received_at'])}  {row['signature']:<10} "
-                   f"{len(row['body']):>8}  {row['headers'].get('content-type', '-')}")
+                   f"{row['size']:>8}  {row['headers'].get('content-type', '-')}")
 
 
 @capture.command("show")

@@ -292,7 +292,8 @@ class Store(ABC):
 
     @abstractmethod
     def samples(self, name: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        """Samples, newest first (of `name` only, when given)."""
+        """Samples, newest first (of `name` only, when given), each with its `size` in
+        bytes but not its body (`sample` has it)."""
 
     @abstractmethod
     def sample(self, sample_id: int) -> dict[str, Any] | None:

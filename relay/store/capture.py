@@ -17,8 +17,9 @@ KEEP = 7 * 86400  # seconds a window's samples are kept after it closes
 
 w, s = capture_windows.c, capture_samples.c
 _WINDOW = (w.id, w.name, w.opened_at, w.closes_at, w.taken)
-_SAMPLE = (s.id, s.window_id, s.name, s.received_at, s.method, s.headers, s.query, s.body,
-           s.signature)
+_LISTED = (s.id, s.window_id, s.name, s.received_at, s.method, s.headers, s.query, s.signature,
+           sa.func.length(s.body).label("size"))  # a list of samples: sizes, not bodies
+_SAMPLE = (*_LISTED, s.body)
 
 
 def open_window(conn: sa.Connection, name: str, now: float, until: float) -> dict[str, Any]:
@@ -62,10 +63,10 @@ def add_sample(conn: sa.Connection, window_id: int, sample: dict[str, Any], cap:
 
 
 def samples(conn: sa.Connection, name: str | None, limit: int) -> list[dict[str, Any]]:
-    query = sa.select(*_SAMPLE).order_by(s.id.desc()).limit(limit)
+    query = sa.select(*_LISTED).order_by(s.id.desc()).limit(limit)
     if name is not None:
         query = query.where(s.name == name)
-    return [_row(row) for row in conn.execute(query)]
+    return [dict(row._mapping) for row in conn.execute(query)]
 
 
 def sample(conn: sa.Connection, sample_id: int) -> dict[str, Any] | None:

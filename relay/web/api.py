@@ -189,5 +189,6 @@ def preview_body(endpoint: Endpoint, raw: bytes, headers: dict[str, str],
 
 
 
-# The playground's routes, in a module of their own; importing it adds them to the blueprint.
-from relay.web import playground_api  # noqa: E402, F401
+# The playground's and capture's routes, in modules of their own; importing them adds them
+# to the blueprint.
+from relay.web import capture_api, playground_api  # noqa: E402, F401

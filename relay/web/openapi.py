@@ -133,6 +133,35 @@ _busy = {"429": _json(_error, "The playground is busy with other runs, or too ma
                       {"Retry-After": {"description": "seconds (wrong tokens only)",
                                        "schema": _seconds}})}
 
+_NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+_window = {"type": "object", "required": ["id", "name", "opened_at", "closes_at", "taken"],
+           "properties": {"id": {"type": "integer"}, "name": {"type": "string"},
+                          "opened_at": {"type": "number", "description": "UNIX seconds"},
+                          "closes_at": {"type": "number", "description": "UNIX seconds"},
+                          "taken": {"type": "integer", "description": "samples kept so far"}}}
+_sample_listed: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "window_id", "name", "received_at", "method", "headers", "query",
+                 "signature", "size"],
+    "properties": {"id": {"type": "integer"}, "window_id": {"type": "integer"},
+                   "name": {"type": "string"}, "received_at": {"type": "number"},
+                   "method": {"type": "string"},
+                   "headers": {"type": "object", "description": "lower-cased, credentials "
+                                                               "redacted"},
+                   "query": {"type": "object"},
+                   "signature": {"enum": ["verified", "unchecked"]},
+                   "size": {"type": "integer", "description": "the body's bytes"}}}
+_sample = {**_sample_listed, "required": [*_sample_listed["required"], "body"],
+           "properties": {**_sample_listed["properties"], "body": {
+               "type": "string", "description": "as UTF-8 (bytes that are not: U+FFFD)"}}}
+_sample_id = {"name": "sample_id", "in": "path", "required": True,
+              "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID}}
+_window_name = {"name": "name", "in": "path", "required": True,
+                "schema": {"type": "string", "maxLength": 200, "pattern": _NAME_PATTERN}}
+_sample_replayed = {"type": "object", "required": ["ok", "message", "event_id"],
+                    "properties": {"ok": {"type": "boolean"}, "message": {"type": "string"},
+                                   "event_id": {"type": ["integer", "null"]}}}
+
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "relay operator API", "version": "1",
@@ -218,6 +247,78 @@ OPENAPI: dict[str, Any] = {
                                             "requests": {"type": "array"},
                                             "errors": {"type": "array"}}}),
                           **_bad, **_csrf, **_errors}}},
+        "/api/capture/windows": {
+            "get": {"summary": "The open capture windows",
+                    "responses": {"200": _json({"type": "object", "required": ["windows"],
+                                                "properties": {"windows": {
+                                                    "type": "array", "items": _window}}}),
+                                  **_errors}},
+            "post": {"summary": "Open (or reopen, with a fresh cap) the capture window of "
+                                "/hooks/NAME: its requests are kept as samples and never "
+                                "delivered, whether or not a mapping NAME exists",
+                     "requestBody": {"required": True, "content": {"application/json": {
+                         "schema": {"type": "object", "required": ["name"],
+                                    "additionalProperties": False, "properties": {
+                                        "name": {"type": "string", "maxLength": 200,
+                                                 "pattern": _NAME_PATTERN},
+                                        "minutes": {"type": "number", "exclusiveMinimum": 0,
+                                                    "maximum": 1440, "default": 15}}}}}},
+                     "responses": {"201": _json({"type": "object", "required": ["window"],
+                                                 "properties": {"window": _window}},
+                                                "Opened"),
+                                   **_bad, **_csrf, **_errors}}},
+        "/api/capture/windows/{name}/close": {"post": {
+            "summary": "Close the open capture window of /hooks/NAME (its samples stay)",
+            "parameters": [_window_name],
+            "responses": {"200": _json({"type": "object", "required": ["closed"],
+                                        "properties": {"closed": {
+                                            "type": "boolean",
+                                            "description": "false: no window was open"}}}),
+                          **_bad, **_csrf, **_errors}}},
+        "/api/capture/samples": {"get": {
+            "summary": "Captured samples, newest first, without their bodies",
+            "parameters": [
+                {"name": "name", "in": "query", "description": "only this name's samples "
+                                                            "(empty: every name's)",
+                 "schema": {"type": "string", "maxLength": 200,
+                            "pattern": "^([A-Za-z0-9][A-Za-z0-9_.-]*)?$"}},
+                {"name": "limit", "in": "query",
+                 "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}}],
+            "responses": {"200": _json({"type": "object", "required": ["samples"],
+                                        "properties": {"samples": {
+                                            "type": "array", "items": _sample_listed}}}),
+                          **_bad, **_errors}}},
+        "/api/capture/samples/{sample_id}": {"get": {
+            "summary": "One sample with its body",
+            "parameters": [_sample_id],
+            "responses": {"200": _json(_sample), **_errors}}},
+        "/api/capture/samples/{sample_id}/draft": {"get": {
+            "summary": "A commented mapping drafted from the sample (relay draft): the sender "
+                       "recognised, phone candidates best first, attributes proposed, a test "
+                       "that reads the sample from `example`. Nothing is written",
+            "parameters": [_sample_id,
+                           {"name": "region", "in": "query", "schema": {
+                               "type": "string", "default": "IN"},
+                            "description": "the country of numbers written without a "
+                                           "country code (empty: none)"}],
+            "responses": {"200": _json({"type": "object",
+                                        "required": ["name", "yaml", "example", "preset"],
+                                        "properties": {"name": {"type": "string"},
+                                                       "yaml": {"type": "string"},
+                                                       "example": {"type": "string"},
+                                                       "preset": {"type": "string"}}}),
+                          "422": _json(_error, "No mapping can be drafted: the body cannot "
+                                               "be read, or the region is unknown"),
+                          **_errors}}},
+        "/api/capture/samples/{sample_id}/replay": {"post": {
+            "summary": "Accept the sample as an event of its mapping, as if it had just "
+                       "arrived (once a mapping serves its name)",
+            "parameters": [_sample_id],
+            "responses": {"200": _json(_sample_replayed),
+                          "422": _json(_sample_replayed, "Not replayed: no mapping serves "
+                                                         "the name, or it cannot read the "
+                                                         "sample"),
+                          **_csrf, **_errors}}},
         "/api/playground": {"post": {
             "summary": "Try a mapping's text on a body: its problems by line, the Engati "
                        "requests it would trigger with the rule that chose each flow, and its "

@@ -406,13 +406,14 @@ class FakeStore(Store):
 
     def samples(self, name: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         with self._lock:
-            rows = [dict(r) for r in reversed(self.rows.get("samples", []))
+            rows = [{**{k: v for k, v in r.items() if k != "body"}, "size": len(r["body"])}
+                    for r in reversed(self.rows.get("samples", []))
                     if name is None or r["name"] == name]
             return rows[:limit]
 
     def sample(self, sample_id: int) -> dict[str, Any] | None:
         with self._lock:
-            return next((dict(r) for r in self.rows.get("samples", [])
+            return next(({**r, "size": len(r["body"])} for r in self.rows.get("samples", [])
                          if r["id"] == sample_id), None)
 
 

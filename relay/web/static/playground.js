@@ -145,8 +145,13 @@ document.addEventListener("DOMContentLoaded", () => {
   const save = document.getElementById("save");
   if (save && !save.disabled) {
     save.addEventListener("click", async () => {
-      const name = mapping.value || window.prompt("The new mapping's name (saved as NAME.yaml)");
-      if (!name) return;
+      const field = document.getElementById("save-name");  // a new mapping's name
+      const name = mapping.value || (field ? field.value.trim() : "");
+      if (!name) {
+        status.textContent = "Name the new mapping first (Save as)";
+        if (field) field.focus();
+        return;
+      }
       const response = await fetch(form.dataset.save, {
         method: "POST", credentials: "same-origin",
         headers: {"Content-Type": "application/json", "X-CSRF-Token": form.dataset.csrf},

@@ -42,7 +42,9 @@ class TestSamples:
         assert found["body"] == SAMPLE["body"]
         assert (found["name"], found["headers"], found["query"], found["signature"]) == (
             "leads", SAMPLE["headers"], SAMPLE["query"], "unchecked")
-        assert [s["id"] for s in any_store.samples("leads")] == [sample_id]
+        assert [(s["id"], s["size"]) for s in any_store.samples("leads")] == [
+            (sample_id, len(SAMPLE["body"]))]
+        assert "body" not in any_store.samples("leads")[0]  # a list carries no bodies
         assert any_store.samples("other") == []
         assert any_store.sample(sample_id + 1000) is None
 

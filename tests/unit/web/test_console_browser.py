@@ -48,21 +48,22 @@ def relay(tmp_path_factory):
            "RELAY_MAPPINGS": str(root / "mappings"),
            "ENGATI_BASE_URL": f"http://127.0.0.1:{sandbox_port}", "ENGATI_CUSTOMER_ID": "1",
            "ENGATI_BOT_KEY": "b", "ENGATI_API_KEY": "k", "RELAY_ADMIN_TOKEN": TOKEN,
-           "RELAY_POLL_INTERVAL": "0.05"}
+           "RELAY_POLL_INTERVAL": "0.05", "RELAY_PLAYGROUND_WRITE": "true",
+           "RELAY_CAPTURE_REFRESH": "0"}  # a capture window is seen by the next webhook
     sandbox = Relay(["sandbox", "--port", str(sandbox_port)], env, root / "sandbox.log")
     serve = Relay(["serve", "--port", str(port)], env, root / "serve.log")
     try:
         wait_for(lambda: answers(f"http://127.0.0.1:{sandbox_port}/_sandbox/calls"),
                  what="the sandbox")
         wait_for(lambda: answers(f"http://127.0.0.1:{port}/healthz"), what="relay serve")
-        yield f"http://127.0.0.1:{port}", f"http://127.0.0.1:{sandbox_port}"
+        yield f"http://127.0.0.1:{port}", f"http://127.0.0.1:{sandbox_port}", root / "mappings"
     finally:
         served, _ = serve.stop(), sandbox.stop()  # both stopped, whatever the first says
         assert served == 0, serve.output()[-2000:]
 
 
 def test_find_an_event_see_why_it_died_and_replay_it(browser, relay):
-    base, engati = relay
+    base, engati, _ = relay
     SHOTS.mkdir(parents=True, exist_ok=True)
     httpx.post(f"{engati}/_sandbox/script", json=[{"status": 400}]).raise_for_status()
     posted = httpx.post(f"{base}/hooks/leads",
@@ -146,7 +147,7 @@ def log_in(browser, base: str):
 def test_the_dashboard_draws_its_charts(browser, relay):
     """Four charts of the last 24 hours and of 7 days, drawn from the database, nothing
     blocked by the Content-Security-Policy."""
-    base, _ = relay
+    base, *_ = relay
     SHOTS.mkdir(parents=True, exist_ok=True)
     for i in range(3):
         httpx.post(f"{base}/hooks/leads",
@@ -174,7 +175,7 @@ def test_the_dashboard_draws_its_charts(browser, relay):
 def test_the_events_list_refreshes_itself_but_not_while_typing(browser, relay):
     """A new webhook appears on the open list without a reload; while someone types in the
     filters the list holds still, and it catches up when they leave them."""
-    base, _ = relay
+    base, *_ = relay
     page, blocked = log_in(browser, base)
     first = httpx.post(f"{base}/hooks/leads", json={"id": "r-1", "phone": "+919812345601",
                                                      "name": "Ravi"}).json()["event_id"]
@@ -208,7 +209,7 @@ def test_the_events_list_refreshes_itself_but_not_while_typing(browser, relay):
 def test_the_playground_edits_a_mapping_and_opens_an_event(browser, relay, tmp_path):
     """Typing into the YAML and the body updates the preview, the rule and the error line;
     the YAML downloads; an event opens in the playground with its mapping and body."""
-    base, _ = relay
+    base, _, folder = relay
     SHOTS.mkdir(parents=True, exist_ok=True)
     page, blocked = log_in(browser, base)
     page.goto(f"{base}/admin/playground?mapping=leads")
@@ -244,7 +245,18 @@ def test_the_playground_edits_a_mapping_and_opens_an_event(browser, relay, tmp_p
     saved = tmp_path / "leads.yaml"
     download.value.save_as(saved)
     assert saved.read_bytes() == yaml.encode()  # the edited text, with its own line ends
-    assert page.locator("#save").is_disabled()  # RELAY_PLAYGROUND_WRITE is off
+
+    # Saving a new mapping (RELAY_PLAYGROUND_WRITE is on here): named in the page itself.
+    page.goto(f"{base}/admin/playground?new")
+    page.fill("#yaml", MAPPING.replace("BROWSERFLOW", "SAVEDFLOW"))
+    page.click("#save")
+    page.wait_for_selector("#status:has-text('Name the new mapping first')")
+    assert not (folder / "saved-here.yaml").exists()
+    page.fill("#save-name", "saved-here")
+    page.click("#save")
+    page.wait_for_selector("#status:has-text('saved saved-here.yaml')")
+    assert "SAVEDFLOW" in (folder / "saved-here.yaml").read_text()
+    page.screenshot(path=SHOTS / "playground-saved.png", full_page=True)
 
     posted = httpx.post(f"{base}/hooks/leads",
                         json={"id": "e-9", "phone": "+14155552671", "name": "Zoe"})

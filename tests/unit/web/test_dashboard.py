@@ -87,7 +87,7 @@ class TestEventsSearch:
 
     def test_the_list_loads_its_refresh_script(self, admin):
         page = admin.logged_in().get("/admin/").get_data(as_text=True)
-        assert '<script src="/admin/static/events.js" defer></script>' in page
-        script = admin.logged_in().get("/admin/static/events.js")
+        assert '<script src="/admin/static/refresh.js" defer></script>' in page
+        script = admin.logged_in().get("/admin/static/refresh.js")
         assert script.status_code == 200 and b"setInterval" in script.data
         script.close()
