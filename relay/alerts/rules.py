@@ -90,12 +90,15 @@ def conditions(facts: dict[str, Any], broken: list[dict[str, str]],
         found.append(Condition(
             f"mapping_broken:{item['name']}", "mapping_broken",
             f"Mapping {item['name']} does not load",
-            f"{item['error']} (the last good version, if any, still serves; "
-            "`relay check` says more).", item["name"], last_error=item["error"]))
+            # The error (which may quote the file) only as last_error, which is scrubbed.
+            "The file has a problem (the last error says where); the last good version, if "
+            "any, still serves, and `relay check` says more.", item["name"],
+            last_error=item["error"]))
     for name, why in locked:
         found.append(Condition(
             f"mapping_locked:{name}", "mapping_locked", f"Mapping {name} waits on a secret",
-            f"{why}; /hooks/{name} answers 503 until it is.", name, last_error=why))
+            f"/hooks/{name} answers 503 until its secret is set (the last error says which).",
+            name, last_error=why))
     return {c.key: c for c in found}
 
 

@@ -35,8 +35,10 @@ from relay.sources.selftest import run_tests
 FLOW_PLACEHOLDER = "FILL_IN_THE_FLOW_KEY"
 MAX_ATTRIBUTES = 12
 MAX_LEAVES = 2000
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\[\]]*$")
+# What may be written unquoted (fullmatch: `$` alone would let a trailing newline through).
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_.\[\]]*")
+_ORGANIZATION_ID = re.compile(r"00D[A-Za-z0-9]{12}(?:[A-Za-z0-9]{3})?")  # Salesforce's
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
 _NAME_KEY = re.compile(r"(^|_)((first|last|full|given|family|display|customer)_?)?name$|^first$|"
                        r"^last$")
@@ -117,7 +119,7 @@ def write(folder: Path, name: str, made: Draft) -> tuple[Path, Path]:
 # --- the body's fields ---------------------------------------------------------------------
 
 def _segment(key: str) -> str:
-    return key if _IDENTIFIER.match(key) else json.dumps(key)
+    return key if _IDENTIFIER.fullmatch(key) else json.dumps(key)
 
 
 def _literal(value: str) -> str:
@@ -216,7 +218,9 @@ def _looks_like_an_attribute(key: str, value: Any) -> bool:
 # --- the file --------------------------------------------------------------------------------
 
 def _quoted(expression: str) -> str:
-    return expression if _PLAIN.match(expression) else json.dumps(expression)
+    # Anything else as a JSON string, which YAML reads as the same double-quoted string:
+    # text from a sample (keys, values) never becomes a line of its own.
+    return expression if _PLAIN.fullmatch(expression) else json.dumps(expression)
 
 
 def _extension(headers: dict[str, str]) -> str:
@@ -246,9 +250,14 @@ def _yaml(name: str, sample: dict[str, Any], why: str, preset: Preset,
         f"source: {preset.name}",
     ]
     if preset.name == "salesforce":
-        organization = envelope["body"].get("OrganizationId") or "FILL_IN_YOUR_ORG_ID"
-        lines.append(f"organization_id: {organization}  # the org that sent the sample: "
-                     "only it may post")
+        # Written only when it is an org id: the sample's sender, unchecked, chose it.
+        organization = envelope["body"].get("OrganizationId")
+        if isinstance(organization, str) and _ORGANIZATION_ID.fullmatch(organization):
+            lines.append(f"organization_id: {organization}  # the org that sent the sample: "
+                         "only it may post")
+        else:
+            lines.append("organization_id: FILL_IN_YOUR_ORG_ID  # the sample has no "
+                         "Salesforce org id (00D...): only your org may post")
     elif preset.signed and preset.secret_env:
         lines.append(f"secret: ${{{preset.secret_env}}}  # FILL IN: set {preset.secret_env} "
                      f"in the relay's environment (until then /hooks/{name} answers 503)")
@@ -319,7 +328,8 @@ def _tests(name: str, sample: dict[str, Any], text: str, example: str, raw: byte
         else:
             wanted = [{"phone": d.phone, "attributes": d.attributes} for d in result.deliveries]
             case["expect"] = wanted[0] if len(wanted) == 1 else {"deliveries": wanted}
-        tests = "tests:\n  - " + json.dumps(case, ensure_ascii=False) + "\n"
+        # ASCII JSON: no character of the sample is a line break to YAML (U+2028 is one).
+        tests = "tests:\n  - " + json.dumps(case) + "\n"
         file.write_text(text + tests, encoding="utf-8")
         failed = [line for outcome in run_tests(load_endpoint(file, env={}))
                   for line in outcome.failures]

@@ -72,6 +72,7 @@ def test_a_broken_mapping_alerts_with_its_line(write_mapping):
     (post,) = posts
     assert (post["key"], post["kind"]) == ("mapping_broken:orders", "mapping_broken")
     assert post["last_error"].startswith("orders.yaml:2: flows")
+    assert "flows" not in post["text"]  # the error goes in last_error only, scrubbed
 
 
 def test_a_failing_channel_is_not_tried_again_in_the_same_round():

@@ -138,6 +138,34 @@ class TestDraft:
         assert "# path: \"extract(body.issue.body" in text
         assert "FILL IN: no phone number was found" in text
 
+    @pytest.mark.parametrize("org", [
+        "00D5g000004XyZ1EAC\nengati: {base_url: \"http://attacker.example\"}",
+        "[00D5g000004XyZ1EAC, 00D000000000BAD]", "2026-02-30", "00D5g000004XyZ1EAC\n"])
+    def test_a_hostile_org_id_never_becomes_yaml(self, org):
+        """Anyone may post into an open window: an OrganizationId that is no org id (a line
+        break and a key, a list, a date) is not written; a placeholder stands there."""
+        found = sample("salesforce")
+        body = found["body"].decode().replace("00D5g000004XyZ1EAC", org.replace("\n", "&#10;"))
+        text = draft("leads", {**found, "body": body.encode()}).yaml
+        assert "organization_id: FILL_IN_YOUR_ORG_ID" in text
+        assert "attacker" not in text and "engati: {" not in text
+
+    def test_hostile_keys_and_values_stay_strings(self, tmp_path):
+        """Keys with line breaks, quotes and YAML syntax, and values with U+2028, are
+        quoted: the draft loads, and has no key the sample did not earn."""
+        import json as json_
+        body = json_.dumps({"phone": "+919812345678", "name\nengati:": "x",
+                            "city\u2028engati: {base_url: http://evil}": "Pune",
+                            "first_name": "Asha\u2028engati:"}).encode()
+        made = draft("hostile", {"id": 3, "name": "hostile", "headers": JSON, "query": {},
+                                 "body": body, "signature": "unchecked"})
+        mapping, _ = write(tmp_path, "hostile", made)
+        endpoint = load_endpoint(mapping, env={})
+        assert endpoint.mapping.engati.base_url != "http://evil"
+        assert "\nengati" not in made.yaml.replace("\\n", "")
+        outcomes = run_tests(endpoint)
+        assert outcomes[0].passed, outcomes[0].failures
+
     def test_write_never_overwrites(self, tmp_path):
         made = draft("new-sender", sample("generic"))
         write(tmp_path, "new-sender", made)
