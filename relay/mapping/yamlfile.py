@@ -44,6 +44,11 @@ def parse_yaml(where: str, text: str) -> tuple[Any, dict[Path_, int], list[Probl
         return None, {}, [Problem(where, line, "", message)]
     except yaml.YAMLError as exc:
         return None, {}, [Problem(where, _reader_line(exc, text), "", f"invalid YAML: {exc}")]
+    except (ValueError, OverflowError) as exc:  # a scalar PyYAML resolves but cannot build:
+        # 2026-02-30 as a date, an integer of more than 4300 digits
+        line = _unbuildable_line(loader, node)
+        return None, {}, [Problem(where, line, "", f"invalid YAML: a value cannot be read "
+                                  f"({exc}); quote it to keep it as text")]
     finally:
         loader.dispose()
     lines: dict[Path_, int] = {}
@@ -53,6 +58,25 @@ def parse_yaml(where: str, text: str) -> tuple[Any, dict[Path_, int], list[Probl
         problems.append(Problem(where, 1, "", "a mapping file is a YAML object of keys"))
         return None, lines, problems
     return data, lines, problems
+
+
+def _unbuildable_line(loader: yaml.SafeLoader, root: yaml.Node) -> int | None:
+    """The line of the first scalar under `root` that its tag's constructor refuses."""
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, yaml.ScalarNode):
+            build = loader.yaml_constructors.get(node.tag)
+            try:
+                if build is not None:
+                    build(loader, node)
+            except (ValueError, OverflowError):
+                return node.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(reversed(node.value))
+        elif isinstance(node, yaml.MappingNode):
+            stack.extend(item for pair in reversed(node.value) for item in reversed(pair))
+    return None
 
 
 class _Bound(Exception):

@@ -132,7 +132,11 @@ class Registry:
                 self._stamps[file] = current[file]
                 try:
                     by_file[file] = load_endpoint(file)
-                except MappingLoadError as exc:
+                except Exception as exc:  # one bad file must not stop the others loading
+                    if not isinstance(exc, MappingLoadError):
+                        log.exception("mapping %s: the loader failed (a bug)", file)
+                        exc = MappingLoadError([Problem(str(file), None, "", "the file "
+                                                        f"cannot be loaded: {exc!r}")])
                     self._broken[file] = exc
                     kept = "keeping the last good version" if file in by_file else "not loaded"
                     log.error("mapping %s is broken, %s: %s", file, kept,

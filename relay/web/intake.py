@@ -62,10 +62,11 @@ class Intake:
         started = time.perf_counter()
         # WSGI hands the path over as latin-1; URLs carry UTF-8.
         name = name.encode("latin-1").decode("utf-8", "replace")
-        endpoint = self.registry.get(name)
-        preset = endpoint.preset if endpoint else DEFAULT_PRESET
+        endpoint, preset = None, DEFAULT_PRESET
         event_id: int | str = "-"
         try:
+            endpoint = self.registry.get(name)
+            preset = endpoint.preset if endpoint else DEFAULT_PRESET
             if environ.get("REQUEST_METHOD") != "POST":
                 raise InboundError(f"/hooks/{name} takes POST only", 405,
                                    "send the webhook as an HTTP POST")

@@ -87,6 +87,10 @@ def _child(answer: Connection, function: Callable[[Any], Any], argument: Any) ->
         answer.send(("error", {"message": "the mapping or body nests too deeply",
                                "status": 400}))
         return
+    except Exception as exc:  # a bug of ours: said, never a child that dies in silence
+        answer.send(("error", {"message": f"the mapping could not be tried ({exc!r})",
+                               "status": 400}))
+        return
     if len(text) > MAX_ANSWER:
         answer.send(("error", {"message": f"the result is larger than {MAX_ANSWER >> 20} MB: "
                                           "make the body or the attributes smaller",

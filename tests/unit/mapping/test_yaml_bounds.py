@@ -43,3 +43,14 @@ def test_an_unprintable_character_has_its_line():
 def test_ordinary_aliases_still_load():
     data, _, problems = parse_yaml("m.yaml", "a: &x {k: 1}\nb: *x\n")
     assert problems == [] and data == {"a": {"k": 1}, "b": {"k": 1}}
+
+
+def test_values_yaml_cannot_build_are_problems_at_their_line():
+    """An impossible date or an integer longer than Python converts: a problem at its line
+    (PyYAML raised ValueError, which stopped the relay from booting)."""
+    (date,) = _problems("phone: body.phone\ndescription: 2026-02-30\n")
+    assert date.line == 2 and "quote it" in date.message
+    (month,) = _problems("a:\n  - x\n  - 2026-13-01\n")
+    assert month.line == 3
+    (big,) = _problems("n: " + "9" * 5000 + "\n")
+    assert big.line == 1 and "4300 digits" in big.message

@@ -57,6 +57,30 @@ def test_broken_change_keeps_the_last_good_version(folder, caplog):
     assert registry.get("leads").mapping.flows[0].flow_key == "V3"
 
 
+def test_an_edit_yaml_cannot_build_is_a_broken_file(folder):
+    """A date that does not exist in a changed file: broken, said with its line, the last
+    good version serving (it used to escape the registry and fail every request)."""
+    registry = Registry(folder, check_every=0)
+    registry.load()
+    touch(folder / "leads.yaml", "description: 2026-02-30\n" + GOOD % "V2")
+    assert registry.get("leads").mapping.flows[0].flow_key == "V1"
+    assert registry.broken_error("leads").startswith("leads.yaml:1: invalid YAML")
+
+
+def test_a_loader_bug_breaks_one_file_not_the_registry(folder, monkeypatch):
+    """Whatever a file makes the loader raise, it is that file's problem."""
+    registry = Registry(folder, check_every=0)
+    registry.load()
+
+    def explode(file):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("relay.sources.registry.load_endpoint", explode)
+    touch(folder / "orders.yaml", GOOD % "O1")
+    assert registry.get("orders") is None and registry.get("leads") is not None
+    assert "RuntimeError('a bug')" in registry.broken_error("orders")
+
+
 def test_checks_are_throttled(folder):
     """The folder is scanned at most once per interval, not on every request."""
     registry = Registry(folder, check_every=3600)
