@@ -71,7 +71,7 @@ def _unbuildable_line(loader: yaml.SafeLoader, root: yaml.Node) -> int | None:
                 if build is not None:
                     build(loader, node)
             except (ValueError, OverflowError):
-                return node.start_mark.line + 1
+                return int(node.start_mark.line) + 1
         elif isinstance(node, yaml.SequenceNode):
             stack.extend(reversed(node.value))
         elif isinstance(node, yaml.MappingNode):
