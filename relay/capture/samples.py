@@ -26,10 +26,15 @@ VERIFIED, UNCHECKED = "verified", "unchecked"
 
 
 def take_sample(store: Store, window: dict[str, Any], endpoint: Endpoint | None,
-                inbound: Inbound, cap: int, now: float) -> tuple[int, dict[str, Any], Preset]:
+                inbound: Inbound, cap: int,
+                now: float) -> tuple[int, dict[str, Any], Preset] | None:
     """Keep a request as a sample of `window` (at most `cap` of them): the HTTP status, the
     answer and the preset that answers it (the endpoint's, else the detected sender's, so
-    that Salesforce gets its Ack either way). Raises SignatureError for a forgery."""
+    that Salesforce gets its Ack either way). Raises SignatureError for a forgery.
+
+    None when the window is full or has closed (another process closed it) and a mapping
+    serves the name: the request is then the mapping's, to accept and deliver as usual,
+    never a 2xx that keeps nothing."""
     signature = check(endpoint, inbound, now)
     preset = endpoint.preset if endpoint else PRESETS[detect(inbound.headers, inbound.raw)
                                                       .preset]
@@ -38,10 +43,12 @@ def take_sample(store: Store, window: dict[str, Any], endpoint: Endpoint | None,
         "method": inbound.method, "headers": redact(inbound.headers, credentials),
         "query": redact(inbound.query, credentials), "body": inbound.raw,
         "signature": signature}, cap, now)
+    if sample_id is None and endpoint is not None:
+        return None
     answer: dict[str, Any] = {"status": "captured", "signature": signature}
-    if sample_id is None:
-        answer.update(stored=False, note=f"this capture window keeps {cap} samples and has "
-                      "them: the request was not stored (nor delivered)")
+    if sample_id is None:  # no mapping: nothing could be delivered anyway
+        answer.update(stored=False, note=f"this capture window is full ({cap} samples) or "
+                      "has just closed: the request was not stored")
     else:
         answer["sample_id"] = sample_id
     return 202, answer, preset

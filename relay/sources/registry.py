@@ -93,6 +93,12 @@ class Registry:
         self.refresh()
         return [self._by_name[name] for name in sorted(self._by_name)]
 
+    def regions(self, mapping: str | None = None) -> list[str | None]:
+        """The regions a typed phone is read in (search.phone_terms): `mapping`'s, else
+        every loaded mapping's."""
+        names = [mapping] if mapping else self.names()
+        return [e.mapping.phone.region for e in map(self.get, names) if e is not None]
+
     def names(self) -> list[str]:
         self.refresh()
         return sorted(self._by_name)

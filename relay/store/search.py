@@ -66,6 +66,8 @@ def search_args(phone: str | None, text: str | None,
 
 def check_text(text: str) -> str:
     """The text to search for, or RelayError saying why it cannot be."""
+    if "\x00" in text:  # FTS5 would end its string there (and answer an error)
+        raise RelayError("search for text without NUL characters (%00)")
     if len(text.strip()) < MIN_TEXT:
         raise RelayError(f"search for at least {MIN_TEXT} characters (got {text.strip()!r})")
     return text.strip()

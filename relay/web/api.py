@@ -16,7 +16,7 @@ from flask import Blueprint, Flask, jsonify, request
 
 from relay.config import parse_since
 from relay.delivery.request import build_request
-from relay.errors import BodyError
+from relay.errors import BodyError, RelayError
 from relay.sources import Endpoint, evaluate_raw
 from relay.store import STATUSES
 from relay.store.failures import group_failures
@@ -62,10 +62,11 @@ def list_events() -> Any:
     if "q" in request.args and not re.search(SEARCH_TEXT, request.args["q"]):
         return json_error(400, f"q={request.args['q']!r}: search for at least 3 characters",
                           "q is text to find in the body, e.g. an email")
-    registry = services().registry
-    regions = [e.mapping.phone.region for e in map(
-        registry.get, [mapping] if mapping else registry.names()) if e is not None]
-    search = search_args(request.args.get("phone"), request.args.get("q"), regions)
+    try:
+        search = search_args(request.args.get("phone"), request.args.get("q"),
+                             services().registry.regions(mapping))
+    except RelayError as exc:
+        return json_error(400, f"q: {exc}", "q is text to find in the body, e.g. an email")
     rows = services().store.events(status=status, mapping=mapping, since=since, limit=limit,
                                     **search)
     return jsonify(events=rows)

@@ -71,15 +71,18 @@ class Intake:
                 raise InboundError(f"/hooks/{name} takes POST only", 405,
                                    "send the webhook as an HTTP POST")
             window = self.windows.get(name)
-            if window is not None:  # captured as a sample, never delivered (capture/)
-                status, answer, preset = take_sample(
-                    self.store, window, endpoint, self._inbound(environ),
-                    self.settings.capture_samples, time.time())
+            inbound, taken = None, None
+            if window is not None:
+                inbound = self._inbound(environ)  # read once: _receive may take it over
+                taken = take_sample(self.store, window, endpoint, inbound,
+                                    self.settings.capture_samples, time.time())
+            if taken is not None:  # captured as a sample, never delivered (capture/)
+                status, answer, preset = taken
                 retry_after = None
             elif endpoint is None:
                 status, answer, retry_after = self._unknown(name)
             else:
-                status, answer, retry_after = self._receive(endpoint, environ)
+                status, answer, retry_after = self._receive(endpoint, environ, inbound)
             event_id = answer.get("event_id") or (
                 f"sample:{answer['sample_id']}" if "sample_id" in answer else "-")
         except Exception as exc:  # every failure gets an answer that says why
@@ -115,8 +118,8 @@ class Intake:
         return f"{file} in the mappings folder" if folder.is_absolute() else (
             (folder / file).as_posix())
 
-    def _receive(self, endpoint: Endpoint,
-                 environ: dict[str, Any]) -> tuple[int, dict, int | None]:
+    def _receive(self, endpoint: Endpoint, environ: dict[str, Any],
+                 inbound: Inbound | None = None) -> tuple[int, dict, int | None]:
         if endpoint.locked:
             return 503, error_body(f"/hooks/{endpoint.name} is not ready: {endpoint.locked}",
                                    "set it in the relay's environment and restart; the "
@@ -127,7 +130,7 @@ class Intake:
                                    f"most {self.settings.unverified_limit} webhooks a minute",
                                    "add verification to the mapping (docs/sources.md), or "
                                    "raise RELAY_UNVERIFIED_LIMIT"), wait
-        inbound = self._inbound(environ)
+        inbound = inbound or self._inbound(environ)
         raw, headers, query = inbound.raw, inbound.headers, inbound.query
         now = time.time()
         endpoint.preset.verify(endpoint, inbound, now)  # SignatureError: 401

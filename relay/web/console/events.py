@@ -37,11 +37,12 @@ def events() -> Any:
     before = request.args.get("before", type=int)
     if before is not None and not 1 <= before <= MAX_ID:
         before = None  # no id is that large (or small): the first page
+    regions = services().registry.regions(filters["mapping"])
     try:
-        search = search_args(filters["phone"], filters["q"], _regions(filters["mapping"]))
+        search = search_args(filters["phone"], filters["q"], regions)
     except RelayError as exc:
         flash(f"Search: {exc}.", "error")
-        search = search_args(filters["phone"], None, _regions(filters["mapping"]))
+        search = search_args(filters["phone"], None, regions)
     rows = services().store.events(status=filters["status"], mapping=filters["mapping"],
                                     since=since, before=before, limit=51, **search)
     for row in rows:
@@ -50,14 +51,6 @@ def events() -> Any:
     return render_template("events.html", events=rows[:50], more=len(rows) > 50,
                            filters={k: v for k, v in filters.items() if v},
                            mappings=services().registry.names(), statuses=STATUSES)
-
-
-def _regions(mapping: str | None) -> list[str | None]:
-    """The regions a typed phone is read in (search.phone_terms): the filtered mapping's,
-    else every loaded mapping's."""
-    registry = services().registry
-    names = [mapping] if mapping else registry.names()
-    return [m.mapping.phone.region for m in map(registry.get, names) if m is not None]
 
 
 @console.get(f"/events/{EVENT_ID}")

@@ -79,3 +79,33 @@ def test_a_get_to_an_open_window_is_405_and_not_kept(app):
     store.open_window("peek", time.time(), time.time() + 60)
     assert client.get("/hooks/peek").status_code == 405
     assert counts(store)[0] == 0
+
+
+def typeform_signed(body: bytes) -> dict[str, str]:
+    import base64
+    import hashlib
+    import hmac
+    digest = hmac.new(b"s3cret", body, hashlib.sha256).digest()
+    return {"Typeform-Signature": "sha256=" + base64.b64encode(digest).decode(),
+            "Content-Type": "application/json"}
+
+
+def test_a_full_or_closed_window_on_a_live_mapping_hands_requests_back_to_it(app):
+    """Once a window on a mapping is full, or closed by another process while this one
+    still holds it, the mapping's requests are events again: accepted and stored, never a
+    2xx that keeps nothing."""
+    client, store = app
+    window = store.open_window("signed", time.time(), time.time() + 60)
+    bodies = [b'{"phone": "+9198123456%02d"}' % i for i in range(7)]
+    answers = [client.post("/hooks/signed", data=b, headers=typeform_signed(b)).get_json()
+               for b in bodies]
+    assert [a["status"] for a in answers] == ["captured"] * 5 + ["accepted"] * 2
+    assert counts(store)[:2] == (5, 2)
+    # Closed elsewhere, while this process keeps the windows it read last.
+    client.application.wsgi_app.windows.every = 3600
+    store.close_window("signed", time.time())
+    assert client.application.wsgi_app.windows.get("signed")["id"] == window["id"]
+    late = b'{"phone": "+919812345699"}'
+    answer = client.post("/hooks/signed", data=late, headers=typeform_signed(late))
+    assert answer.status_code == 202 and answer.get_json()["status"] == "accepted"
+    assert counts(store)[:2] == (5, 3)

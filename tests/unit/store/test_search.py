@@ -114,6 +114,11 @@ class TestSearch:
         with pytest.raises(RelayError, match="at least 3 characters"):
             any_store.events(text=" ab ")
 
+    def test_a_nul_is_refused_saying_so(self, any_store):
+        """Not a database error (FTS5 cut its string there): a message."""
+        with pytest.raises(RelayError, match="without NUL"):
+            any_store.events(text="abc\x00def")
+
     def test_search_combines_with_the_other_filters(self, any_store):
         accept(any_store, one("919800000001"), mapping="a", body=b'{"x": "needle"}')
         b = accept(any_store, one("919800000002"), mapping="b", body=b'{"x": "needle"}').event_id

@@ -220,3 +220,10 @@ class TestSearch:
         answer = admin.client().get(f"/api/events?{query}", headers=BEARER)
         assert answer.status_code == 400
         assert answer.get_json()["error"] == error
+
+
+def test_a_nul_in_a_search_is_400_not_an_outage(admin):
+    answer = admin.client().get("/api/events?q=abc%00def", headers=BEARER)
+    assert answer.status_code == 400 and "NUL" in answer.get_json()["error"]
+    page = admin.logged_in().get("/admin/?q=%00%00%00")
+    assert page.status_code == 200 and "without NUL" in page.get_data(as_text=True)
