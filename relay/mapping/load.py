@@ -32,7 +32,7 @@ from relay.mapping.yamlfile import Path_, Report, parse_yaml, report_schema_erro
 
 DEFAULT_BASE_URL = "https://api.engati.ai"
 RESERVED_ATTRIBUTES = ("user.channel", "user.phone_no")
-_ENV = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+ENV_REFERENCE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 @cache
@@ -110,7 +110,7 @@ def _interpolate(data: Any, env: AnyMapping[str, str], report: Report, path: Pat
                        f"(set it, or write ${{{name}:-default}})")
         return ""
 
-    return _ENV.sub(substitute, data)
+    return ENV_REFERENCE.sub(substitute, data)
 
 
 # --- semantic checks and compilation ----------------------------------------------------------

@@ -340,8 +340,10 @@ OPENAPI: dict[str, Any] = {
                                                        "loaded": {"type": "boolean"},
                                                        "error": {"type": ["string", "null"]}}}),
                           **_bad, "403": _json(_error, "Saving is off (RELAY_PLAYGROUND_WRITE),"
-                                                       " or a console session without its "
-                                                       "CSRF token"),
+                                                       " the text adds a ${NAME} outside "
+                                                       "secret: or changes engati:, or a "
+                                                       "console session without its CSRF "
+                                                       "token"),
                           **_too_large, **_errors, **_busy}}},
     },
 }

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from flask import jsonify, request
 
+from relay.mapping.load import ENV_REFERENCE
+from relay.mapping.yamlfile import parse_yaml
 from relay.sources.endpoint import valid_name
 from relay.sources.folder import find_file
 from relay.web import sandbox, trial
@@ -109,11 +112,51 @@ def save() -> Any:
         return json_error(400, "the YAML does not load, so it is not saved: "
                           f"line {first['line']}: {first['message']}",
                           "fix every problem the playground lists, then save")
+    refused = reaches_out(spec["yaml"], find_file(Path(services().settings.mappings),
+                                                  spec["name"]))
+    if refused:
+        return json_error(403, f"not saved from the playground: {refused}",
+                          "make that change in the file itself, where the relay's operator "
+                          "decides what the mapping may read and where it calls")
     file = write_mapping(Path(services().settings.mappings), spec["name"], spec["yaml"])
     services().registry.refresh(force=True)
     return jsonify(saved=file.name, mapping=spec["name"],
                    loaded=spec["name"] in services().registry.names(),
                    error=services().registry.broken_error(spec["name"]))
+
+
+def reaches_out(text: str, current: Path | None) -> str | None:
+    """What a saved text would newly take from the relay: a `${NAME}` outside `secret:`
+    (a saved file reads the real environment, so an attribute `${ENGATI_API_KEY}` would
+    store and show the key), or other `engati:` settings (a base_url elsewhere would send
+    the API key there). The file it replaces may keep what it had; None when nothing."""
+    new, _, _ = parse_yaml("new", text)
+    old, _, _ = (None, None, None) if current is None else parse_yaml(
+        "old", current.read_text(encoding="utf-8", errors="replace"))
+    old = old if isinstance(old, dict) else {}
+    if isinstance(new, dict) and new.get("engati") != old.get("engati"):
+        return "it changes the engati: settings"
+    had = set(_variables(old))
+    for path, name in _variables(new):
+        if path[:1] != ("secret",) and (path, name) not in had:
+            where = ".".join(map(str, path))
+            return f"${{{name}}} at {where} would read the relay's environment"
+    return None
+
+
+def _variables(data: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], str]]:
+    """Every `${NAME}` in the parsed YAML, with where it is (tests: bodies, never read)."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if not (path == () and key == "tests"):
+                yield from _variables(value, (*path, key))
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            yield from _variables(value, (*path, index))
+    elif isinstance(data, str):
+        for match in ENV_REFERENCE.finditer(data):
+            if match.group(1):
+                yield path, match.group(1)
 
 
 def write_mapping(folder: Path, name: str, text: str) -> Path:

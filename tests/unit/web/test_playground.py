@@ -153,6 +153,9 @@ class TestHostileInput:
         assert answer.status_code == 200
 
 
+PLAIN = "phone: body.phone\nflows: [{flow_key: ONE}]\n"
+
+
 class TestSaving:
     def test_off_by_default_403_saying_how_to_turn_it_on(self, admin, tmp_path):
         answer = admin.client().post("/api/playground/save", headers=BEARER,
@@ -179,6 +182,37 @@ class TestSaving:
                                      json={"name": "leads", "yaml": "phone: [\n"})
         assert answer.status_code == 400
         assert (tmp_path / "leads.yaml").read_text() == before
+
+    @pytest.mark.parametrize(("yaml", "says"), [
+        (PLAIN + "attributes:\n  leak: {value: '${ENGATI_API_KEY}'}\n",
+         "${ENGATI_API_KEY} at attributes.leak.value would read the relay's environment"),
+        (PLAIN + "engati: {base_url: 'http://attacker.example'}\n",
+         "it changes the engati: settings")])
+    def test_what_would_read_the_environment_or_move_engati_is_not_saved(
+            self, tmp_path, monkeypatch, yaml, says):
+        """A saved file reads the real environment and calls where it says: the playground
+        adds neither a ${NAME} outside secret: nor engati: settings."""
+        monkeypatch.setenv("ENGATI_API_KEY", "the-real-key")  # set, as in a deployment
+        admin = make_admin(tmp_path, playground_write=True)
+        answer = admin.client().post("/api/playground/save", headers=BEARER,
+                                     json={"name": "new-one", "yaml": yaml})
+        assert answer.status_code == 403
+        assert says in answer.get_json()["error"]
+        assert not (tmp_path / "new-one.yaml").exists()
+
+    def test_a_secret_and_what_the_file_had_are_saved(self, tmp_path):
+        """${NAME} as the secret is fine (never shown); a file that read a variable already
+        may keep reading it, where it did."""
+        admin = make_admin(tmp_path, playground_write=True)
+        campaign = "attributes:\n  campaign: {value: '${CAMPAIGN:-spring}'}\n"
+        (tmp_path / "camp.yaml").write_text(PLAIN + campaign)
+        client = admin.client()
+        kept = client.post("/api/playground/save", headers=BEARER, json={
+            "name": "camp", "yaml": PLAIN.replace("ONE", "TWO") + campaign})
+        assert kept.status_code == 200, kept.get_data(as_text=True)
+        signed = client.post("/api/playground/save", headers=BEARER, json={
+            "name": "signed", "yaml": "source: typeform\nsecret: ${TYPEFORM_SECRET}\n" + PLAIN})
+        assert signed.status_code == 200, signed.get_data(as_text=True)
 
     @pytest.mark.parametrize("name", ["../evil", "sub/evil", "..", ".x", ""])
     def test_path_traversal_names_are_refused(self, tmp_path, name):
