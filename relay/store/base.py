@@ -208,8 +208,9 @@ class Store(ABC):
               batch: int = 1000) -> int:
         """Delete finished events received before `before`, with their deliveries and
         attempts, and the refusal counts of that time; never an event with a pending
-        delivery, and a failed one (awaiting a replay) only with `include_failed`. Batch by
-        batch, so that the queue is never stalled; `dry_run` only counts. How many events."""
+        delivery, and a failed one (awaiting a replay) only with `include_failed`. In short
+        transactions of at most `batch` events, so that the queue and the webhooks are never
+        stalled; `dry_run` only counts. How many events."""
 
     @abstractmethod
     def prune_refusals(self, before: float) -> int:

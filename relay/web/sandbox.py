@@ -42,7 +42,9 @@ class SandboxError(RelayError):
 def run(function: Callable[[Any], Any], argument: Any, *, seconds: float | None = None) -> Any:
     """`function(argument)` in a bounded child; its JSON-able result, or SandboxError."""
     seconds = SECONDS if seconds is None else seconds
-    if not _slots.acquire(timeout=seconds):
+    # No waiting for a slot: a request that waited would hold one of the web process's
+    # threads, which the webhooks need too (24 slow runs at once held webhooks 5 s).
+    if not _slots.acquire(blocking=False):
         raise SandboxError("the playground is busy with other runs: try again in a moment",
                            429)
     try:

@@ -5,6 +5,8 @@ environment, read or write files outside the mappings folder."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from relay.web import sandbox
@@ -134,6 +136,19 @@ class TestHostileInput:
         answer = _try(admin, yaml)
         assert answer.status_code == 400
         assert "took longer than 1 seconds" in answer.get_json()["error"]
+
+    def test_busy_is_429_at_once_not_a_wait(self, admin):
+        """Every run slot taken: 429 without waiting, so no web thread is held (the
+        webhooks use the same threads)."""
+        held = [sandbox._slots.acquire(blocking=False) for _ in range(sandbox.RUNS)]
+        try:
+            assert all(held)
+            started = time.monotonic()
+            answer = _try(admin, GOOD)
+            assert answer.status_code == 429 and time.monotonic() - started < 1.0
+        finally:
+            for _ in held:
+                sandbox._slots.release()
 
     @pytest.mark.parametrize("name", ["../evil", "a/b", ".hidden", "..", "x" * 300, "a\\b"])
     def test_names_that_are_no_mapping_names_are_refused(self, admin, name):
