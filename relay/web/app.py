@@ -67,7 +67,9 @@ def ready() -> Any:
     if not names:
         return errors.json_error(503, "no mappings loaded",
                                  f"add mapping files to {relay.settings.mappings}/")
-    # Each file's state, as the console's Mappings page and `relay check` say it (status.py).
-    states = [s.to_dict() for s in folder_states(relay.registry.files())]
+    # Each file's state, as the console's Mappings page and `relay check` say it (status.py),
+    # without their why: this page answers anyone, and which variables wait is the console's.
+    states = [{k: s.to_dict()[k] for k in ("name", "file", "state", "line", "serving")}
+              for s in folder_states(relay.registry.files())]
     return {"status": "ready", "mappings": names, "broken": relay.registry.broken(),
             "states": states}

@@ -59,6 +59,7 @@ class TestReadyz:
         assert answer["broken"][0]["error"].startswith("orders.yaml")
         assert {s["name"]: s["state"] for s in answer["states"]}["orders"] == "broken"
         assert str(tmp_path) not in ready.get_data(as_text=True)  # no machine paths
+        assert "ENGATI_API_KEY" not in ready.get_data(as_text=True)  # the why is the console's
 
     def test_without_mappings_it_is_not_ready(self, tmp_path):
         url = f"sqlite:///{tmp_path / 'r.db'}"
