@@ -112,11 +112,16 @@ class Alerter:
     # --- sending ---------------------------------------------------------------------------
 
     def send_due(self) -> int:
-        """Send the messages due now (a round); how many went out."""
-        now = self.clock()
+        """Send the messages due now (a round of at most BATCH); how many went out. Each is
+        claimed just before it is sent, so that its lease covers its own send only (five
+        slow sends in a row outlasted one lease, and another worker sent them again)."""
         sent = 0
         failed_channels: set[str] = set()
-        for row in self.store.alert_claim(self.name, now, LEASE, BATCH):
+        for _ in range(BATCH):
+            claimed = self.store.alert_claim(self.name, self.clock(), LEASE, 1)
+            if not claimed:
+                break
+            row = claimed[0]
             channel = row["channel"]
             if channel in failed_channels:
                 continue  # its lease runs out: tried again then, not now against a failure
@@ -125,6 +130,12 @@ class Alerter:
             except AlertError as exc:
                 failed_channels.add(channel)
                 self._failed(row, str(exc), exc.retry_after)
+                continue
+            except Exception as exc:  # a bug: counted as a try, never a stuck message; only
+                # its type is kept, as its text could quote the channel's URL (a secret)
+                failed_channels.add(channel)
+                self._failed(row, f"the channel failed unexpectedly ({type(exc).__name__})",
+                             None)
                 continue
             self.store.alert_finish(row["id"], self.name, self.clock(), error=None,
                                     next_at=None)

@@ -75,6 +75,24 @@ def test_a_broken_mapping_alerts_with_its_line(write_mapping):
     assert "flows" not in post["text"]  # the error goes in last_error only, scrubbed
 
 
+def test_a_send_that_raises_anything_is_a_try_not_a_stuck_message():
+    """A bug in a channel (any exception, not the AlertError channels raise): the message
+    counts the try and its error, and is tried again after the backoff."""
+    store, clock = FakeStore(), FakeClock(NOW)
+    tried(store, "a", Outcome.DEAD, FailureKind.SERVER, NOW - 5)
+
+    def broken(request):
+        raise RuntimeError("a bug in the channel")
+
+    a = Alerter(store, Settings(alert_url="https://example.com/hook"), None, clock=clock,
+                http=httpx.Client(transport=httpx.MockTransport(broken)))
+    assert a.check() == 1
+    assert a.send_due() == 0
+    (row,) = store.rows["alert_outbox"]
+    assert row["attempts"] == 1 and "RuntimeError" in row["last_error"]
+    assert row["next_at"] == NOW + alerter_module.BASE
+
+
 def test_a_failing_channel_is_not_tried_again_in_the_same_round():
     """Three messages and a receiver down: one try this round, the others wait for their
     lease; the backoff grows try after try."""
