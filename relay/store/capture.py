@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from relay.store.tables import capture_samples, capture_windows
 
 KEEP = 7 * 86400  # seconds a window's samples are kept after it closes
+_WINDOW_LOCKS = 0x52454C01  # the advisory locks' first key, for capture windows by name
 
 w, s = capture_windows.c, capture_samples.c
 _WINDOW = (w.id, w.name, w.opened_at, w.closes_at, w.taken)
@@ -26,6 +27,11 @@ def open_window(conn: sa.Connection, name: str, now: float, until: float) -> dic
     """Open a window for `name` until `until`; one already open is closed first (its samples
     stay), so that a name has one open window and the new one starts with a full cap.
     Windows closed more than KEEP ago go, with their samples: samples never pile up."""
+    if conn.dialect.name == "postgresql":  # SQLite's writers are one at a time already
+        # Two opens of one name at once (a double submit) must not both find no window
+        # open and both insert one: they queue on the name.
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_WINDOW_LOCKS,
+                                                             sa.func.hashtext(name))))
     old = sa.select(w.id).where(w.closes_at < now - KEEP).scalar_subquery()
     conn.execute(capture_samples.delete().where(s.window_id.in_(old)))
     conn.execute(capture_windows.delete().where(w.closes_at < now - KEEP))

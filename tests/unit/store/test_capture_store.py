@@ -26,6 +26,22 @@ class TestWindows:
         assert any_store.add_sample(first["id"], SAMPLE, 1, 103.0) is None  # closed
         assert any_store.add_sample(second["id"], SAMPLE, 1, 103.0) is not None
 
+    def test_opened_at_once_by_many_one_window_is_open(self, any_store):
+        """Eight opens of one name at the same moment (double submits, two consoles): one
+        open window, not several taking samples each."""
+        start = threading.Barrier(8)
+
+        def open_it():
+            start.wait()
+            any_store.open_window("leads", 100.0, 1000.0)
+
+        threads = [threading.Thread(target=open_it) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(any_store.open_windows(101.0)) == 1
+
     def test_close(self, any_store):
         any_store.open_window("leads", 100.0, 1000.0)
         assert any_store.close_window("leads", 101.0)

@@ -47,14 +47,17 @@ SQLITE = (
 
 
 def upgrade() -> None:
-    op.create_index("deliveries_phone", "deliveries", ["phone"])
-    op.create_index("deliveries_created", "deliveries", ["created_at"])
+    # IF NOT EXISTS: on a large PostgreSQL history an operator may build these beforehand
+    # with CREATE INDEX CONCURRENTLY (docs/operations.md), which blocks no webhook; a plain
+    # build here holds off inserts until it ends (74 s for the text index of a million).
+    op.create_index("deliveries_phone", "deliveries", ["phone"], if_not_exists=True)
+    op.create_index("deliveries_created", "deliveries", ["created_at"], if_not_exists=True)
     if op.get_bind().dialect.name == "postgresql":
         # A trusted extension since PostgreSQL 13: the database's owner may create it.
         op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
         op.create_index("events_body_trgm", "events",
                         [sa.text("encode(body, 'escape') gin_trgm_ops")],
-                        postgresql_using="gin")
+                        postgresql_using="gin", if_not_exists=True)
     elif op.get_bind().dialect.name == "sqlite":
         for statement in SQLITE:
             op.execute(statement)
