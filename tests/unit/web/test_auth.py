@@ -284,9 +284,9 @@ def test_console_scripts_are_served_behind_the_login(tmp_path):
     """The console's scripts are files at /admin/static/ (the CSP allows no inline script),
     served to a session and not to anyone else; there is no /static/ outside the console."""
     admin = make_admin(tmp_path)
-    assert admin.client().get("/admin/static/console.js").status_code == 302
-    answer = admin.logged_in().get("/admin/static/console.js")
+    assert admin.client().get("/admin/static/time.js").status_code == 302
+    answer = admin.logged_in().get("/admin/static/time.js")
     assert answer.status_code == 200 and "use strict" in answer.get_data(as_text=True)
     assert answer.headers["Content-Security-Policy"] == CSP
     answer.close()  # a file's answer holds the file open until closed
-    assert admin.client().get("/static/console.js").status_code == 404
+    assert admin.client().get("/static/time.js").status_code == 404
