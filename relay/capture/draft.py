@@ -29,6 +29,7 @@ from relay.mapping.phone import PhoneError, normalise
 from relay.sources.base import Preset
 from relay.sources.body import media_type
 from relay.sources.endpoint import load_endpoint
+from relay.sources.folder import write_atomically
 from relay.sources.presets import PRESETS
 from relay.sources.selftest import run_tests
 
@@ -111,8 +112,8 @@ def write(folder: Path, name: str, made: Draft) -> tuple[Path, Path]:
             raise RelayError(f"{file} exists already: the draft does not overwrite it (print "
                              "it without --write, or move the file away)")
     example.parent.mkdir(parents=True, exist_ok=True)
-    example.write_bytes(made.body)
-    mapping.write_text(made.yaml, encoding="utf-8")
+    write_atomically(example, made.body)  # first: the mapping's test reads it
+    write_atomically(mapping, made.yaml.encode("utf-8"))  # a running relay loads it whole
     return mapping, example
 
 

@@ -4,8 +4,9 @@ and on stop let the calls in flight finish or give them back.
 Many calls are in flight at once (RELAY_CONCURRENCY) on one asyncio loop. Around the loop:
 pacing.py says when calls may start, policy.py what an outcome leaves a delivery with,
 recorder.py writes outcomes in batches, upkeep.py indexes for search, checkpoints and purges;
-every store call goes through the one thread of store_thread.py. Alerts (relay/alerts/alerter.py), when a
-channel is configured, run beside the loop on a thread of their own.
+every store call goes through the one thread of store_thread.py. Alerts
+(relay/alerts/alerter.py), when a channel is configured, run beside the loop on a thread of
+their own.
 """
 
 from __future__ import annotations

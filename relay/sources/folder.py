@@ -7,6 +7,8 @@ replay` all go through here.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterable
 from collections.abc import Mapping as AnyMapping
 from pathlib import Path
@@ -60,3 +62,21 @@ def load_folder(folder: str | Path,
         place = {str(file): index for index, file in enumerate(files)}  # in the files' order
         raise MappingLoadError(sorted(problems + duplicates, key=lambda p: place[p.file]))
     return by_name
+
+
+def write_atomically(file: Path, data: bytes) -> None:
+    """Write `data` as `file` so that a reader (the registry) sees the old file or the new
+    one, never half of it: a temporary file beside it, synced, then renamed over it. The
+    temporary name has no .yaml suffix, so the registry never loads it."""
+    handle, temporary = tempfile.mkstemp(dir=file.parent, prefix=f".{file.name}.",
+                                         suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide it from a reader in a group
+        os.replace(temporary, file)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from werkzeug.datastructures import EnvironHeaders
-from werkzeug.wsgi import get_content_length, get_host, get_input_stream
+from werkzeug.wsgi import get_content_length, get_input_stream
 
 from relay.capture.samples import take_sample
 from relay.capture.windows import OpenWindows
@@ -27,12 +27,14 @@ from relay.errors import BodyError, InboundError, SignatureError, StoreUnavailab
 from relay.mapping import evaluate
 from relay.model import Received
 from relay.sources import Endpoint, Inbound, Preset
+from relay.sources.endpoint import valid_name
 from relay.sources.redact import redact
 from relay.sources.registry import Registry
 from relay.store import Store
 from relay.web import metrics
 from relay.web.errors import error_body
 from relay.web.limits import RateLimit
+from relay.web.public_url import public_base
 
 PREFIX = "/hooks/"
 DEFAULT_PRESET = Preset()
@@ -108,6 +110,10 @@ class Intake:
             return 503, error_body(f"/hooks/{name} cannot serve: its mapping file does not load",
                                    f"fix {broken}; the file is loaded again when it changes, "
                                    "and the sender's retries are then accepted"), 60
+        if not valid_name(name):  # no file could serve it: say so, not "add <it>.yaml"
+            raise InboundError(f"no mapping named {name[:60]!r}", 404, "a mapping's name is "
+                               "letters, digits, '-', '_' and '.', starting with a letter or "
+                               "digit")
         raise InboundError(f"no mapping named {name!r}", 404,
                            f"add {self._shown(f'{name}.yaml')} to serve /hooks/{name}")
 
@@ -189,13 +195,7 @@ class Intake:
         query = environ.get("QUERY_STRING", "")
         path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
         path = path.encode("latin-1").decode("utf-8", "replace") + (f"?{query}" if query else "")
-        if self.settings.public_url:
-            return self.settings.public_url.rstrip("/") + path
-        scheme, host = environ.get("wsgi.url_scheme", "http"), get_host(environ)
-        if self.settings.trust_proxy:
-            scheme = environ.get("HTTP_X_FORWARDED_PROTO", scheme).split(",")[0].strip()
-            host = environ.get("HTTP_X_FORWARDED_HOST", host).split(",")[0].strip()
-        return f"{scheme}://{host}{path}"
+        return public_base(self.settings, environ)[0] + path
 
     def _failure(self, name: str, exc: Exception) -> tuple[int, dict, int | None]:
         """The answer to a webhook that was not stored, and why."""

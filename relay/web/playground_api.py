@@ -11,7 +11,6 @@ does); a saved name is a valid endpoint name, written inside the folder, atomica
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from flask import jsonify, request
 from relay.mapping.load import ENV_REFERENCE
 from relay.mapping.yamlfile import parse_yaml
 from relay.sources.endpoint import valid_name
-from relay.sources.folder import find_file
+from relay.sources.folder import find_file, write_atomically
 from relay.web import sandbox, trial
 from relay.web.api import _json_body, _object, api
 from relay.web.errors import json_error
@@ -37,12 +36,14 @@ _KEYS = ("name", "yaml", "body", "headers", "query")
 def read_spec() -> tuple[dict[str, Any] | None, Any]:
     """The request's {name, yaml, body, headers, query}, checked: (spec, None) or (None, an
     error answer)."""
-    limit = MAX_YAML * 4 + services().settings.max_body * 2 + 64 * 1024  # JSON escapes
+    # The web server reads no request past RELAY_MAX_BODY (bridge.py): the YAML and the
+    # body, as JSON, are one request, so that is this one's limit too.
+    limit = services().settings.max_body
     request.max_content_length = limit  # a chunked body too is cut off there (413)
     if request.content_length is not None and request.content_length > limit:
-        return None, json_error(413, f"send at most {limit} bytes",
-                                f"the YAML may be {MAX_YAML} characters, the body "
-                                f"RELAY_MAX_BODY ({services().settings.max_body}) bytes")
+        return None, json_error(413, f"send at most {limit} bytes (RELAY_MAX_BODY)",
+                                f"the YAML ({MAX_YAML} characters at most) and the body, "
+                                "together as JSON, are one request")
     spec = _json_body()
     problem = _object(spec, _KEYS)
     if problem:
@@ -57,19 +58,27 @@ def read_spec() -> tuple[dict[str, Any] | None, Any]:
             return None, json_error(400, f"{key} must be an object of at most {MAX_HEADERS} "
                                     "strings", 'e.g. "headers": {"Content-Type": "text/xml"}')
     name = spec.get("name") or NEW_NAME
-    if not valid_name(name):
-        return None, json_error(400, f"{name[:100]!r} cannot be a mapping's name",
-                                "use letters, digits, '-', '_' and '.' (no '/')")
-    if len(spec.get("yaml", "")) > MAX_YAML:
-        return None, json_error(413, f"the YAML is longer than {MAX_YAML} characters",
-                                "a mapping needs far fewer")
-    body = spec.get("body", "").encode("utf-8", "replace")
-    if len(body) > services().settings.max_body:
-        return None, json_error(413, "the body is larger than RELAY_MAX_BODY "
-                                f"({services().settings.max_body} bytes)",
-                                "the relay would answer its sender 413 too")
-    return {"name": name, "yaml": spec.get("yaml", ""), "body": body.decode(),
+    body = spec.get("body", "").encode("utf-8", "replace").decode()
+    wrong = too_much(name, spec.get("yaml", ""), body)
+    if wrong:
+        return None, json_error(*wrong)
+    return {"name": name, "yaml": spec.get("yaml", ""), "body": body,
             "headers": spec.get("headers", {}), "query": spec.get("query", {})}, None
+
+
+def too_much(name: str, yaml: str, body: str) -> tuple[int, str, str] | None:
+    """Why a name, YAML and body cannot be tried (status, message, hint), the API's and the
+    console's form alike; None when they can."""
+    if not valid_name(name):
+        return 400, f"{name[:100]!r} cannot be a mapping's name", ("use letters, digits, '-', "
+                                                                 "'_' and '.' (no '/')")
+    if len(yaml) > MAX_YAML:
+        return 413, f"the YAML is longer than {MAX_YAML} characters", "a mapping needs far fewer"
+    limit = services().settings.max_body
+    if len(body.encode()) > limit:
+        return 413, f"the body is larger than RELAY_MAX_BODY ({limit} bytes)", (
+            "the relay would answer its sender 413 too")
+    return None
 
 
 def try_spec(spec: dict[str, Any]) -> dict[str, Any]:
@@ -168,16 +177,5 @@ def write_mapping(folder: Path, name: str, text: str) -> Path:
     file = find_file(folder, name) or folder / f"{name}.yaml"
     if file.resolve().parent != folder:  # a symlink pointing out of the folder
         file = folder / f"{name}.yaml"
-    # The temporary name has no .yaml suffix: the registry never loads half a file.
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide it from a reader in a group
-        os.replace(temporary, file)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_atomically(file, text.encode("utf-8"))
     return file

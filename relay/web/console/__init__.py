@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import secrets
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
@@ -60,7 +61,9 @@ def _check_csrf() -> None:
 @console.route("/login", methods=["GET", "POST"])
 def login() -> Any:
     target = request.values.get("next") or url_for("console.events")
-    if not target.startswith("/admin") or not target.isprintable():
+    path = urlsplit(target).path  # and no "..": /admin/../x is /x to a browser
+    if (not target.isprintable() or "\\" in target or target.startswith("//")
+            or not path.startswith("/admin") or ".." in path.split("/")):
         target = url_for("console.events")  # never off the console, never a forged header
     error = None
     if request.method == "POST":

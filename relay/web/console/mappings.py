@@ -11,6 +11,7 @@ from flask import render_template, request
 
 from relay.sources.status import folder_states
 from relay.web.console import console
+from relay.web.public_url import public_base
 from relay.web.services import services
 
 DAY = 86400.0
@@ -21,22 +22,8 @@ def mappings() -> Any:
     relay = services()
     states = folder_states(relay.registry.files())
     stats = relay.store.mapping_stats([s.name for s in states], time.time() - DAY)
-    base, guessed = public_base()
+    base, guessed = public_base(relay.settings, request.environ)
     rows = [{"state": s, "url": f"{base}/hooks/{s.name}", **stats.get(s.name, {})}
             for s in states]
     return render_template("mappings.html", rows=rows, guessed=guessed,
                            folder=relay.settings.mappings)
-
-
-def public_base() -> tuple[str, bool]:
-    """Where senders reach the relay: RELAY_PUBLIC_URL, else the address this page was
-    reached at (through a proxy's X-Forwarded-* with RELAY_TRUST_PROXY), and whether it is
-    that guess."""
-    settings = services().settings
-    if settings.public_url:
-        return settings.public_url.rstrip("/"), False
-    scheme, host = request.scheme, request.host
-    if settings.trust_proxy:
-        scheme = request.headers.get("X-Forwarded-Proto", scheme).split(",")[0].strip()
-        host = request.headers.get("X-Forwarded-Host", host).split(",")[0].strip()
-    return f"{scheme}://{host}", True

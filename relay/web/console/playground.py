@@ -17,7 +17,7 @@ from relay.sources.endpoint import valid_name
 from relay.sources.folder import find_file
 from relay.web import sandbox
 from relay.web.console import console
-from relay.web.playground_api import MAX_YAML, NEW_NAME, try_spec
+from relay.web.playground_api import MAX_YAML, NEW_NAME, too_much, try_spec
 from relay.web.services import services
 
 
@@ -77,12 +77,9 @@ def headers_of(text: str) -> dict[str, str]:
 
 def _try(form: dict[str, str]) -> tuple[dict[str, Any] | None, str | None]:
     name = form["mapping"] or NEW_NAME
-    if not valid_name(name):
-        return None, f"{name[:100]!r} cannot be a mapping's name"
-    if len(form["yaml"]) > MAX_YAML:
-        return None, f"the YAML is longer than {MAX_YAML} characters"
-    if len(form["body"].encode()) > services().settings.max_body:
-        return None, "the body is larger than RELAY_MAX_BODY"
+    wrong = too_much(name, form["yaml"], form["body"])
+    if wrong:
+        return None, wrong[1]
     try:
         return try_spec({"name": name, "yaml": form["yaml"], "body": form["body"],
                          "headers": headers_of(form["headers"]), "query": {}}), None

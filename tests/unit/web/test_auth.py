@@ -102,6 +102,16 @@ def test_the_console_asks_to_log_in(make_client, path, header):
     assert response.headers["Location"].startswith("/admin/login?next=")
 
 
+@pytest.mark.parametrize(("asked", "went"), [
+    ("/admin/../../x", "/admin/"), ("//evil.example/admin", "/admin/"),
+    ("/admin\\..\\x", "/admin/"), ("/admin/../admin/x", "/admin/"),
+    ("/admin/capture?name=a/../b", "/admin/capture?name=a/../b")])
+def test_after_login_the_console_and_only_it(make_client, asked, went):
+    """`next` goes back to a console page, never off it by .. or a second slash."""
+    answer = make_client(TOKEN).post("/admin/login", data={"token": TOKEN, "next": asked})
+    assert answer.headers["Location"] == went
+
+
 def test_login_with_the_token_only(make_client):
     """The login form takes the token and nothing else; a session then opens the console."""
     client = make_client(TOKEN)
