@@ -104,7 +104,7 @@ class Alerter:
         found = list(self._secrets)
         if self.registry is not None:
             for endpoint in self.registry.endpoints():
-                found += list(endpoint.secrets)
+                found += [*endpoint.secrets, *filter(None, [endpoint.verify_token])]
                 if endpoint.mapping.engati.api_key:
                     found.append(endpoint.mapping.engati.api_key)
         return found

@@ -32,6 +32,9 @@ from relay.mapping.yamlfile import Path_, Report, parse_yaml, report_schema_erro
 
 DEFAULT_BASE_URL = "https://api.engati.ai"
 RESERVED_ATTRIBUTES = ("user.channel", "user.phone_no")
+# The keys whose ${NAME} holds a credential: unset, it locks the endpoint (503 until it is
+# set) rather than failing the file; never shown, and the only ones the playground may add.
+SECRET_KEYS = (("secret",), ("verify_token",))
 ENV_REFERENCE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -103,7 +106,7 @@ def _interpolate(data: Any, env: AnyMapping[str, str], report: Report, path: Pat
             return env[name]
         if default is not None:
             return default
-        if path[:1] == ("secret",):
+        if path[:1] in SECRET_KEYS:
             report.unset_secrets.append(name)
         else:
             report.add(path, f"environment variable {name} is not set "

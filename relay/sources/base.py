@@ -52,6 +52,7 @@ class Preset:
     # Their envelopes get `digest`, the hex SHA-256 of the raw body, as the default `id`:
     # only what was signed picks the key.
     body_digest = False
+    methods: tuple[str, ...] = ("POST",)  # and GET where `handshake` answers one (Meta)
 
     def parse(self, raw: bytes, content_type: str | None) -> Any:
         return parse_body(raw, content_type)
@@ -124,6 +125,12 @@ class Preset:
              now: float) -> tuple[dict[str, str], dict[str, str]]:
         """Headers and query parameters the sender would add: for `relay send` and tests."""
         return {}, {}
+
+    def handshake(self, endpoint: Endpoint,
+                  query: dict[str, Any]) -> tuple[int, bytes, str] | None:
+        """The answer to a GET of the endpoint, for senders that check a URL that way before
+        they post to it (Meta); None: the endpoint takes POST only (405)."""
+        return None
 
     def respond(self, status: int, answer: dict[str, Any]) -> tuple[int, bytes, str]:
         """The HTTP answer: (status, body, content type)."""

@@ -47,6 +47,8 @@ class Endpoint:
     # endpoint, whatever they are called (a generic token's header): never stored or shown.
     credentials: frozenset[str] = frozenset()
     locked: str | None = None  # why the endpoint cannot serve yet (an unset secret)
+    # meta-lead-ads: the Verify Token Meta's GET handshake must present (preset.handshake)
+    verify_token: str | None = field(default=None, repr=False)
     waiting_on: tuple[str, ...] = ()  # the unset variables of `secret:` that lock it
 
     def evaluate_raw(self, raw: bytes, headers: dict[str, str],
@@ -105,6 +107,7 @@ def endpoint_from_text(text: str, file: Path, env: AnyMapping[str, str]) -> Endp
         credentials=verifier.credentials if verifier else frozenset(),
         locked=locked,
         waiting_on=tuple(report.unset_secrets) if locked else (),
+        verify_token=data.get("verify_token") or None,
     )
 
 
@@ -113,11 +116,10 @@ def _secrets(report: Report, data: dict[str, Any]) -> tuple[tuple[str, ...], str
     whose ${NAME} is unset locks it rather than failing the file, so that the others start."""
     given = data.get("secret", ())
     secrets = tuple(s for s in ((given,) if isinstance(given, str) else given) if s)
-    if "secret" not in data or secrets:
-        return secrets, None
-    if report.unset_secrets:
+    if report.unset_secrets:  # of secret: or verify_token:
         return secrets, f"{', '.join(report.unset_secrets)} is not set"
-    report.add(("secret",), "the secret is empty")
+    if "secret" in data and not secrets:
+        report.add(("secret",), "the secret is empty")
     return secrets, None
 
 

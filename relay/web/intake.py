@@ -69,9 +69,14 @@ class Intake:
         try:
             endpoint = self.registry.get(name)
             preset = endpoint.preset if endpoint else DEFAULT_PRESET
-            if environ.get("REQUEST_METHOD") != "POST":
-                raise InboundError(f"/hooks/{name} takes POST only", 405,
-                                   "send the webhook as an HTTP POST")
+            method = environ.get("REQUEST_METHOD")
+            shaken = (endpoint.preset.handshake(endpoint, self._query(environ))
+                      if method == "GET" and endpoint is not None else None)
+            if shaken is not None:  # a sender checking the URL (Meta): answered, not stored
+                return self._answer(environ, start_response, name, endpoint, started, *shaken)
+            if method != "POST":
+                raise InboundError(f"/hooks/{name} takes {' and '.join(preset.methods)} only",
+                                   405, "send the webhook as an HTTP POST")
             window = self.windows.get(name)
             inbound, taken = None, None
             if window is not None:
@@ -90,11 +95,19 @@ class Intake:
         except Exception as exc:  # every failure gets an answer that says why
             status, answer, retry_after = self._failure(name, exc)
         code, body, content_type = preset.respond(status, answer)
+        return self._answer(environ, start_response, name, endpoint, started, code, body,
+                            content_type, retry_after, event_id)
+
+    def _answer(self, environ: dict[str, Any], start_response: Callable[..., Any], name: str,
+                endpoint: Endpoint | None, started: float, code: int, body: bytes,
+                content_type: str, retry_after: int | None = None,
+                event_id: int | str = "-") -> Iterable[bytes]:
         headers = [("Content-Type", content_type), ("Content-Length", str(len(body)))]
         if retry_after:
             headers.append(("Retry-After", str(retry_after)))
         if code == 405:
-            headers.append(("Allow", "POST"))
+            methods = endpoint.preset.methods if endpoint else ("POST",)
+            headers.append(("Allow", ", ".join(methods)))
         start_response(f"{code} {http.HTTPStatus(code).phrase}", headers)
         metrics.INBOUND.labels(name if endpoint else "(unknown)", str(code)).inc()
         log.info("inbound mapping=%s status=%d event=%s bytes=%s ms=%.1f", name, code,
@@ -168,12 +181,16 @@ class Intake:
         headers, the query (a repeated parameter as a list) and the public URL."""
         raw = self._read_body(environ)
         headers = {k.lower(): v for k, v in EnvironHeaders(environ).items()}
+        return Inbound(raw, headers, self._query(environ), "POST", self._public_url(environ))
+
+    @staticmethod
+    def _query(environ: dict[str, Any]) -> dict[str, Any]:
+        """The query string's parameters, a repeated one as a list."""
         query: dict[str, Any] = {}
         for key, value in parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True,
                                     errors="replace"):
             query.setdefault(key, []).append(value)
-        query = {k: v[0] if len(v) == 1 else v for k, v in query.items()}
-        return Inbound(raw, headers, query, "POST", self._public_url(environ))
+        return {k: v[0] if len(v) == 1 else v for k, v in query.items()}
 
     def _read_body(self, environ: dict[str, Any]) -> bytes:
         """The whole body, or 413 past the limit, whether Content-Length is given, absent

@@ -17,7 +17,7 @@ from typing import Any
 
 from flask import jsonify, request
 
-from relay.mapping.load import ENV_REFERENCE
+from relay.mapping.load import ENV_REFERENCE, SECRET_KEYS
 from relay.mapping.yamlfile import parse_yaml
 from relay.sources.endpoint import valid_name
 from relay.sources.folder import find_file, write_atomically
@@ -135,7 +135,8 @@ def save() -> Any:
 
 
 def reaches_out(text: str, current: Path | None) -> str | None:
-    """What a saved text would newly take from the relay: a `${NAME}` outside `secret:`
+    """What a saved text would newly take from the relay: a `${NAME}` outside `secret:` (or
+    `verify_token:`)
     (a saved file reads the real environment, so an attribute `${ENGATI_API_KEY}` would
     store and show the key), or other `engati:` settings (a base_url elsewhere would send
     the API key there). The file it replaces may keep what it had; None when nothing."""
@@ -147,7 +148,7 @@ def reaches_out(text: str, current: Path | None) -> str | None:
         return "it changes the engati: settings"
     had = set(_variables(old))
     for path, name in _variables(new):
-        if path[:1] != ("secret",) and (path, name) not in had:
+        if path[:1] not in SECRET_KEYS and (path, name) not in had:
             where = ".".join(map(str, path))
             return f"${{{name}}} at {where} would read the relay's environment"
     return None
