@@ -65,11 +65,17 @@ def make_admin(folder: Path, mapping: str = LEADS, **settings: Any) -> Admin:
     """The relay app with RELAY_ADMIN_TOKEN set and a `leads` mapping in `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "leads.yaml").write_text(textwrap.dedent(mapping))
-    url = f"sqlite:///{folder / 'relay.db'}"
+    return serve_folder(folder, folder / "relay.db", admin_token=TOKEN, **settings)
+
+
+def serve_folder(folder: Path, database: Path, **settings: Any) -> Admin:
+    """The relay app over the mappings in `folder`, on a new SQLite file `database` (the
+    caller disposes of its store)."""
+    url = f"sqlite:///{database}"
     store = open_store(url)
     store.upgrade()
     registry = Registry(folder)
     registry.load()
-    app = create_app(Settings(database_url=url, mappings=str(folder), admin_token=TOKEN,
-                              **settings), store=store, registry=registry)
+    app = create_app(Settings(database_url=url, mappings=str(folder), **settings),
+                     store=store, registry=registry)
     return Admin(app, store, registry)

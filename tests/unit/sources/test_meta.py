@@ -10,13 +10,10 @@ import time
 
 import pytest
 
-from relay.config import Settings
 from relay.errors import SignatureError
 from relay.sources import PRESETS, Inbound, load_endpoint
 from relay.sources.meta import MetaLeadAds
-from relay.sources.registry import Registry
-from relay.store import open_store
-from relay.web.app import create_app
+from tests.support.admin_app import serve_folder
 
 APP_SECRET = "meta-app-secret-for-tests"
 VERIFY = "a-verify-token-typed-in-the-dashboard"
@@ -94,15 +91,9 @@ class TestHandshake:
         folder.mkdir()
         (folder / "meta.yaml").write_text(MAPPING)
         (folder / "plain.yaml").write_text("phone: body.phone\nflows: [{flow_key: F}]\n")
-        url = f"sqlite:///{tmp_path / 'relay.db'}"
-        store = open_store(url)
-        store.upgrade()
-        registry = Registry(folder)
-        registry.load()
-        app = create_app(Settings(database_url=url, mappings=str(folder)), store=store,
-                         registry=registry)
-        yield app.test_client(), store
-        store.dispose()
+        served = serve_folder(folder, tmp_path / "relay.db")
+        yield served.client(), served.store
+        served.store.dispose()
 
     def query(self, **params):
         return {"hub.mode": "subscribe", "hub.challenge": "1158201444",

@@ -9,11 +9,8 @@ import base64
 
 import pytest
 
-from relay.config import Settings
-from relay.sources.registry import Registry
-from relay.store import open_store
-from relay.web.app import create_app
 from tests.conftest import MAPPINGS
+from tests.support.admin_app import serve_folder
 
 EXAMPLES = MAPPINGS / "examples"
 TOKEN = "k3J9vQ2mX7pL4tR8wZ1nB6cF0hD5sG3a"
@@ -46,14 +43,9 @@ IDS = [recipe[0] for recipe in RECIPES]
 def client(tmp_path, monkeypatch):
     for _, variable, *_ in RECIPES:
         monkeypatch.setenv(variable, BASIC if variable == "PIPEDRIVE_WEBHOOK_AUTH" else TOKEN)
-    url = f"sqlite:///{tmp_path / 'relay.db'}"
-    store = open_store(url)
-    store.upgrade()
-    registry = Registry(MAPPINGS)
-    registry.load()
-    app = create_app(Settings(database_url=url, mappings=str(MAPPINGS)), store=store,
-                     registry=registry)
-    return app.test_client(), store
+    served = serve_folder(MAPPINGS, tmp_path / "relay.db")
+    yield served.client(), served.store
+    served.store.dispose()
 
 
 @pytest.mark.parametrize(("name", "variable", "example", "content_type", "good", "wrong"),
