@@ -262,10 +262,10 @@ def _yaml(name: str, sample: dict[str, Any], why: str, preset: Preset,
     elif preset.signed and preset.secret_env:
         lines.append(f"secret: ${{{preset.secret_env}}}  # FILL IN: set {preset.secret_env} "
                      f"in the relay's environment (until then /hooks/{name} answers 503)")
-        verify_token_env = getattr(preset, "verify_token_env", None)
-        if verify_token_env:
-            lines.append(f"verify_token: ${{{verify_token_env}}}  # FILL IN: set "
-                         f"{verify_token_env}: the Verify Token of the app's Webhooks settings")
+        if preset.verify_token_env:
+            lines.append(f"verify_token: ${{{preset.verify_token_env}}}  # FILL IN: set "
+                         f"{preset.verify_token_env}: the Verify Token of the app's Webhooks "
+                         "settings")
         if preset.name == "jotform":
             lines.append(f"# Jotform signs nothing: its webhook URL must end in "
                          f"?token=<{preset.secret_env}>")

@@ -41,6 +41,7 @@ class Preset:
     name = "generic"
     signed = False  # a mapping needs `secret:` (or an explicit `verify: false`)
     secret_env: str | None = None  # the environment variable the docs suggest for the secret
+    verify_token_env: str | None = None  # ... and for `verify_token:`, where there is one
     id: str | None = None  # default `id` expression
     each: str | None = None  # default `each` expression
     # The media types the sender posts; anything else is 415, so that a body is never read

@@ -49,7 +49,7 @@ class Endpoint:
     locked: str | None = None  # why the endpoint cannot serve yet (an unset secret)
     # meta-lead-ads: the Verify Token Meta's GET handshake must present (preset.handshake)
     verify_token: str | None = field(default=None, repr=False)
-    waiting_on: tuple[str, ...] = ()  # the unset variables of `secret:` that lock it
+    waiting_on: tuple[str, ...] = ()  # the unset variables (secret:, verify_token:) locking it
 
     def evaluate_raw(self, raw: bytes, headers: dict[str, str],
                      query: dict[str, Any]) -> Result:

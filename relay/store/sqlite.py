@@ -227,9 +227,8 @@ class SqliteStore(SqlStore):
 
 
 # Search's index (migration 0009): the events after the mark, up to `limit` of them, then the
-# mark moved past them, in one transaction. No more than a few hundred at a time: the write
-# lock is held meanwhile (about 8 ms for 300 bodies of 400 bytes), and FTS5 spent less a row
-# in batches of 300 than in batches of 1 or of 1,000.
+# mark moved past them, in one transaction. The write lock is held meanwhile: the worker
+# sizes `limit` to a few milliseconds of it (delivery/upkeep.py).
 INDEXED = "SELECT CAST(value AS INTEGER) FROM instance WHERE key = 'search_indexed'"
 INDEX_EVENTS = (
     "INSERT INTO events_search (rowid, body) "

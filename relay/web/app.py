@@ -69,7 +69,7 @@ def ready() -> Any:
                                  f"add mapping files to {relay.settings.mappings}/")
     # Each file's state, as the console's Mappings page and `relay check` say it (status.py),
     # without their why: this page answers anyone, and which variables wait is the console's.
-    states = [{k: s.to_dict()[k] for k in ("name", "file", "state", "line", "serving")}
+    states = [{k: getattr(s, k) for k in ("name", "file", "state", "line", "serving")}
               for s in folder_states(relay.registry.files())]
     return {"status": "ready", "mappings": names, "broken": relay.registry.broken(),
             "states": states}
