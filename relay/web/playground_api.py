@@ -135,11 +135,11 @@ def save() -> Any:
 
 
 def reaches_out(text: str, current: Path | None) -> str | None:
-    """What a saved text would newly take from the relay: a `${NAME}` outside `secret:` (or
-    `verify_token:`)
-    (a saved file reads the real environment, so an attribute `${ENGATI_API_KEY}` would
-    store and show the key), or other `engati:` settings (a base_url elsewhere would send
-    the API key there). The file it replaces may keep what it had; None when nothing."""
+    """What a saved text would newly take from the relay: a `${NAME}` outside `secret:` and
+    `verify_token:` (a saved file reads the real environment, so an attribute
+    `${ENGATI_API_KEY}` would store and show the key), or other `engati:` settings (a
+    base_url elsewhere would send the API key there). The file it replaces may keep what it
+    had; None when nothing."""
     new, _, _ = parse_yaml("new", text)
     old, _, _ = (None, None, None) if current is None else parse_yaml(
         "old", current.read_text(encoding="utf-8", errors="replace"))
