@@ -171,7 +171,8 @@ class HmacScheme:
     """An HMAC of some content, in one header: the shape most senders use.
 
     `signed` is the signed content: `{body}` (the raw bytes), `{timestamp}` (from
-    `timestamp_header`), `{method}` and `{url}`.
+    `timestamp_header`, counted in `timestamp_unit` seconds: 0.001 for milliseconds),
+    `{method}` and `{url}`.
     """
 
     header: str
@@ -181,6 +182,7 @@ class HmacScheme:
     signed: str = "{body}"
     timestamp_header: str | None = None
     tolerance: float | None = None
+    timestamp_unit: float = 1.0
 
     def signature(self, secret: str, inbound: Inbound, timestamp: str) -> str:
         head, _, tail = (self.signed.replace("{timestamp}", timestamp)
@@ -198,7 +200,7 @@ class HmacScheme:
         if self.timestamp_header:
             timestamp = inbound.headers.get(self.timestamp_header, "")
             if self.tolerance is not None:
-                check_age(timestamp, now, self.tolerance)
+                check_age(timestamp, now, self.tolerance, self.timestamp_unit)
         if not any_equal(self.signature(secret, inbound, timestamp), [given]):
             raise SignatureError(f"{self.header} does not match")
 
@@ -206,7 +208,7 @@ class HmacScheme:
         headers = {}
         timestamp = ""
         if self.timestamp_header:
-            timestamp = str(int(now))
+            timestamp = str(int(now / self.timestamp_unit))
             headers[self.timestamp_header] = timestamp
         headers[self.header] = self.signature(secret, inbound, timestamp)
         return headers
