@@ -8,6 +8,7 @@
     │   └── SignatureError          the sender could not be verified (401)
     ├── StoreUnavailable            the database cannot take the write now (503: sender retries)
     ├── EngatiError                 a call to Engati failed (.failure, .status, .code)
+    ├── LookupFailed                a lookup's fetch failed (.retryable, .status)
     └── AlertError                  an alert could not be sent (.retry_after)
 
 Each entry point catches RelayError at one place: the intake's (webhooks) and Flask's
@@ -145,4 +146,17 @@ class AlertError(RelayError):
 
     def __init__(self, message: str, retry_after: float | None = None):
         super().__init__(message)
+        self.retry_after = retry_after
+
+
+class LookupFailed(RelayError):
+    """A lookup's fetch (relay/lookup/) did not succeed: `retryable` says whether trying
+    again can help (a timeout, a 5xx, a rate limit) or not (the object is gone, the token is
+    refused); `status` is the HTTP status, None when no answer came."""
+
+    def __init__(self, message: str, *, retryable: bool, status: int | None = None,
+                 retry_after: float | None = None):
+        super().__init__(message)
+        self.retryable = retryable
+        self.status = status
         self.retry_after = retry_after

@@ -43,6 +43,16 @@ class DeliveryStatus(StrEnum):
     DEAD = "dead"  # given up: replay queues it again
 
 
+class LookupStatus(StrEnum):
+    """A lookup's status (relay/lookup/): the fetch a webhook needs before it is mapped."""
+
+    PENDING = "pending"  # waiting, or in flight under a worker's lease
+    DONE = "done"  # fetched and mapped: its delivery is planned
+    SKIPPED = "skipped"  # fetched; the filter said no
+    FAILED = "failed"  # fetched, but the answer could not be mapped: replay maps it again
+    DEAD = "dead"  # never fetched (gone, refused, or out of attempts): replay fetches again
+
+
 class Outcome(StrEnum):
     """What one attempt came to."""
 
@@ -95,6 +105,7 @@ class Receipt:
     status: EventStatus
     event_id: int
     deliveries: int = 0
+    lookups: int = 0  # fetches queued before mapping (a mapping with `lookup:`)
 
 
 @dataclass(frozen=True)
@@ -126,3 +137,35 @@ class Attempt:
     error: str | None = None
     failure: FailureKind | None = None  # None when delivered
     next_at: float | None = None  # when a retry is due (outcome RETRY)
+
+
+@dataclass(frozen=True)
+class ClaimedLookup:
+    """A lookup a worker holds, with the stored request it was planned from (to map the
+    answer with)."""
+
+    id: int
+    event_id: int
+    mapping: str
+    item: int | None
+    url: str
+    attempts: int
+    created_at: float
+    lease_until: float
+    tries: list[dict[str, Any]]
+    body: bytes
+    headers: dict[str, Any]
+    query: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Looked:
+    """What one attempt of a lookup came to, as the store records it: the try (for its
+    page), the status it leaves the lookup with, and, once fetched, the mapped answer."""
+
+    lookup_id: int
+    tried: dict[str, Any]  # {"at", "ms", "http", "error"}: no token, no answer body
+    status: LookupStatus
+    next_at: float | None = None  # when a retry is due (status PENDING)
+    error: str | None = None
+    result: Result | None = None  # the answer mapped (DONE, SKIPPED, FAILED)

@@ -39,6 +39,9 @@ class Detected:
 
 def detect(headers: dict[str, str], raw: bytes) -> Detected:
     """The sender of a request (headers lower-cased, the body as received)."""
+    # Meta and GitHub sign alike (X-Hub-Signature-256): a Page's leadgen changes tell Meta.
+    if "x-github-event" not in headers and _meta_leadgen(raw):
+        return Detected("meta-lead-ads", "a Page webhook with leadgen changes (Meta Lead Ads)")
     for preset, header, why in _HEADERS:
         if header in headers:
             return Detected(preset, why)
@@ -53,6 +56,20 @@ def detect(headers: dict[str, str], raw: bytes) -> Detected:
     if content_type == "multipart/form-data" and b'name="rawRequest"' in raw:
         return Detected("jotform", "a multipart form with a rawRequest field (Jotform)")
     return _by_body(raw) or Detected("generic", "no header or body shape of a known sender")
+
+
+def _meta_leadgen(raw: bytes) -> bool:
+    if b'"leadgen"' not in raw[:65536]:
+        return False
+    try:
+        body: Any = parse_json(raw)
+    except BodyError:
+        return False
+    entries = body.get("entry") if isinstance(body, dict) and body.get("object") == "page" else None
+    return isinstance(entries, list) and any(
+        isinstance(entry, dict) and isinstance(entry.get("changes"), list) and any(
+            isinstance(c, dict) and c.get("field") == "leadgen" for c in entry["changes"])
+        for entry in entries)
 
 
 def _by_body(raw: bytes) -> Detected | None:

@@ -28,7 +28,7 @@ from relay.mapping.functions import OPTIONS
 from relay.mapping.phone import PhoneError, normalise
 from relay.sources.base import Preset
 from relay.sources.body import media_type
-from relay.sources.endpoint import load_endpoint
+from relay.sources.endpoint import evaluate_answered, load_endpoint
 from relay.sources.folder import write_atomically
 from relay.sources.presets import PRESETS
 from relay.sources.selftest import run_tests
@@ -100,7 +100,8 @@ def draft(name: str, sample: dict[str, Any], region: str | None = "IN") -> Draft
     example = f"examples/{name}-sample-{sample['id']}.{_extension(headers)}"
     test_headers = _test_headers(preset, headers)
     text = _yaml(name, sample, detected.why, preset, envelope, phones, attributes, region)
-    text += _tests(name, sample, text, example, raw, test_headers, query)
+    answer = preset.lookup_draft["answer"] if preset.lookup_draft else None
+    text += _tests(name, sample, text, example, raw, test_headers, query, answer)
     return Draft(text, example, raw, preset.name)
 
 
@@ -266,6 +267,11 @@ def _yaml(name: str, sample: dict[str, Any], why: str, preset: Preset,
             lines.append(f"verify_token: ${{{preset.verify_token_env}}}  # FILL IN: set "
                          f"{preset.verify_token_env}: the Verify Token of the app's Webhooks "
                          "settings")
+        if preset.lookup_draft:
+            env = preset.lookup_draft["token_env"]
+            lines += ["lookup:  # what the webhook only names is fetched before it is mapped",
+                      f"  token: ${{{env}}}  # FILL IN: set {env} (docs/sources.md says "
+                      "which token)"]
         if preset.name == "jotform":
             lines.append(f"# Jotform signs nothing: its webhook URL must end in "
                          f"?token=<{preset.secret_env}>")
@@ -279,7 +285,10 @@ def _yaml(name: str, sample: dict[str, Any], why: str, preset: Preset,
     # Fields named like a phone, best first: `a || b` takes the first that is set (a lead
     # may give a mobile or a landline).
     named = [c for c in phones if c.whole and c.score >= 4][:3]
-    if best is None:
+    if preset.lookup_draft:
+        lines.append(f"  path: {preset.lookup_draft['phone']}  # from the lookup's answer: "
+                     "FILL IN the field your form names it by")
+    elif best is None:
         lines.append("  path: body.phone  # FILL IN: no phone number was found in the sample")
     elif len(named) > 1:
         lines.append(f"  path: {_quoted(' || '.join(c.path for c in named))}  # "
@@ -307,14 +316,17 @@ def _yaml(name: str, sample: dict[str, Any], why: str, preset: Preset,
 
 
 def _tests(name: str, sample: dict[str, Any], text: str, example: str, raw: bytes,
-           headers: dict[str, str], query: dict[str, Any]) -> str:
-    """The `tests:` entry: the sample from examples/, expecting what the draft gives it."""
+           headers: dict[str, str], query: dict[str, Any], answer: Any = None) -> str:
+    """The `tests:` entry: the sample from examples/ (with `answer` as its lookup's, for a
+    sender whose webhooks are looked up), expecting what the draft gives it."""
     case: dict[str, Any] = {"name": f"the sample captured at /hooks/{name} (sample "
                                     f"{sample['id']})", "body": example}
     if headers:
         case["headers"] = headers
     if query:
         case["query"] = query
+    if answer is not None:
+        case["lookup"] = answer
     with tempfile.TemporaryDirectory() as folder:
         file = Path(folder) / f"{name}.yaml"
         (Path(folder) / example).parent.mkdir(parents=True)
@@ -325,7 +337,9 @@ def _tests(name: str, sample: dict[str, Any], text: str, example: str, raw: byte
         except MappingLoadError as exc:
             raise RelayError("the draft does not load (a bug of the draft): "
                              + "; ".join(str(p) for p in exc.problems)) from None
-        result = endpoint.evaluate_raw(raw, {k.lower(): v for k, v in headers.items()}, query)
+        lowered = {k.lower(): v for k, v in headers.items()}
+        result = (endpoint.evaluate_raw(raw, lowered, query) if answer is None
+                  else evaluate_answered(endpoint, raw, lowered, query, answer))
         if result.errors:
             case["expect"] = {"errors": sorted({e.field for e in result.errors})}
         elif result.skipped:

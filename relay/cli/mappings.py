@@ -17,7 +17,14 @@ from relay.delivery.request import build_request
 from relay.errors import MappingLoadError, RelayError
 from relay.mapping import unset_engati
 from relay.mapping.load import schema
-from relay.sources import Endpoint, Inbound, evaluate_raw, load_endpoint, mapping_files
+from relay.sources import (
+    Endpoint,
+    Inbound,
+    evaluate_answered,
+    evaluate_raw,
+    load_endpoint,
+    mapping_files,
+)
 from relay.sources.body import content_type_for
 from relay.sources.folder import find_file, unique
 from relay.sources.selftest import run_tests
@@ -94,15 +101,30 @@ def check(paths: tuple[Path, ...], strict: bool) -> None:
               help="A request header, as curl takes it. Repeatable.")
 @click.option("-q", "--query", "query", multiple=True, metavar="key=value",
               help="A query parameter of the webhook URL. Repeatable.")
-def preview(mapping: str, body: Any, headers: tuple[str, ...], query: tuple[str, ...]) -> None:
+@click.option("--lookup", "answer", type=click.File("rb"), metavar="ANSWER.json",
+              help="For a mapping with lookup: the answer its fetch would get.")
+def preview(mapping: str, body: Any, headers: tuple[str, ...], query: tuple[str, ...],
+            answer: Any) -> None:
     """Print the Engati request(s) a webhook BODY would trigger; nothing is sent.
 
     MAPPING is a mapping file or an endpoint name in the mappings folder; BODY is a file,
-    or - for standard input. The API key is masked.
+    or - for standard input. The API key is masked. A mapping with lookup: fetches first:
+    give --lookup with the answer to see what it maps to.
     """
     loaded = load_endpoint(_find_mapping(mapping))
     header_map, query_map = _request_options(body, headers, query)
-    result = evaluate_raw(loaded, body.read(), header_map, query_map)
+    raw = body.read()
+    if answer is not None:
+        try:
+            fetched = json.loads(answer.read())
+        except ValueError:
+            raise RelayError(f"--lookup {answer.name} is not JSON") from None
+        result = evaluate_answered(loaded, raw, header_map, query_map, fetched)
+    else:
+        result = evaluate_raw(loaded, raw, header_map, query_map)
+    for fetch in result.lookups:
+        click.echo(f"lookup: GET {fetch.url} first (the worker fetches it; --lookup ANSWER.json "
+                   "shows what its answer maps to)", err=True)
     for error in result.errors:
         click.echo(f"error: {error}", err=True)
     if result.status == "failed":

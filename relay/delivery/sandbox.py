@@ -1,14 +1,20 @@
 """`relay sandbox`: an Engati API Trigger stand-in on 127.0.0.1, for trying the relay without
-an Engati account, and for end-to-end tests.
+an Engati account, and for end-to-end tests; and a Graph API stand-in for Meta Lead Ads'
+lookups (META_GRAPH_URL pointed at it).
 
 It checks what Engati checks (the path, `Authorization: Basic <key>`, the body keys), answers
-as Engati does, and prints every call. Tests steer it over HTTP:
+as Engati does, and prints every call. `GET /v<version>/<leadgen_id>` with a Bearer token
+answers a lead as the Graph API does: one given to /_sandbox/leads, else one made up from the
+id's digits (a phone number ending in them); an id without digits is a Graph error 100, as
+for a lead that is gone. Tests steer it over HTTP:
 
     POST /_sandbox/script  [{"status": 503}, {"status": 429, "retry_after": 1}, ...]
                            answers to give next, in order (then back to normal)
     POST /_sandbox/mode    {"status": 503} fail every call until {"status": null};
                            {"delay": 0.2} answer after 200 ms
     GET  /_sandbox/calls   every call received, oldest first;  DELETE clears them
+    POST /_sandbox/leads   {"<leadgen_id>": {lead}, ...} leads to answer
+    GET  /_sandbox/lookups every Graph API read, oldest first
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ PATH = re.compile(r"^/bot-api/v(?P<version>[12])\.0/customer/(?P<customer>[^/]+)
                   r"/bot/(?P<bot>[^/]+)/flow/(?P<flow>[^/]+)$")
 SUCCESS = {"responseObject": {"success": True}, "status": {"code": 1000, "desc": "SUCCESS"}}
 CHANNELS = ("whatsapp", "rcs")
+GRAPH_PATH = re.compile(r"^/v\d+\.\d+/(?P<id>[^/]+)$")
 
 
 class Sandbox:
@@ -37,7 +44,32 @@ class Sandbox:
         self.calls: list[dict[str, Any]] = []
         self.script: list[dict[str, Any]] = []
         self.mode: dict[str, Any] = {}
+        self.leads: dict[str, dict[str, Any]] = {}
+        self.lookups: list[dict[str, Any]] = []
         self.lock = threading.Lock()
+
+    def graph(self, target: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        """A Graph API read of a lead, as Meta answers it."""
+        url = urlsplit(target)
+        match = GRAPH_PATH.match(url.path)
+        auth = headers.get("authorization", "")
+        token = auth[7:] if auth.startswith("Bearer ") else dict(parse_qsl(url.query)).get(
+            "access_token", "")
+        if not match:
+            status, reply = 400, _graph_error(2500, "Unknown path components")
+        elif not token:
+            status, reply = 400, _graph_error(190, "An active access token must be used")
+        else:
+            lead_id = match["id"]
+            with self.lock:
+                reply = self.leads.get(lead_id) or _made_up_lead(lead_id)
+            status = 400 if "error" in reply else 200
+        with self.lock:
+            self.lookups.append({"at": time.time(), "path": url.path, "status": status,
+                                 "token": bool(token)})
+        if self.echo:
+            self.echo(f"sandbox: Graph API {url.path} -> {status}")
+        return status, {"Content-Type": "application/json"}, json.dumps(reply).encode()
 
     def answer(self, method: str, target: str, headers: dict[str, str],
                body: bytes) -> tuple[int, dict[str, str], bytes]:
@@ -108,6 +140,23 @@ class Sandbox:
         return call
 
 
+def _made_up_lead(lead_id: str) -> dict[str, Any]:
+    digits = "".join(ch for ch in lead_id if ch.isdigit())
+    if not digits:
+        return _graph_error(100, f"Object with ID '{lead_id[:40]}' does not exist, cannot be "
+                            "loaded due to missing permissions, or does not support this "
+                            "operation", "GraphMethodException")
+    return {"id": lead_id, "created_time": "2026-12-01T10:00:00+0000", "field_data": [
+        {"name": "full_name", "values": ["Sandbox Lead"]},
+        {"name": "email", "values": ["lead@example.com"]},
+        {"name": "phone_number", "values": ["+9198" + digits[-8:].rjust(8, "0")]}]}
+
+
+def _graph_error(code: int, message: str, kind: str = "OAuthException") -> dict[str, Any]:
+    return {"error": {"message": message, "type": kind, "code": code, "is_transient": False,
+                      "fbtrace_id": "sandbox"}}
+
+
 def _failure(desc: str) -> dict[str, Any]:
     return {"responseObject": None, "status": {"code": 2000, "desc": f"FAILURE: {desc}"}}
 
@@ -147,7 +196,10 @@ def make_server(sandbox: Sandbox, host: str = "127.0.0.1", port: int = 0) -> Thr
                     sandbox.script.extend(json.loads(body))
                 elif path == "/_sandbox/mode" and method == "POST":
                     sandbox.mode = {k: v for k, v in json.loads(body).items() if v is not None}
-                reply = json.dumps(sandbox.calls if path == "/_sandbox/calls" else {"ok": True})
+                elif path == "/_sandbox/leads" and method == "POST":
+                    sandbox.leads.update(json.loads(body))
+                shown = {"/_sandbox/calls": sandbox.calls, "/_sandbox/lookups": sandbox.lookups}
+                reply = json.dumps(shown.get(path, {"ok": True}))
             self._send(200, {"Content-Type": "application/json"}, reply.encode())
             return True
 
@@ -158,7 +210,8 @@ def make_server(sandbox: Sandbox, host: str = "127.0.0.1", port: int = 0) -> Thr
 
         def do_GET(self) -> None:
             if not self._control("GET"):
-                self._send(404, {}, b"")
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                self._send(*sandbox.graph(self.path, headers))
 
         def do_DELETE(self) -> None:
             if not self._control("DELETE"):

@@ -4,7 +4,8 @@ and on stop let the calls in flight finish or give them back.
 Many calls are in flight at once (RELAY_CONCURRENCY) on one asyncio loop. Around the loop:
 pacing.py says when calls may start, policy.py what an outcome leaves a delivery with,
 recorder.py writes outcomes in batches, upkeep.py indexes for search, checkpoints and purges;
-every store call goes through the one thread of store_thread.py. Alerts
+every store call goes through the one thread of store_thread.py; relay/lookup/ fetches
+what mappings with `lookup:` need before they map, on the same loop. Alerts
 (relay/alerts/alerter.py), when a channel is configured, run beside the loop on a thread of
 their own.
 """
@@ -31,6 +32,7 @@ from relay.delivery.request import build_request
 from relay.delivery.store_thread import StoreThread
 from relay.delivery.upkeep import Upkeep
 from relay.errors import EngatiError, StoreUnavailable
+from relay.lookup.runner import Lookups
 from relay.mapping import Delivery, Engati
 from relay.model import Attempt, Claimed
 from relay.sources.registry import Registry
@@ -66,6 +68,7 @@ class Worker:
         self.clock = clock
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.db = StoreThread(store)
+        self._freed = asyncio.Event()  # a call ended, or a lookup planned a delivery
         self.policy = RetryPolicy.of(settings, rng)
         self.ramp = Ramp(settings.concurrency, monotonic)
         self.pacer = Pacer(self.db, lease=settings.lease, retry_cap=settings.retry_cap,
@@ -73,9 +76,11 @@ class Worker:
         self.recorder = Recorder(self.db, self.name, clock=clock, sleep=sleep)
         self.upkeep = Upkeep(self.db, settings, clock=clock, rng=rng)
         self.alerter = Alerter.of(store, settings, registry, clock=clock, name=self.name)
+        self.lookups = Lookups(self.db, registry, self.policy, worker=self.name,
+                               lease=settings.lease, poll_interval=settings.poll_interval,
+                               clock=clock, on_planned=self._freed.set)
         self._in_flight: dict[int, asyncio.Task[None]] = {}  # deliveries not yet recorded
         self._calling: set[int] = set()  # deliveries holding one of the concurrency slots
-        self._freed = asyncio.Event()
         self._claimed_at = float("-inf")
         self._drained = False  # the last claim found fewer deliveries due than it could take
 
@@ -94,7 +99,8 @@ class Worker:
     async def _run(self, stop: asyncio.Event, grace: float) -> None:
         log.info("worker %s started: concurrency %d", self.name, self.settings.concurrency)
         chores = [asyncio.create_task(self.upkeep.retain(stop)),
-                  asyncio.create_task(self.upkeep.every_second(stop))]
+                  asyncio.create_task(self.upkeep.every_second(stop)),
+                  asyncio.create_task(self.lookups.run(stop))]
         if self.alerter is not None:
             chores.append(asyncio.create_task(self.alerter.run(stop)))
         while not stop.is_set():

@@ -5,13 +5,15 @@ nothing of the relay is imported but relay.errors and relay.model. The sender's 
 secrets, reading the file, parsing raw bodies) is in relay/sources.
 """
 
-from relay.mapping.evaluate import evaluate
+from relay.mapping.evaluate import evaluate, evaluate_fetched
 from relay.mapping.model import (
     Attribute,
     Delivery,
     Engati,
     Expr,
+    Fetch,
     Flow,
+    Lookup,
     Mapping,
     Phone,
     Result,
@@ -19,5 +21,5 @@ from relay.mapping.model import (
     unset_engati,
 )
 
-__all__ = ["Attribute", "Delivery", "Engati", "Expr", "Flow", "Mapping", "Phone", "Result",
-           "Rule", "evaluate", "unset_engati"]
+__all__ = ["Attribute", "Delivery", "Engati", "Expr", "Fetch", "Flow", "Lookup", "Mapping",
+           "Phone", "Result", "Rule", "evaluate", "evaluate_fetched", "unset_engati"]

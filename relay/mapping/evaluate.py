@@ -9,21 +9,33 @@ import hashlib
 import json
 from dataclasses import replace
 from typing import Any
+from urllib.parse import quote
 
 from jmespath.exceptions import JMESPathError
 
 from relay.errors import FieldError
-from relay.mapping.model import Attribute, Delivery, Expr, Mapping, Phone, Result, Rule
+from relay.mapping.model import (
+    Attribute,
+    Delivery,
+    Expr,
+    Fetch,
+    Lookup,
+    Mapping,
+    Phone,
+    Result,
+    Rule,
+)
 from relay.mapping.phone import PhoneError, normalise
 
 MAX_DEPTH = 32  # levels of lists and objects an attribute or id value may nest
 
 
 def evaluate(mapping: Mapping, envelope: dict[str, Any]) -> Result:
-    """Map one envelope `{body, headers, query}` to the Engati deliveries it asks for."""
+    """Map one envelope `{body, headers, query}` to the Engati deliveries it asks for; with
+    `lookup:`, to the fetches to make first (see `evaluate_fetched`)."""
     if mapping.each is None:
         result = _evaluate_scope(mapping, envelope, None)
-        if result.deliveries:
+        if result.deliveries or result.lookups:
             return result
         return replace(result, key=_event_key(mapping, [envelope]))
     try:
@@ -36,12 +48,14 @@ def evaluate(mapping: Mapping, envelope: dict[str, Any]) -> Result:
         return Result(errors=(FieldError("each", f"expected a list, got {_kind(items)}"),))
     deliveries: list[Delivery] = []
     errors: list[FieldError] = []
+    fetches: list[Fetch] = []
     for index, item in enumerate(items):
         one = _evaluate_scope(mapping, {**envelope, "item": item}, index)
         deliveries.extend(one.deliveries)
+        fetches.extend(one.lookups)
         errors.extend(one.errors)
-    if deliveries:
-        return Result(tuple(deliveries), tuple(errors))
+    if deliveries or fetches:
+        return Result(tuple(deliveries), tuple(errors), lookups=tuple(fetches))
     key = _event_key(mapping, [{**envelope, "item": item} for item in items])
     if not errors:
         return Result(skipped="filter: no item passed", key=key)
@@ -60,12 +74,40 @@ def _event_key(mapping: Mapping, scopes: list[dict[str, Any]]) -> str | None:
     return "sha256:" + hashlib.sha256(json.dumps(keys).encode()).hexdigest()
 
 
-def _evaluate_scope(mapping: Mapping, scope: dict[str, Any], item: int | None) -> Result:
+def evaluate_fetched(mapping: Mapping, envelope: dict[str, Any], item: int | None,
+                     answer: Any) -> Result:
+    """The rest of a mapping with `lookup:`, once the worker fetched `answer` for `item` (the
+    index under `each`, or None): the delivery (or skip, or errors) of that one item, with
+    the answer seen under the lookup's name."""
+    assert mapping.lookup is not None
+    scope = {**envelope, mapping.lookup.name: answer}
+    if item is not None:
+        try:
+            items = mapping.each.search(envelope) if mapping.each else None
+        except JMESPathError as exc:
+            return Result(errors=(FieldError("each", _jmespath_message(exc)),))
+        if not isinstance(items, list) or item >= len(items):
+            return Result(errors=(FieldError(f"each[{item}]", "the item is no longer in the "
+                                             "list `each` gives (was the mapping changed?)"),))
+        scope["item"] = items[item]
+    return _evaluate_scope(mapping, scope, item, fetched=True)
+
+
+def _evaluate_scope(mapping: Mapping, scope: dict[str, Any], item: int | None,
+                    fetched: bool = False) -> Result:
     prefix = "" if item is None else f"each[{item}]."
     errors: list[FieldError] = []
 
     def fail(name: str, message: str) -> None:
         errors.append(FieldError(prefix + name, message))
+
+    if mapping.lookup is not None and not fetched:
+        # Nothing else can be mapped before the fetch: the filter too may read its answer.
+        url = _url(mapping.lookup, scope, fail)
+        dedup_key = _dedup_key(mapping.id, scope, fail)
+        if errors or url is None:
+            return Result(errors=tuple(errors))
+        return Result(lookups=(Fetch(url, dedup_key, item),))
 
     if mapping.filter is not None:
         try:
@@ -84,6 +126,33 @@ def _evaluate_scope(mapping: Mapping, scope: dict[str, Any], item: int | None) -
     flow_key = mapping.flows[rule.number - 1].flow_key
     delivery = Delivery(flow_key, mapping.channel, phone, attributes, dedup_key, item, rule)
     return Result(deliveries=(delivery,))
+
+
+def _url(lookup: Lookup, scope: dict[str, Any], fail: Any) -> str | None:
+    """The lookup's URL for this webhook: each {expression} URL-quoted whole, so that a value
+    cannot reach another path, host or query of the server."""
+    pieces = []
+    for part in lookup.parts:
+        if isinstance(part, str):
+            pieces.append(part)
+            continue
+        try:
+            value = part.search(scope)
+        except JMESPathError as exc:
+            fail("lookup.url", _jmespath_message(exc))
+            return None
+        if value is None:
+            fail("lookup.url", f"no value at {part.text}")
+            return None
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            fail("lookup.url", f"{{{part.text}}} gave {_kind(value)}; expected text or a number")
+            return None
+        text = str(value)
+        if text in ("", ".", ".."):
+            fail("lookup.url", f"{{{part.text}}} gave {text!r}, which names no object")
+            return None
+        pieces.append(quote(text, safe=""))
+    return "".join(pieces)
 
 
 def _phone(spec: Phone, scope: dict[str, Any], fail: Any) -> str | None:

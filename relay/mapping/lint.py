@@ -38,15 +38,22 @@ _ALL_AT_INPUT = ("comparator", "and_expression", "or_expression", "not_expressio
 _TEXT_FUNCTIONS = ("contains", "starts_with", "ends_with")  # their second argument: a text
 
 
+# The keys evaluated before a lookup's answer is there (to plan the fetch itself).
+BEFORE_LOOKUP = ("each", "id", "lookup")
+
+
 def lint(compiled: list[tuple[Path_, Expr]], attributes: list[str], *, each: bool,
-         report: Report) -> tuple[Problem, ...]:
+         report: Report, lookup: str | None = None) -> tuple[Problem, ...]:
     """The warnings of a mapping's expressions, each located at its key's line. `compiled`
-    holds the file's expressions by key path; `attributes`, the names it defines."""
+    holds the file's expressions by key path; `attributes`, the names it defines; `lookup`,
+    the name a lookup's answer is seen under."""
     warnings = Report(report.where, report.lines, [])
     for path, expr in compiled:
         is_when = path[0] == "flows"
         roots = set(ENVELOPE) | ({"item"} if each and path[0] != "each" else set())
         roots |= {"phone", "attributes"} if is_when else set()
+        fetched = lookup is not None and path[0] not in BEFORE_LOOKUP
+        roots |= {lookup} if fetched and lookup else set()
         tokens = _tokens(expr.text)
         quoted = {t["value"] for t in tokens if t["type"] == "quoted_identifier"} - {
             t["value"] for t in tokens if t["type"] == "unquoted_identifier"}
@@ -71,6 +78,9 @@ def lint(compiled: list[tuple[Path_, Expr]], attributes: list[str], *, each: boo
             elif top in ("phone", "attributes"):
                 warnings.add(path, f"`{top}` is seen by flows[].when only: here it is always "
                              "null; read the value from body (as the attribute does)")
+            elif top == lookup:
+                warnings.add(path, f"`{top}` (the lookup's answer) is fetched after `each`, "
+                             "`id` and the lookup's url are evaluated: here it is always null")
             elif top == "item":
                 warnings.add(path, "`item` is set under `each` only"
                              + ("" if each else "; add `each:` or read from body"))

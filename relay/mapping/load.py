@@ -27,14 +27,14 @@ from jsonschema import Draft202012Validator
 from relay.errors import MappingLoadError
 from relay.mapping.functions import FUNCTION_TABLE
 from relay.mapping.lint import lint
-from relay.mapping.model import Attribute, Engati, Expr, Flow, Mapping, Phone
+from relay.mapping.model import Attribute, Engati, Expr, Flow, Lookup, Mapping, Phone
 from relay.mapping.yamlfile import Path_, Report, parse_yaml, report_schema_error
 
 DEFAULT_BASE_URL = "https://api.engati.ai"
 RESERVED_ATTRIBUTES = ("user.channel", "user.phone_no")
 # The keys whose ${NAME} holds a credential: unset, it locks the endpoint (503 until it is
 # set) rather than failing the file; never shown, and the only ones the playground may add.
-SECRET_KEYS = (("secret",), ("verify_token",))
+SECRET_KEYS = (("secret",), ("verify_token",), ("lookup", "token"))
 ENV_REFERENCE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -72,7 +72,7 @@ def parse(text: str, where: str, env: AnyMapping[str, str],
             report_schema_error(report, error)
     if report.problems or data is None:
         raise MappingLoadError(report.problems)
-    return Document(_interpolate(data, env, report), report, env)
+    return Document(interpolate(data, env, report), report, env)
 
 
 def load(text: str, where: str, env: AnyMapping[str, str], *, id: str | None = None,
@@ -88,13 +88,20 @@ def load(text: str, where: str, env: AnyMapping[str, str], *, id: str | None = N
 # --- ${NAME} from the environment ----------------------------------------------------------------
 
 
-def _interpolate(data: Any, env: AnyMapping[str, str], report: Report, path: Path_ = ()) -> Any:
+def is_secret(path: Path_) -> bool:
+    """Whether the value at `path` of a mapping file is one of SECRET_KEYS (or in one)."""
+    return any(path[:len(key)] == key for key in SECRET_KEYS)
+
+
+def interpolate(data: Any, env: AnyMapping[str, str], report: Report, path: Path_ = ()) -> Any:
+    """`data` (found at `path` of a mapping file) with every ${NAME} substituted from `env`;
+    an unset one is a problem of the file, or locks the endpoint under SECRET_KEYS."""
     if isinstance(data, dict):
         # Test bodies are examples of what senders post, not configuration.
-        return {k: v if path == () and k == "tests" else _interpolate(v, env, report, (*path, k))
+        return {k: v if path == () and k == "tests" else interpolate(v, env, report, (*path, k))
                 for k, v in data.items()}
     if isinstance(data, list):
-        return [_interpolate(v, env, report, (*path, i)) for i, v in enumerate(data)]
+        return [interpolate(v, env, report, (*path, i)) for i, v in enumerate(data)]
     if not isinstance(data, str) or "$" not in data:
         return data
 
@@ -106,7 +113,7 @@ def _interpolate(data: Any, env: AnyMapping[str, str], report: Report, path: Pat
             return env[name]
         if default is not None:
             return default
-        if path[:1] in SECRET_KEYS:
+        if is_secret(path):
             report.unset_secrets.append(name)
         else:
             report.add(path, f"environment variable {name} is not set "
@@ -119,9 +126,11 @@ def _interpolate(data: Any, env: AnyMapping[str, str], report: Report, path: Pat
 # --- semantic checks and compilation ----------------------------------------------------------
 
 
-def build(document: Document, *, id: str | None = None, each: str | None = None) -> Mapping:
+def build(document: Document, *, id: str | None = None, each: str | None = None,
+          lookup: dict[str, Any] | None = None) -> Mapping:
     """Check and compile what the mapping says, adding every problem to the document's
-    report. `id` and `each` are the defaults (the preset's) for the keys the file leaves out."""
+    report. `id`, `each` and `lookup` are the defaults (the preset's) for what the file
+    leaves out (`lookup`'s keys one by one, once the file has a `lookup:`)."""
     data, report = document.data, document.report
     compiled: list[tuple[Path_, Expr]] = []  # the file's own expressions, for lint()
 
@@ -131,6 +140,8 @@ def build(document: Document, *, id: str | None = None, each: str | None = None)
             compiled.append((path, found))
         return found
 
+    fetch = (_lookup(report, {**(lookup or {}), **data["lookup"]}, expr)
+             if "lookup" in data else None)
     engati = engati_settings(data.get("engati", {}), document.env)
     if engati.rate_limit is not None and not engati.rate_limit > 0:
         report.add(("engati", "rate_limit"), "expected a number of calls a second above 0")
@@ -165,9 +176,10 @@ def build(document: Document, *, id: str | None = None, each: str | None = None)
         filter=expr(("filter",), data.get("filter")),
         each=expr(("each",), data.get("each", each)),
         id=expr(("id",), data.get("id", id)),
+        lookup=fetch,
         tests=tuple(data.get("tests", ())),
         warnings=lint(compiled, [a.name for a in attributes], each=each is not None or (
-            "each" in data), report=report),
+            "each" in data), report=report, lookup=fetch.name if fetch else None),
     )
 
 
@@ -212,6 +224,38 @@ def _attribute(report: Report, name: str, spec: Any, expr: Any) -> Attribute:
         required=spec.get("required", False),
         default=spec.get("default"),
     )
+
+
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+# Where a lookup's URL may take values from the webhook: after a literal scheme and host.
+_LITERAL_HOST = re.compile(r"https?://[^/{}?#@]+/")
+
+
+def _lookup(report: Report, spec: dict[str, Any], expr: Any) -> Lookup:
+    """`lookup:` compiled: its URL template split into literal text and expressions."""
+    text = spec.get("url", "")
+    path: Path_ = ("lookup", "url")
+    parts: list[str | Expr] = []
+    if not text:
+        report.add(("lookup",), "give the url to fetch, e.g. https://api.example.com/v1/"
+                   "orders/{body.order_id}")
+    elif not _LITERAL_HOST.match(text):
+        report.add(path, "expected http(s)://host/... with the scheme and host written out "
+                   "(a value from the webhook may only fill in the path or the query)")
+    else:
+        at = 0
+        for match in _PLACEHOLDER.finditer(text):
+            parts.append(text[at:match.start()])
+            compiled = expr(path, match.group(1).strip() or "''")
+            if compiled is not None:
+                parts.append(compiled)
+            at = match.end()
+        parts.append(text[at:])
+        if any("{" in p or "}" in p for p in parts if isinstance(p, str)):
+            report.add(path, "a { without its } (or the reverse): an {expression} may not "
+                       "hold braces itself")
+    return Lookup(text, tuple(p for p in parts if p != ""), spec.get("as", "lookup"),
+                  spec.get("token") or None, float(spec.get("timeout", 10.0)))
 
 
 def _compile(report: Report, path: Path_, text: str) -> Expr | None:

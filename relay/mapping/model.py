@@ -74,6 +74,18 @@ class Engati:
 
 
 @dataclass(frozen=True)
+class Lookup:
+    """`lookup:`: a GET the worker makes for each webhook (each item under `each`) before the
+    rest of the mapping runs, whose JSON answer expressions see under `name`."""
+
+    text: str  # the URL template as written
+    parts: tuple[str | Expr, ...]  # its literal text and {expression}s, in order
+    name: str = "lookup"
+    token: str | None = field(default=None, repr=False)  # Authorization: Bearer
+    timeout: float = 10.0
+
+
+@dataclass(frozen=True)
 class Mapping:
     """What a mapping file says about turning a webhook into deliveries.
 
@@ -89,6 +101,7 @@ class Mapping:
     filter: Expr | None = None
     each: Expr | None = None
     id: Expr | None = None
+    lookup: Lookup | None = None
     tests: tuple[dict[str, Any], ...] = field(default=(), repr=False)
     # What the static checks (lint.py) found: the file loads, `relay check` warns.
     warnings: tuple[Problem, ...] = field(default=(), repr=False, compare=False)
@@ -156,10 +169,24 @@ class Delivery:
 
 
 @dataclass(frozen=True)
+class Fetch:
+    """One planned lookup: the URL to GET, and the item and key of the delivery it leads to."""
+
+    url: str
+    dedup_key: str | None = None
+    item: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"url": self.url, "id": self.dedup_key}
+
+
+@dataclass(frozen=True)
 class Result:
     """What a webhook maps to: deliveries, and every field that failed.
 
-    Under `each`, items that fail are listed in `errors` while the others are delivered.
+    Under `each`, items that fail are listed in `errors` while the others are delivered. A
+    mapping with `lookup:` plans fetches instead, at first: the worker maps each fetched
+    answer into its delivery.
     """
 
     deliveries: tuple[Delivery, ...] = ()
@@ -169,10 +196,11 @@ class Result:
     # every item's), so that its resends are stored once. None when planned (the deliveries
     # carry their own keys) or when some item has no id.
     key: str | None = None
+    lookups: tuple[Fetch, ...] = ()
 
     @property
     def status(self) -> Mapped:
-        if self.deliveries:
+        if self.deliveries or self.lookups:
             return Mapped.PLANNED
         return Mapped.FAILED if self.errors else Mapped.SKIPPED
 

@@ -9,9 +9,9 @@ the sender must be answered. `PRESETS` maps each `source:` name to its preset. A
 from __future__ import annotations
 
 from relay.sources.base import Inbound, Preset
-from relay.sources.endpoint import Endpoint, evaluate_raw, load_endpoint
+from relay.sources.endpoint import Endpoint, evaluate_answered, evaluate_raw, load_endpoint
 from relay.sources.folder import load_folder, mapping_files
 from relay.sources.presets import PRESETS
 
-__all__ = ["PRESETS", "Endpoint", "Inbound", "Preset", "evaluate_raw", "load_endpoint",
-           "load_folder", "mapping_files"]
+__all__ = ["PRESETS", "Endpoint", "Inbound", "Preset", "evaluate_answered", "evaluate_raw",
+           "load_endpoint", "load_folder", "mapping_files"]

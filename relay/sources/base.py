@@ -13,7 +13,7 @@ import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from relay.errors import BodyError, SignatureError
 from relay.sources.body import media_type, parse_body
@@ -54,6 +54,12 @@ class Preset:
     # only what was signed picks the key.
     body_digest = False
     methods: tuple[str, ...] = ("POST",)  # and GET where `handshake` answers one (Meta)
+    # Defaults for the keys of a file's `lookup:` (relay/lookup): senders whose webhooks only
+    # name an object say where it is read (Meta: the lead, from the Graph API).
+    lookup: ClassVar[dict[str, Any] | None] = None
+    # For `relay draft`: the lookup token's variable, where the phone is in the answer, and
+    # an answer shaped as the sender's (the draft's test takes it).
+    lookup_draft: ClassVar[dict[str, Any] | None] = None
 
     def parse(self, raw: bytes, content_type: str | None) -> Any:
         return parse_body(raw, content_type)
@@ -132,6 +138,15 @@ class Preset:
         """The answer to a GET of the endpoint, for senders that check a URL that way before
         they post to it (Meta); None: the endpoint takes POST only (405)."""
         return None
+
+    def looked_up(self, answer: Any) -> Any:
+        """A lookup's JSON answer as the mapping's expressions see it."""
+        return answer
+
+    def lookup_retryable(self, status: int, answer: Any) -> bool:
+        """Whether a lookup answered `status` (not 2xx) with `answer` (its JSON, or None) may
+        succeed later: the server's trouble or a rate limit, unlike a refusal."""
+        return status in (408, 425, 429) or status >= 500
 
     def respond(self, status: int, answer: dict[str, Any]) -> tuple[int, bytes, str]:
         """The HTTP answer: (status, body, content type)."""

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from relay.errors import FieldError, MappingLoadError, Problem, SignatureError
-from relay.mapping import Mapping, Result, evaluate
-from relay.mapping.load import build, parse
+from relay.mapping import Mapping, Result, evaluate, evaluate_fetched
+from relay.mapping.load import build, interpolate, parse
 from relay.mapping.yamlfile import Report
 from relay.sources.base import Preset
 from relay.sources.generic import Verifier
@@ -89,7 +89,8 @@ def endpoint_from_text(text: str, file: Path, env: AnyMapping[str, str]) -> Endp
         report.add(("source",), f"unknown source {source!r}; expected one of "
                    + ", ".join(sorted(PRESETS)))
         preset = PRESETS["generic"]
-    mapping = build(document, id=preset.id, each=preset.each)
+    lookup = interpolate(preset.lookup, document.env, report, ("lookup",))
+    mapping = build(document, id=preset.id, each=preset.each, lookup=lookup)
     preset.validate(report, data)
     secrets, locked = _secrets(report, data)
     report.raise_problems()
@@ -117,7 +118,8 @@ def _secrets(report: Report, data: dict[str, Any]) -> tuple[tuple[str, ...], str
     given = data.get("secret", ())
     secrets = tuple(s for s in ((given,) if isinstance(given, str) else given) if s)
     if report.unset_secrets:  # of secret: or verify_token:
-        return secrets, f"{', '.join(report.unset_secrets)} is not set"
+        unset = report.unset_secrets
+        return secrets, f"{', '.join(unset)} {'is' if len(unset) == 1 else 'are'} not set"
     if "secret" in data and not secrets:
         report.add(("secret",), "the secret is empty")
     return secrets, None
@@ -137,3 +139,22 @@ def evaluate_raw(endpoint: Endpoint, raw: bytes, headers: dict[str, str],
     except SignatureError as exc:
         return Result(errors=(FieldError("source", f"the relay refuses it: {exc.reason}"),))
     return evaluate(endpoint.mapping, envelope)
+
+
+def evaluate_answered(endpoint: Endpoint, raw: bytes, headers: dict[str, str],
+                      query: dict[str, Any], answer: Any) -> Result:
+    """`evaluate_raw`, then, for a mapping with `lookup:`, each planned fetch taken as
+    answered `answer` and mapped as the worker would: what a mapping's test, which makes no
+    call, checks. Raises BodyError when the body cannot be parsed."""
+    planned = evaluate_raw(endpoint, raw, headers, query)
+    if not planned.lookups:
+        return planned
+    envelope = endpoint.preset.envelope(raw, headers, query)
+    value = endpoint.preset.looked_up(answer)
+    mapped = [evaluate_fetched(endpoint.mapping, envelope, f.item, value)
+              for f in planned.lookups]
+    deliveries = tuple(d for r in mapped for d in r.deliveries)
+    errors = planned.errors + tuple(e for r in mapped for e in r.errors)
+    skipped = None if deliveries or errors else next(
+        (r.skipped for r in mapped if r.skipped), "filter")
+    return Result(deliveries, errors, skipped)

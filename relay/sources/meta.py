@@ -13,12 +13,13 @@ Facts from Meta's docs (docs/sources.md links them):
   leadgen id (which the signature covers).
 - The webhook names the lead; its answers are read from the Graph API (`GET /<version>/
   <leadgen_id>` with a Page access token that has leads_retrieval, answered `{"id",
-  "created_time", "field_data": [{"name", "values": [...]}]}`).
-
-Not in PRESETS yet: without the lookup stage (issue 15) a mapping cannot reach the lead's
-phone, so `source: meta-lead-ads` is offered once the worker can fetch the lead. The
-handshake (Preset.handshake, the intake's GET) and the signature are built and tested
-(tests/unit/sources/test_meta.py registers the preset for its tests).
+  "created_time", "field_data": [{"name", "values": [...]}]}`): the preset's default
+  `lookup:` (relay/lookup/ fetches it in the worker), seen by expressions as `lead`, with
+  `lead.fields.<name>` the first value of each field (field names vary per form).
+- Graph API errors are `{"error": {"message", "type", "code", "is_transient"}}`; codes 1, 2,
+  4, 17, 32, 341 and 613 (and is_transient) are temporary: throttling, a service hiccup.
+  Others (100: the lead is gone or the id is wrong; 190: the token expired; 200: the
+  permission is missing) will not pass by waiting.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from __future__ import annotations
 import hmac
 import json
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from relay.sources.base import HmacPreset, HmacScheme
 
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from relay.mapping.yamlfile import Report
     from relay.sources.endpoint import Endpoint
 
+TRANSIENT_CODES = (1, 2, 4, 17, 32, 341, 613)  # Graph API error codes worth a retry
 _CHALLENGE = re.compile(r"[0-9]{1,32}")  # "an int you must pass back": nothing else echoed
 
 
@@ -45,12 +47,46 @@ class MetaLeadAds(HmacPreset):
     id = "item.value.leadgen_id"
     scheme = HmacScheme("x-hub-signature-256", encoding="hex", prefix="sha256=")
     methods = ("GET", "POST")
+    # META_GRAPH_URL points it elsewhere (`relay sandbox` stands in for the Graph API).
+    lookup: ClassVar[dict[str, Any] | None] = {
+        "url": "${META_GRAPH_URL:-https://graph.facebook.com}/${META_GRAPH_VERSION:-v25.0}/"
+               "{item.value.leadgen_id}", "as": "lead"}
+    lookup_draft: ClassVar[dict[str, Any] | None] = {
+        "token_env": "META_PAGE_TOKEN", "phone": "lead.fields.phone_number",
+        "answer": {"id": "444444444444", "created_time": "2026-12-01T10:00:00+0000",
+                   "field_data": [{"name": "full_name", "values": ["Asha Rao"]},
+                                  {"name": "phone_number", "values": ["+919812345678"]}]}}
 
     def validate(self, report: Report, data: dict[str, Any]) -> None:
         super().validate(report, data)
         if "verify_token" not in data:
             report.add(("source",), "meta-lead-ads answers Meta's subscription check with "
                        f"a verify token: add verify_token: ${{{self.verify_token_env}}}")
+        lookup = data.get("lookup")
+        if not isinstance(lookup, dict) or "token" not in lookup:
+            report.add(("source",), "meta-lead-ads reads each lead from the Graph API with a "
+                       "Page access token: add lookup: with token: ${META_PAGE_TOKEN} under it")
+
+    def respond(self, status: int, answer: dict[str, Any]) -> tuple[int, bytes, str]:
+        # Meta wants 200 for a notification it delivered; 202 is ours for "stored".
+        return super().respond(200 if status == 202 else status, answer)
+
+    def looked_up(self, answer: Any) -> Any:
+        """The lead, with `fields`: each field's first value by its name."""
+        if not isinstance(answer, dict):
+            return answer
+        fields = {f["name"]: (f.get("values") or [None])[0]
+                  for f in answer.get("field_data") or ()
+                  if isinstance(f, dict) and isinstance(f.get("name"), str)
+                  and isinstance(f.get("values") or [], list)}
+        return {**answer, "fields": fields}
+
+    def lookup_retryable(self, status: int, answer: Any) -> bool:
+        error = answer.get("error") if isinstance(answer, dict) else None
+        if isinstance(error, dict) and (error.get("is_transient") is True
+                                        or error.get("code") in TRANSIENT_CODES):
+            return True
+        return super().lookup_retryable(status, answer)
 
     def handshake(self, endpoint: Endpoint,
                   query: dict[str, Any]) -> tuple[int, bytes, str] | None:

@@ -8,6 +8,7 @@ from relay.sources.generic import Generic
 from relay.sources.github import GitHub
 from relay.sources.hubspot import HubSpot
 from relay.sources.jotform import Jotform
+from relay.sources.meta import MetaLeadAds
 from relay.sources.razorpay import Razorpay
 from relay.sources.salesforce import Salesforce
 from relay.sources.shopify import Shopify
@@ -19,5 +20,6 @@ from relay.sources.typeform import Typeform
 PRESETS: dict[str, Preset] = {
     preset.name: preset
     for preset in (Generic(), Typeform(), Stripe(), Salesforce(), Shopify(), Razorpay(),
-                   HubSpot(), StandardWebhooks(), Tally(), Calendly(), GitHub(), Jotform())
+                   HubSpot(), StandardWebhooks(), Tally(), Calendly(), GitHub(), Jotform(),
+                   MetaLeadAds())
 }

@@ -17,7 +17,7 @@ from relay.errors import BodyError, field_errors
 from relay.mapping import Delivery, Result
 from relay.model import Mapped
 from relay.sources.body import content_type_for
-from relay.sources.endpoint import Endpoint, evaluate_raw
+from relay.sources.endpoint import Endpoint, evaluate_answered, evaluate_raw
 
 _FILE_NAME = re.compile(r"[\w./-]+\.(json|xml|txt|form)")
 _DELIVERY_KEYS = ("flow_key", "channel", "phone", "id", "attributes")
@@ -43,12 +43,38 @@ def run_test(endpoint: Endpoint, case: dict[str, Any]) -> Outcome:
     outcome = Outcome(endpoint.name, case["name"])
     try:
         raw, headers = case_request(endpoint, case)
-        result = evaluate_raw(endpoint, raw, headers, case.get("query", {}))
+        query = case.get("query", {})
+        if "lookup" in case:
+            answer = case_answer(endpoint, case)
+            if answer is None:
+                outcome.failures.append(f"lookup: {case['lookup']} is not JSON")
+                return outcome
+            result = evaluate_answered(endpoint, raw, headers, query, answer)
+        else:
+            result = evaluate_raw(endpoint, raw, headers, query)
     except (OSError, BodyError) as exc:
         outcome.failures.append(f"body: {exc}")
         return outcome
+    if result.lookups:
+        outcome.failures.append("this mapping fetches (lookup:) before it maps: give the test "
+                                "`lookup:`, the answer the fetch would get (an object, or a "
+                                "file such as examples/lead.json)")
+        return outcome
     outcome.failures = compare(case["expect"], result)
     return outcome
+
+
+def case_answer(endpoint: Endpoint, case: dict[str, Any]) -> Any:
+    """A test's `lookup:` answer: inline, or a JSON file beside the mapping (None when that
+    file is not JSON)."""
+    answer = case["lookup"]
+    if isinstance(answer, str) and _FILE_NAME.fullmatch(answer):
+        raw, _ = case_request(endpoint, {"body": answer})
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return None
+    return answer
 
 
 def case_request(endpoint: Endpoint, case: dict[str, Any]) -> tuple[bytes, dict[str, str]]:

@@ -40,7 +40,17 @@ from abc import ABC, abstractmethod
 from typing import Any
 
 from relay.mapping import Result
-from relay.model import Attempt, Claimed, DeliveryStatus, EventStatus, Outcome, Receipt, Received
+from relay.model import (
+    Attempt,
+    Claimed,
+    ClaimedLookup,
+    DeliveryStatus,
+    EventStatus,
+    Looked,
+    Outcome,
+    Receipt,
+    Received,
+)
 
 # What `events(status=...)` filters on: an event's own status, or its deliveries' state. Plain
 # text, not the enums' members: click's Choice would offer an enum's names (ACCEPTED, ...).
@@ -100,6 +110,18 @@ class Store(ABC):
     @abstractmethod
     def release(self, ids: list[int], worker: str) -> None:
         """Give back leased deliveries untried (a worker shutting down)."""
+
+    @abstractmethod
+    def claim_lookups(self, worker: str, limit: int, now: float,
+                      lease: float) -> list[ClaimedLookup]:
+        """Lease up to `limit` due lookups (relay/lookup/) to `worker`, with the stored
+        request each was planned from, in id order."""
+
+    @abstractmethod
+    def finish_lookup(self, looked: Looked, worker: str, now: float) -> bool:
+        """Record a lookup's attempt; when it was fetched, insert the delivery its answer
+        maps to and bring the event's status up to date, in the same transaction. False,
+        with nothing written, when `worker` no longer holds the lookup."""
 
     @abstractmethod
     def reserve(self, bot: str, interval: float, now: float,

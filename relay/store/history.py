@@ -12,9 +12,10 @@ import sqlalchemy as sa
 
 from relay.mapping import Result
 from relay.model import DeliveryStatus, EventStatus
-from relay.store import search
+from relay.store import lookups, search
 from relay.store.rows import delivery_row, errors_json, rule_text, storable
 from relay.store.tables import attempts, deliveries, events, refusals
+from relay.store.tables import lookups as lookups_table
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -38,6 +39,7 @@ def event(conn: sa.Connection, event_id: int) -> dict[str, Any] | None:
         by_delivery[a["delivery_id"]].append(dict(a))
     for d in found["deliveries"]:
         d["attempt_log"] = by_delivery[d["id"]]
+    found["lookups"] = lookups.of_event(conn, event_id)
     return found
 
 
@@ -137,6 +139,10 @@ def replay(conn: sa.Connection, insert_delivery: sa.Executable, event_id: int,
     conn.execute(events.update().where(events.c.id == event_id).values(
         status=status, errors=errors_json(result.errors), note=result.skipped,
         dedup_key=sa.case((events.c.status == status, events.c.dedup_key), else_=None)))
+    if result.lookups:
+        mapping = conn.execute(sa.select(events.c.mapping)
+                               .where(events.c.id == event_id)).scalar_one()
+        return lookups.replay(conn, event_id, mapping, result, now)
     for d in result.deliveries:
         before = existing.get(d.item)
         if before is not None and before.status == DeliveryStatus.DELIVERED:
@@ -178,7 +184,11 @@ def purge_batch(conn: sa.Connection, where: list[sa.ColumnElement[bool]], batch:
 
 
 def _finished() -> sa.ColumnElement[bool]:
-    return ~sa.exists().where(_D.event_id == events.c.id, _D.status == DeliveryStatus.PENDING)
+    """Nothing of the event waits: no pending delivery, and no pending lookup."""
+    return sa.and_(
+        ~sa.exists().where(_D.event_id == events.c.id, _D.status == DeliveryStatus.PENDING),
+        ~sa.exists().where(lookups_table.c.event_id == events.c.id,
+                           lookups_table.c.status == DeliveryStatus.PENDING))
 
 
 def narrow(query: Query, mapping: str | None, since: float | None) -> Query:

@@ -6,14 +6,15 @@ from __future__ import annotations
 from typing import Any
 
 from relay.errors import FieldError
-from relay.mapping import Delivery, Result
-from relay.model import DeliveryStatus, EventStatus, Received
+from relay.mapping import Delivery, Fetch, Result
+from relay.model import DeliveryStatus, EventStatus, LookupStatus, Received
 
 
 def event_key(result: Result) -> str | None:
     """The key a failed or skipped event is stored once under (accepted ones are
     deduplicated by their deliveries' keys)."""
-    key: str | None = storable(result.key) if not result.deliveries and result.key else None
+    planned = result.deliveries or result.lookups
+    key: str | None = storable(result.key) if not planned and result.key else None
     return key
 
 
@@ -34,6 +35,14 @@ def delivery_row(event_id: int, mapping: str, d: Delivery, now: float) -> dict[s
             "channel": d.channel, "phone": d.phone, "attributes": storable(d.attributes),
             "status": DeliveryStatus.PENDING, "attempts": 0, "next_at": now, "created_at": now,
             "updated_at": now, "rule": rule_text(d)}
+
+
+def lookup_row(event_id: int, mapping: str, f: Fetch, now: float) -> dict[str, Any]:
+    """A lookups row for a planned fetch, due at once."""
+    return {"event_id": event_id, "mapping": mapping, "item": f.item,
+            "dedup_key": storable(f.dedup_key), "url": storable(f.url),
+            "status": LookupStatus.PENDING, "attempts": 0, "next_at": now, "created_at": now,
+            "updated_at": now, "tries": []}
 
 
 def rule_text(d: Delivery) -> str | None:

@@ -25,13 +25,24 @@ from sqlalchemy.dialects import postgresql
 
 from relay.errors import RelayError, StoreUnavailable
 from relay.mapping import Result
-from relay.model import Attempt, Claimed, DeliveryStatus, EventStatus, Outcome, Receipt, Received
+from relay.model import (
+    Attempt,
+    Claimed,
+    ClaimedLookup,
+    DeliveryStatus,
+    EventStatus,
+    Looked,
+    Outcome,
+    Receipt,
+    Received,
+)
 from relay.store import alerts, capture, charts, history, mapping_stats, sessions
+from relay.store import lookups as lookups_sql
 from relay.store.base import Store, keeps
 from relay.store.group_commit import GroupCommit
 from relay.store.refusals import UPSERT, RefusalCounter
-from relay.store.rows import delivery_row, event_key, event_row, storable
-from relay.store.tables import attempts, bots, deliveries, events, refusals
+from relay.store.rows import delivery_row, event_key, event_row, lookup_row, storable
+from relay.store.tables import attempts, bots, deliveries, events, lookups, refusals
 
 log = logging.getLogger("relay.store")
 # An execution option that marks a read transaction (the SQLite engine begins it deferred).
@@ -72,6 +83,11 @@ class SqlStore(Store):
         self._first_event = sa.select(deliveries.c.event_id).where(
             deliveries.c.mapping == sa.bindparam("mapping"),
             deliveries.c.dedup_key == sa.bindparam("key"))
+        self._insert_lookup = (self.insert(lookups).on_conflict_do_nothing()
+                               .returning(lookups.c.event_id))
+        self._first_lookup = sa.select(lookups.c.event_id).where(
+            lookups.c.mapping == sa.bindparam("mapping"),
+            lookups.c.dedup_key == sa.bindparam("key"))
         self._insert_keyed_event = (self.insert(events).on_conflict_do_nothing()
                                     .returning(events.c.id))
         self._first_keyed = sa.select(events.c.id).where(
@@ -225,6 +241,11 @@ class SqlStore(Store):
                        if event_id is not None for d in item.result.deliveries]
             inserted = Counter(conn.execute(self._insert_delivery, planned).scalars().all()
                                if planned else [])
+            fetches = [lookup_row(event_id, item.mapping, f, item.received_at)
+                       for item, event_id in ((item, ids[i]) for i, item in enumerate(batch))
+                       if event_id is not None for f in item.result.lookups]
+            looked = Counter(conn.execute(self._insert_lookup, fetches).scalars().all()
+                             if fetches else [])
             receipts, repeated = [], []
             for i, item in enumerate(batch):
                 event_id, result = ids[i], item.result
@@ -233,15 +254,19 @@ class SqlStore(Store):
                         "mapping": item.mapping, "status": EventStatus.of(result.status),
                         "key": event_key(result)}).scalar_one()
                     receipts.append(Receipt(EventStatus.DUPLICATE, first))
-                elif result.deliveries and not inserted[event_id]:
+                elif ((result.deliveries or result.lookups)
+                      and not inserted[event_id] and not looked[event_id]):
                     repeated.append(event_id)
-                    first = conn.execute(self._first_event, {
+                    first_of, planned_first = ((self._first_event, result.deliveries[0])
+                                               if result.deliveries else
+                                               (self._first_lookup, result.lookups[0]))
+                    first = conn.execute(first_of, {
                         "mapping": item.mapping,
-                        "key": storable(result.deliveries[0].dedup_key)}).scalar_one()
+                        "key": storable(planned_first.dedup_key)}).scalar_one()
                     receipts.append(Receipt(EventStatus.DUPLICATE, first))
                 else:
                     receipts.append(Receipt(EventStatus.of(result.status), event_id,
-                                            inserted[event_id]))
+                                            inserted[event_id], looked[event_id]))
             if repeated:
                 conn.execute(events.delete().where(events.c.id.in_(repeated)))
         return receipts
@@ -293,6 +318,15 @@ class SqlStore(Store):
                 deliveries.update()
                 .where(deliveries.c.id.in_(ids), deliveries.c.leased_by == worker)
                 .values(lease_until=None, leased_by=None))
+
+    def claim_lookups(self, worker: str, limit: int, now: float,
+                      lease: float) -> list[ClaimedLookup]:
+        with self._write() as conn:
+            return lookups_sql.claim(conn, worker, limit, now, lease)
+
+    def finish_lookup(self, looked: Looked, worker: str, now: float) -> bool:
+        with self._write() as conn:
+            return lookups_sql.finish(conn, self._insert_delivery, looked, worker, now)
 
     # --- per-bot pacing, shared by every worker ----------------------------------------------
 

@@ -43,6 +43,11 @@ INSERT_DELIVERY = (
     "attributes, status, attempts, next_at, created_at, updated_at, rule) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
 FIRST_EVENT = "SELECT event_id FROM deliveries WHERE mapping = ? AND dedup_key = ?"
+INSERT_LOOKUP = (
+    "INSERT INTO lookups (event_id, mapping, item, dedup_key, url, status, attempts, next_at, "
+    "created_at, updated_at, tries) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, '[]') "
+    "ON CONFLICT DO NOTHING")
+FIRST_LOOKUP = "SELECT event_id FROM lookups WHERE mapping = ? AND dedup_key = ?"
 FIRST_KEYED = "SELECT id FROM events WHERE mapping = ? AND status = ? AND dedup_key = ?"
 # 'pending' written out, not bound: SQLite uses the partial index on pending deliveries only
 # for a query whose WHERE clause visibly implies the index's.
@@ -189,12 +194,16 @@ class SqliteStore(SqlStore):
             event_id, mapping, d.item, storable(d.dedup_key), d.flow_key, d.channel, d.phone,
             json.dumps(storable(d.attributes)), now, now, now, rule_text(d))).rowcount
             for d in result.deliveries)
-        if result.deliveries and not inserted:
-            first = db.execute(FIRST_EVENT, (
-                mapping, storable(result.deliveries[0].dedup_key))).fetchone()[0]
+        looked = sum(db.execute(INSERT_LOOKUP, (
+            event_id, mapping, f.item, storable(f.dedup_key), storable(f.url), now, now,
+            now)).rowcount for f in result.lookups)
+        if (result.deliveries or result.lookups) and not inserted and not looked:
+            first_of, planned = ((FIRST_EVENT, result.deliveries[0]) if result.deliveries
+                                 else (FIRST_LOOKUP, result.lookups[0]))
+            first = db.execute(first_of, (mapping, storable(planned.dedup_key))).fetchone()[0]
             db.execute("DELETE FROM events WHERE id = ?", (event_id,))
             return Receipt(EventStatus.DUPLICATE, first)
-        return Receipt(status, event_id, inserted)
+        return Receipt(status, event_id, inserted, looked)
 
     def claim(self, worker: str, limit: int, now: float, lease: float) -> list[Claimed]:
         with self._direct() as db:

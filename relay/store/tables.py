@@ -243,3 +243,45 @@ capture_samples = sa.Table(
     sa.Index("capture_samples_name", "name", "id"),
     sa.Index("capture_samples_window", "window_id"),
 )
+
+# Lookups (relay/lookup/): for a mapping with `lookup:`, the fetch each webhook (each item
+# under `each`) needs before it can be mapped, claimed under a lease as deliveries are and
+# retried with the same backoff. Once its answer is mapped, its delivery is inserted in the
+# same transaction. `tries` keeps the last attempts (time, ms, HTTP status, error): a lookup
+# makes few, and its page shows them.
+lookups = sa.Table(
+    "lookups",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("event_id", sa.ForeignKey("events.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("mapping", sa.String(200), nullable=False),
+    sa.Column("item", sa.Integer),  # index in the batch under `each`
+    sa.Column("dedup_key", sa.String(500)),
+    sa.Column("url", sa.Text, nullable=False),  # as planned: no token (that is a header)
+    # pending (waiting or in flight) | done (mapped: its delivery is planned) | skipped (the
+    # filter said no) | failed (the answer could not be mapped) | dead (never fetched)
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_at", sa.Float, nullable=False),
+    sa.Column("lease_until", sa.Float),
+    sa.Column("leased_by", sa.String(100)),
+    sa.Column("created_at", sa.Float, nullable=False),  # when it was (re)queued: RELAY_MAX_AGE
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("last_error", sa.Text),
+    sa.Column("tries", _json, nullable=False),
+    sa.Index("lookups_event", "event_id"),
+    sa.Index(
+        "lookups_dedup",
+        "mapping",
+        "dedup_key",
+        unique=True,
+        sqlite_where=sa.text("dedup_key IS NOT NULL"),
+        postgresql_where=sa.text("dedup_key IS NOT NULL"),
+    ),
+    sa.Index(
+        "lookups_due",
+        "next_at",
+        sqlite_where=sa.text("status = 'pending'"),
+        postgresql_where=sa.text("status = 'pending'"),
+    ),
+)

@@ -163,6 +163,8 @@ class Intake:
         errors = [e.to_dict() for e in result.errors]
         if receipt.status == "accepted":
             answer["deliveries"] = receipt.deliveries
+            if receipt.lookups:  # fetched by the worker before they are mapped
+                answer["lookups"] = receipt.lookups
             if errors:  # some items of a batch could not be mapped
                 answer["errors"] = errors
             return 202, answer, None

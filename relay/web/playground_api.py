@@ -17,7 +17,7 @@ from typing import Any
 
 from flask import jsonify, request
 
-from relay.mapping.load import ENV_REFERENCE, SECRET_KEYS
+from relay.mapping.load import ENV_REFERENCE, is_secret
 from relay.mapping.yamlfile import parse_yaml
 from relay.sources.endpoint import valid_name
 from relay.sources.folder import find_file, write_atomically
@@ -135,20 +135,23 @@ def save() -> Any:
 
 
 def reaches_out(text: str, current: Path | None) -> str | None:
-    """What a saved text would newly take from the relay: a `${NAME}` outside `secret:` and
-    `verify_token:` (a saved file reads the real environment, so an attribute
-    `${ENGATI_API_KEY}` would store and show the key), or other `engati:` settings (a
-    base_url elsewhere would send the API key there). The file it replaces may keep what it
-    had; None when nothing."""
+    """What a saved text would newly take from the relay: a `${NAME}` outside `secret:`,
+    `verify_token:` and `lookup.token` (a saved file reads the real environment, so an
+    attribute `${ENGATI_API_KEY}` would store and show the key), or other `engati:` or
+    `lookup:` settings (a base_url or url elsewhere would send the API key or the token
+    there). The file it replaces may keep what it had; None when nothing."""
     new, _, _ = parse_yaml("new", text)
     old, _, _ = (None, None, None) if current is None else parse_yaml(
         "old", current.read_text(encoding="utf-8", errors="replace"))
     old = old if isinstance(old, dict) else {}
     if isinstance(new, dict) and new.get("engati") != old.get("engati"):
         return "it changes the engati: settings"
+    if isinstance(new, dict) and new.get("lookup") != old.get("lookup"):
+        # The token is sent to the url: another url would take it (or another variable) away.
+        return "it changes the lookup: settings"
     had = set(_variables(old))
     for path, name in _variables(new):
-        if path[:1] not in SECRET_KEYS and (path, name) not in had:
+        if not is_secret(path) and (path, name) not in had:
             where = ".".join(map(str, path))
             return f"${{{name}}} at {where} would read the relay's environment"
     return None

@@ -18,9 +18,11 @@ from relay.mapping import Result
 from relay.model import (
     Attempt,
     Claimed,
+    ClaimedLookup,
     DeliveryStatus,
     EventStatus,
     FailureKind,
+    Looked,
     Outcome,
     Receipt,
     Received,
@@ -51,6 +53,8 @@ class FakeStore(Store):
     # --- inbound ---------------------------------------------------------------------------
 
     def accept(self, received: Received) -> Receipt:
+        if received.result.lookups:
+            raise NotImplementedError("lookups need a real store (SQLite or PostgreSQL)")
         with self._lock:
             row = event_row(received)
             status = row["status"]
@@ -83,6 +87,13 @@ class FakeStore(Store):
                 self._add("refusals", row)
 
     # --- the worker ------------------------------------------------------------------------
+
+    def claim_lookups(self, worker: str, limit: int, now: float,
+                      lease: float) -> list[ClaimedLookup]:
+        return []  # it never holds one: accept refuses them
+
+    def finish_lookup(self, looked: Looked, worker: str, now: float) -> bool:
+        raise NotImplementedError("lookups need a real store (SQLite or PostgreSQL)")
 
     def claim(self, worker: str, limit: int, now: float, lease: float) -> list[Claimed]:
         with self._lock:

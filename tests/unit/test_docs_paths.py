@@ -23,7 +23,7 @@ from relay.mapping.model import Expr
 from relay.sources import load_endpoint
 from relay.sources.body import parse_body
 from relay.sources.presets import PRESETS
-from relay.sources.selftest import case_request
+from relay.sources.selftest import case_answer, case_request
 from tests.conftest import MAPPINGS, ROOT
 
 PAGE = ROOT / "docs" / "sources.md"
@@ -36,7 +36,7 @@ _AS_SEEN = re.compile(r"As expressions see `mappings/(examples/[^`]+)`(?:(?!```)
                       r"(.*?)\n```", re.DOTALL)
 _RAW_PAIR = re.compile(r"```(text|xml)\n(.*?)\n```\n\nis seen as\n\n```json\n(.*?)\n```", re.DOTALL)
 _RAW_TYPES = {"text": "application/x-www-form-urlencoded", "xml": "text/xml"}
-_PROSE_PATH = re.compile(r"(?<!`)`((?:body|item|headers|query)[.\[][^`]*)`(?!`)")
+_PROSE_PATH = re.compile(r"(?<!`)`((?:body|item|headers|query|lead)[.\[][^`]*)`(?!`)")
 _TYPEFORM_TABLE = "| question (`field.type`) | answer `type` | the value |"
 TYPEFORM_EXAMPLE = "examples/typeform-every-answer.json"
 TYPEFORM_TYPES = {"text", "email", "phone_number", "choice", "choices", "boolean", "number",
@@ -68,6 +68,10 @@ def _sample(example: str) -> Sample:
             if case["body"] == example:
                 raw, headers = case_request(endpoint, case)
                 envelope = endpoint.preset.envelope(raw, headers, case.get("query", {}))
+                if endpoint.mapping.lookup is not None and "lookup" in case:
+                    # The lookup's answer, as the test gives it: `lead.fields.<name>` too.
+                    envelope[endpoint.mapping.lookup.name] = endpoint.preset.looked_up(
+                        case_answer(endpoint, case))
                 scopes = [envelope]
                 if endpoint.mapping.each is not None:
                     scopes = [{**envelope, "item": item}

@@ -42,6 +42,8 @@ SAMPLES = {
     "salesforce": ("salesforce-two-leads.xml", {"content-type": "text/xml; charset=utf-8"},
                    "919812345678"),
     "jotform": ("jotform-appointment.txt", {"content-type": BOUNDARY}, "919812345678"),
+    "meta-lead-ads": ("meta-leadgen.json", {**JSON, "x-hub-signature-256": "[redacted]"},
+                      None),
     "generic": ("crm-lead.json", {**JSON, "x-relay-token": "[redacted]"}, "447911123456"),
 }
 

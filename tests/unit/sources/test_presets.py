@@ -24,10 +24,16 @@ BODY = json.dumps({"id": "evt_1", "object": "event", "phone": "+919812345678"}).
 URL = "https://relay.example.com/hooks/shop?x=1"
 
 
+# What a preset needs beyond its secret for its mapping to load.
+NEEDS = {"meta-lead-ads": "verify_token: vt\nlookup:\n  token: page-token\n"}
+
+
 @pytest.fixture
 def mapping(write_mapping):
     def make(source, secret=SECRET, extra=""):
         secret_line = f"secret: {json.dumps(secret)}\n" if secret is not None else ""
+        if source in NEEDS:
+            extra += NEEDS[source]
         text = (f"source: {source}\n{secret_line}{extra}"
                 "phone: body.phone\nflows: [{flow_key: F}]\n")
         return load_endpoint(write_mapping(text, name="shop"), env={})
@@ -56,7 +62,7 @@ def own_signature(mapping, raw=BODY, url=URL, now=None, secret=None):
 
 
 SIGNED = ["typeform", "stripe", "shopify", "razorpay", "hubspot", "tally", "calendly", "github",
-          "jotform"]
+          "jotform", "meta-lead-ads"]
 
 
 class TestEveryPreset:
@@ -100,7 +106,7 @@ class TestEveryPreset:
         """The presets named in the design all exist."""
         assert set(PRESETS) == {"generic", "typeform", "stripe", "salesforce", "shopify",
                                 "razorpay", "hubspot", "standard-webhooks", "tally", "calendly",
-                                "github", "jotform"}
+                                "github", "jotform", "meta-lead-ads"}
 
 
 class TestOracles:
@@ -197,6 +203,7 @@ class TestOracles:
         ("shopify", "X-Shopify-Hmac-Sha256", "base64", ""),
         ("tally", "Tally-Signature", "base64", ""),
         ("razorpay", "X-Razorpay-Signature", "hex", ""),
+        ("meta-lead-ads", "X-Hub-Signature-256", "hex", "sha256="),
     ])
     def test_documented_recipes(self, mapping, source, header, encoding, prefix):
         """Body HMACs computed as each provider's documentation describes are accepted."""
