@@ -99,6 +99,14 @@ def show(event_id: int, as_json: bool) -> None:
     if event["query"]:
         click.echo("query: " + json.dumps(event["query"], ensure_ascii=False))
     click.echo("body:\n" + body)
+    for x in event["lookups"]:
+        click.echo(f"lookup {x['id']}: GET {x['url']} -> {x['status']} after "
+                   f"{len(x['tries'])} attempt(s)")
+        if x["status"] == "pending" and x["attempts"]:
+            click.echo(f"  next attempt at {utc_text(x['next_at'])} UTC")
+        for t in x["tries"]:
+            click.echo(f"  {utc_text(t['at'])} UTC  http {t['http'] or '-'}  {t['ms']:.0f} ms"
+                       + (f"  {t['error']}" if t["error"] else ""))
     for d in event["deliveries"]:
         click.echo(f"delivery {d['id']}: flow {d['flow_key']} {d['channel']} {d['phone']} "
                    f"-> {d['status']} after {len(d['attempt_log'])} attempt(s)")

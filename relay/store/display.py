@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from relay.errors import field_errors
-from relay.model import DeliveryStatus, EventStatus
+from relay.model import DeliveryStatus, EventStatus, LookupStatus
 from relay.store.rows import utf8
 
 
@@ -39,11 +39,13 @@ def event_state(row: dict[str, Any]) -> str:
         return str(row["status"])
     if row["dead"]:
         return DeliveryStatus.DEAD
-    return DeliveryStatus.PENDING if row["pending"] else DeliveryStatus.DELIVERED
+    waiting = row["pending"] or row.get("looking")  # a delivery, or a lookup to make first
+    return DeliveryStatus.PENDING if waiting else DeliveryStatus.DELIVERED
 
 
 def shown_state(event: dict[str, Any]) -> str:
     """`event_state` of an event as `event()` returns it (deliveries listed, not counted)."""
     statuses = [d["status"] for d in event["deliveries"]]
+    looking = any(x["status"] == LookupStatus.PENDING for x in event.get("lookups", ()))
     return event_state({"status": event["status"], "dead": DeliveryStatus.DEAD in statuses,
-                        "pending": DeliveryStatus.PENDING in statuses})
+                        "pending": DeliveryStatus.PENDING in statuses, "looking": looking})

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from relay.mapping import Result
-from relay.model import DeliveryStatus, EventStatus
+from relay.model import DeliveryStatus, EventStatus, LookupStatus
 from relay.store import lookups, search
 from relay.store.rows import delivery_row, errors_json, rule_text, storable
 from relay.store.tables import attempts, deliveries, events, refusals
@@ -56,10 +56,13 @@ def events_query(*, status: str | None, mapping: str | None, since: float | None
 
     last_error = (sa.select(_D.last_error).where(mine, _D.last_error.is_not(None))
                   .order_by(_D.updated_at.desc()).limit(1).scalar_subquery())
+    # Lookups still to fetch (a mapping with `lookup:`): the event is pending until they are.
+    looking = _looking()
     query = (
         sa.select(events.c.id, events.c.mapping, events.c.received_at, events.c.status,
                   events.c.errors, events.c.note, count().label("total"),
                   *(count(_D.status == s).label(s) for s in DeliveryStatus),
+                  sa.select(sa.func.count()).where(looking).scalar_subquery().label("looking"),
                   last_error.label("last_error"))
         .order_by(events.c.id.desc()).limit(limit)
     )
@@ -75,11 +78,15 @@ def events_query(*, status: str | None, mapping: str | None, since: float | None
                                                (limit, before) if alone else None))
     if status in (EventStatus.ACCEPTED, EventStatus.SKIPPED, EventStatus.FAILED):
         query = query.where(events.c.status == status)
-    elif status in (DeliveryStatus.PENDING, DeliveryStatus.DEAD):
+    elif status == DeliveryStatus.PENDING:
+        query = query.where(sa.or_(sa.exists().where(mine, _D.status == status),
+                                   sa.exists().where(looking)))
+    elif status == DeliveryStatus.DEAD:
         query = query.where(sa.exists().where(mine, _D.status == status))
     elif status == DeliveryStatus.DELIVERED:
         query = query.where(events.c.status == EventStatus.ACCEPTED,
-                            ~sa.exists().where(mine, _D.status != DeliveryStatus.DELIVERED))
+                            ~sa.exists().where(mine, _D.status != DeliveryStatus.DELIVERED),
+                            ~sa.exists().where(looking))
     return query
 
 
@@ -187,8 +194,13 @@ def _finished() -> sa.ColumnElement[bool]:
     """Nothing of the event waits: no pending delivery, and no pending lookup."""
     return sa.and_(
         ~sa.exists().where(_D.event_id == events.c.id, _D.status == DeliveryStatus.PENDING),
-        ~sa.exists().where(lookups_table.c.event_id == events.c.id,
-                           lookups_table.c.status == DeliveryStatus.PENDING))
+        ~sa.exists().where(_looking()))
+
+
+def _looking() -> sa.ColumnElement[bool]:
+    """The condition of an event's lookups that are still to be fetched."""
+    return sa.and_(lookups_table.c.event_id == events.c.id,
+                   lookups_table.c.status == LookupStatus.PENDING)
 
 
 def narrow(query: Query, mapping: str | None, since: float | None) -> Query:

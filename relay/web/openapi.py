@@ -24,6 +24,7 @@ _event_row = {
         "errors": {"type": ["array", "null"]}, "note": {"type": ["string", "null"]},
         "total": {"type": "integer"}, "pending": {"type": "integer"},
         "delivered": {"type": "integer"}, "dead": {"type": "integer"},
+        "looking": {"type": "integer", "description": "lookups still to fetch"},
         "last_error": {"type": ["string", "null"]},
     },
 }
@@ -46,6 +47,19 @@ _delivery = {"type": "object",
                                                         "(re)queued; attempt_log has them all"},
                             "last_error": {"type": ["string", "null"]},
                             "attempt_log": {"type": "array", "items": _attempt}}}
+_lookup = {"type": "object",
+           "required": ["id", "url", "status", "attempts", "tries"],
+           "description": "A fetch the worker makes before mapping (a mapping's lookup:)",
+           "properties": {"id": {"type": "integer"}, "item": {"type": ["integer", "null"]},
+                          "url": {"type": "string"},
+                          "status": {"enum": ["pending", "done", "skipped", "failed", "dead"]},
+                          "attempts": {"type": "integer"}, "next_at": {"type": "number"},
+                          "last_error": {"type": ["string", "null"]},
+                          "tries": {"type": "array", "items": {
+                              "type": "object", "properties": {
+                                  "at": {"type": "number"}, "ms": {"type": "number"},
+                                  "http": {"type": ["integer", "null"]},
+                                  "error": {"type": ["string", "null"]}}}}}}
 _event = {"type": "object",
           "required": ["id", "mapping", "received_at", "status", "body", "headers", "query",
                        "deliveries"],
@@ -55,7 +69,8 @@ _event = {"type": "object",
                          "body": {"type": "string"}, "headers": {"type": "object"},
                          "query": {"type": "object"}, "errors": {"type": ["array", "null"]},
                          "note": {"type": ["string", "null"]},
-                         "deliveries": {"type": "array", "items": _delivery}}}
+                         "deliveries": {"type": "array", "items": _delivery},
+                         "lookups": {"type": "array", "items": _lookup}}}
 _replayed = {"type": "object", "required": ["event_id", "ok", "message"],
              "properties": {"event_id": {"type": "integer"}, "ok": {"type": "boolean"},
                             "message": {"type": "string"}}}

@@ -43,6 +43,7 @@ def live(tmp_path_factory):
     (root / "mappings" / "e2e.yaml").write_text(MAPPING)
     (root / "mappings" / "signed.yaml").write_text(SIGNED)
     shutil.copy(MAPPINGS / "salesforce-leads.yaml", root / "mappings")
+    shutil.copy(MAPPINGS / "meta-lead-ads.yaml", root / "mappings")
     sandbox_port, relay_port = free_port(), free_port()
     env = {
         "DATABASE_URL": f"sqlite:///{root / 'relay.db'}",
@@ -56,6 +57,11 @@ def live(tmp_path_factory):
         "RELAY_POLL_INTERVAL": "0.05",
         "RELAY_UNVERIFIED_LIMIT": "1000000",  # most test mappings verify nothing
         "E2E_TYPEFORM_SECRET": "e2e-typeform-secret",
+        # Meta Lead Ads, with the sandbox standing in for the Graph API too.
+        "META_APP_SECRET": "e2e-meta-app-secret",
+        "META_VERIFY_TOKEN": "e2e-verify-token",
+        "META_PAGE_TOKEN": "e2e-page-token",
+        "META_GRAPH_URL": f"http://127.0.0.1:{sandbox_port}",
     }
     sandbox = Relay(["sandbox", "--port", str(sandbox_port), "--api-key", "e2e-api-key"], env,
                     root / "sandbox.log")
@@ -266,3 +272,40 @@ def test_metrics_add_up_every_process(live):
     assert ("relay_queue_depth", ()) in found
     assert ("relay_dead_deliveries", ()) in found
     assert found[("relay_queue_oldest_seconds", ())] >= 0
+
+
+def test_meta_lead_ads_handshake_signed_notification_lookup_and_engati_call(live):
+    """Meta's flow through real processes: the subscription GET is answered, a notification
+    signed as Meta signs (`relay send`) is stored and answered 200, the worker reads the lead
+    from the Graph API stand-in with the Page token, and Engati gets the lead's phone."""
+    shake = httpx.get(f"{live.base}/hooks/meta-lead-ads", timeout=10, params={
+        "hub.mode": "subscribe", "hub.challenge": "1158201444",
+        "hub.verify_token": "e2e-verify-token"})
+    assert (shake.status_code, shake.text) == (200, "1158201444")
+    wrong = httpx.get(f"{live.base}/hooks/meta-lead-ads", timeout=10, params={
+        "hub.mode": "subscribe", "hub.challenge": "1", "hub.verify_token": "guess"})
+    assert wrong.status_code == 403
+    leadgen_id = str(uuid.uuid4().int)[:15]
+    body = json.loads((MAPPINGS / "examples" / "meta-leadgen.json").read_text())
+    body["entry"][0]["changes"][0]["value"]["leadgen_id"] = leadgen_id
+    (live.root / "notification.json").write_text(json.dumps(body))
+    sent = live.relay("send", "meta-lead-ads", str(live.root / "notification.json"),
+                      "--url", f"{live.base}/hooks/meta-lead-ads")
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    answer = json.loads(sent.stdout)
+    assert (answer["status"], answer["deliveries"], answer["lookups"]) == ("accepted", 0, 1)
+    phone = "9198" + leadgen_id[-8:]  # the sandbox's made-up lead ends in the id's digits
+
+    def engati_call():
+        every = httpx.get(f"{live.sandbox}/_sandbox/calls", timeout=5).json()
+        return [c for c in every if (c["json"] or {}).get("user.phone_no") == phone]
+
+    (call,) = wait_for(engati_call, what="the Engati call for the lead")
+    assert call["flow_key"] == "9A1C3E5B7D9F1A3C5E7B9D1F3A5C7E9B"
+    assert call["json"]["name"] == "Sandbox Lead"
+    reads = httpx.get(f"{live.sandbox}/_sandbox/lookups", timeout=5).json()
+    assert {"path": f"/v25.0/{leadgen_id}", "status": 200, "token": True} in [
+        {k: r[k] for k in ("path", "status", "token")} for r in reads]
+    event = live.store.event(answer["event_id"])
+    assert event["lookups"][0]["status"] == "done"
+    assert "e2e-page-token" not in json.dumps(event, default=str)
