@@ -470,6 +470,14 @@ class Attack:
                 % (boundary.encode(), k.encode(), _b(v)) for k, v in fields.items())
             raw += b"--%s--\r\n" % boundary.encode()
             return raw, f"multipart/form-data; boundary={boundary}", []
+        elif preset == "meta-lead-ads":
+            # The lead's id ends in the phone's digits: `relay sandbox`, the Graph API
+            # stand-in here, answers a lead whose phone ends in them.
+            obj = {"object": "page", "entry": [{"id": "516540199134611", "time": 1764583200,
+                   "changes": [{"field": "leadgen", "value": {
+                       "leadgen_id": "7" + phone[-8:],
+                       "form_id": "551111744595541", "ad_id": uid, "page_id": "5165",
+                       "created_time": 1764583199, "note": extra}}]}]}
         elif name == "crm-leads":
             obj = {"event": "lead.created", "lead": {
                 "id": uid, "first_name": person, "last_name": "S", "mobile": phone,
@@ -1878,10 +1886,12 @@ class Attack:
             db.close()
 
     def drain(self, relay: subprocess.Popen, timeout: float) -> None:
-        """Wait until the worker has delivered everything (or the relay is gone)."""
+        """Wait until the worker has looked up and delivered everything (or the relay is
+        gone)."""
         try:
             wait_until(lambda: relay.poll() is not None or not self.db_rows(
-                "SELECT 1 FROM deliveries WHERE status = 'pending' LIMIT 1"),
+                "SELECT 1 FROM deliveries WHERE status = 'pending' UNION ALL "
+                "SELECT 1 FROM lookups WHERE status = 'pending' LIMIT 1"),
                 "the deliveries", timeout=timeout, every=0.25)
         except SystemExit as exc:
             self.observations.append(str(exc))
@@ -2268,14 +2278,14 @@ def main() -> None:
     args = parser.parse_args()
     started = time.monotonic()
     folder = Path(tempfile.mkdtemp(prefix="relay-attack-"))
-    relay = standin = None
+    relay = standin = graph = None
     try:
         shutil.copytree(ROOT / "mappings", folder / "mappings")
         repo_names = sorted(p.stem for p in (folder / "mappings").iterdir()
                             if p.suffix in (".yaml", ".yml"))
         for name, text in EXTRA_MAPPINGS.items():
             (folder / "mappings" / f"{name}.yaml").write_text(text)
-        standin_port, port = free_port(), free_port()
+        standin_port, port, graph_port = free_port(), free_port(), free_port()
         attack = Attack(args.seed, folder, port, standin_port)
         attack.repo_names = repo_names
         # Every ${VAR} a secret names, set to a known random value.
@@ -2285,7 +2295,8 @@ def main() -> None:
             text = file.read_text()
             source = re.search(r"^source:\s*([\w-]+)", text, re.M)
             for line in text.splitlines():
-                if re.match(r"\s*secret:", line):
+                # secret:, verify_token: and lookup's token: each a credential to keep out
+                if re.match(r"\s*(secret|verify_token|token):", line):
                     for var in re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)", line):
                         attack.secrets.setdefault(var, attack.secret_for(
                             var, source.group(1) if source else "generic"))
@@ -2300,10 +2311,17 @@ def main() -> None:
             "RELAY_UNVERIFIED_LIMIT": str(UNVERIFIED_LIMIT),
             "RELAY_REQUEST_TIMEOUT": "3",
             "RELAY_RETRY_BASE": "0.5",
+            "META_GRAPH_URL": f"http://127.0.0.1:{graph_port}",
         })
         for file in sorted((folder / "mappings").glob("*.y*ml")):
             attack.maps[file.stem] = load_endpoint(file, env)
         standin = start_standin(standin_port, count_by="user.phone_no")
+        # `relay sandbox` answers the Graph API reads of meta-lead-ads' lookups.
+        graph = subprocess.Popen([sys.executable, "-m", "relay", "sandbox", "--port",
+                                  str(graph_port)], env=env, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+        wait_until(lambda: answers(f"http://127.0.0.1:{graph_port}/_sandbox/lookups"),
+                   "the Graph API stand-in")
         log_path = folder / "relay.log"
         relay = subprocess.Popen([sys.executable, "-m", "relay", "serve", "--port", str(port)],
                                  env=env, stdout=subprocess.DEVNULL, stderr=log_path.open("wb"))
@@ -2367,7 +2385,7 @@ def main() -> None:
         code = analyse(attack, log_text, standin_stats, relay_alive, size_before, size_after,
                        time.monotonic() - started)
     finally:
-        stop(relay, standin)
+        stop(relay, standin, graph)
         if args.keep:
             print(f"(kept {folder})")
         else:

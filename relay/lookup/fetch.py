@@ -41,7 +41,7 @@ async def fetch(session: aiohttp.ClientSession, url: str, token: str | None, tim
                            status=status)
     try:
         answer = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past what the parser takes
         answer = None
     if 200 <= status < 300:
         if answer is None:

@@ -54,7 +54,7 @@ class Lookups:
             while not stop.is_set():
                 claimed = await self._claim() if self._wanted() else []
                 if claimed:
-                    await asyncio.gather(*(self._one(session, c) for c in claimed))
+                    await asyncio.gather(*(self._guarded(session, c) for c in claimed))
                     continue
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.poll_interval)
@@ -63,7 +63,7 @@ class Lookups:
         """Claim what is due and try it all; how many were tried (for tests)."""
         async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:
             claimed = await self._claim()
-            await asyncio.gather(*(self._one(session, c) for c in claimed))
+            await asyncio.gather(*(self._guarded(session, c) for c in claimed))
         return len(claimed)
 
     def _wanted(self) -> bool:
@@ -76,6 +76,15 @@ class Lookups:
         except StoreUnavailable as exc:
             log.warning("cannot claim lookups: %s", exc)
             return []
+
+    async def _guarded(self, session: aiohttp.ClientSession, claimed: ClaimedLookup) -> None:
+        """`_one`, whose failure (a bug) must not end the loop: the lookup's lease runs out
+        and it is tried again."""
+        try:
+            await self._one(session, claimed)
+        except Exception:
+            log.exception("lookup %d failed unexpectedly; it is tried again when its lease "
+                          "runs out", claimed.id)
 
     async def _one(self, session: aiohttp.ClientSession, claimed: ClaimedLookup) -> None:
         started = self.clock()

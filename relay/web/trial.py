@@ -95,6 +95,8 @@ def preview(endpoint: Endpoint, raw: bytes, headers: dict[str, str],
     shown = result.deliveries[:MAX_REQUESTS]
     return {"status": result.status, "skipped": result.skipped,
             "planned": len(result.deliveries),
+            # A mapping with lookup: fetches first; the tests' `lookup:` answers show the rest.
+            "lookups": [f.url for f in result.lookups[:MAX_REQUESTS]],
             "requests": [build_request(endpoint.mapping.engati, d, mask=True) for d in shown],
             "rules": [d.rule.explain() if d.rule else None for d in shown],
             "errors": [e.to_dict() for e in result.errors]}

@@ -89,6 +89,11 @@ document.addEventListener("DOMContentLoaded", () => {
       if (r.planned > r.requests.length) {
         parts.push(el("p", {}, `… and ${r.planned - r.requests.length} more`));
       }
+      if (r.lookups && r.lookups.length) {
+        parts.push(el("p", {id: "lookups"}, "The worker first fetches " +
+                      r.lookups.map((url) => `GET ${url}`).join(", ") +
+                      "; a test's lookup: answer shows what it maps to (Tests below)."));
+      }
       if (answer.tests.length) {
         parts.push(el("h2", {}, "Tests"), el("ul", {id: "tests"}, ...answer.tests.map((t) => {
           const item = el("li", {class: t.passed ? "pass" : "fail"},

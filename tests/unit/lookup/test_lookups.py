@@ -239,6 +239,17 @@ class TestWhenTheLookupFails:
         assert looked["status"] == "dead" and "redirect, not followed" in looked["last_error"]
         assert len(seen) == 1
 
+    @pytest.mark.parametrize("raw", [b"not json", b"[" * 100_000 + b"]" * 100_000,
+                                     b"{" + b" " * (1024 * 1024) + b"}"])
+    def test_an_answer_that_is_no_json_deep_or_huge_is_dead_not_a_crash(self, relay, engati,
+                                                                        raw):
+        engati.handler = lambda request: httpx.Response(200, content=raw)
+        relay.post(notification("111"))
+        assert relay.run_lookups() == 1
+        (looked,) = relay.store.event(1)["lookups"]
+        assert looked["status"] == "dead"
+        assert "no JSON" in looked["last_error"] or "more than" in looked["last_error"]
+
     def test_an_unreachable_graph_is_retried(self, store, tmp_path, monkeypatch):
         monkeypatch.setenv("META_GRAPH_URL", "http://127.0.0.1:9")  # nothing listens there
         relay = Relay(store, folder_of(tmp_path))

