@@ -260,6 +260,27 @@ class TestWhenTheLookupFails:
         assert "could not reach 127.0.0.1:9" in looked["last_error"]
 
 
+class TestLeases:
+    def test_a_lookup_held_by_a_dead_worker_is_taken_again_and_its_late_outcome_refused(
+            self, relay):
+        """A worker that dies holding a lookup loses it when the lease runs out; the one that
+        takes it then records it, and the dead one's outcome (had it come) is refused."""
+        from relay.model import Looked, LookupStatus
+        relay.post(notification("111"))
+        now = relay.now()
+        (held,) = relay.store.claim_lookups("dead-worker", 10, now, 60)
+        assert relay.store.claim_lookups("w2", 10, now + 30, 60) == []  # still leased
+        (again,) = relay.store.claim_lookups("w2", 10, now + 61, 60)
+        assert again.id == held.id and again.body == held.body
+        tried = {"at": now, "ms": 1.0, "http": 503, "error": "busy"}
+        late = Looked(held.id, tried, LookupStatus.DEAD, error="busy")
+        assert not relay.store.finish_lookup(late, "dead-worker", now + 62)
+        kept = Looked(held.id, tried, LookupStatus.PENDING, next_at=now + 70, error="busy")
+        assert relay.store.finish_lookup(kept, "w2", now + 62)
+        (looked,) = relay.store.event(1)["lookups"]
+        assert (looked["status"], looked["attempts"], len(looked["tries"])) == ("pending", 1, 1)
+
+
 class TestShown:
     def test_the_api_the_console_and_the_cli_show_the_lookup_and_its_tries(self, relay,
                                                                           engati):
