@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from relay.errors import FieldError, MappingLoadError, Problem, SignatureError
-from relay.mapping import Mapping, Result, evaluate
+from relay.mapping import Mapping, Result
 from relay.mapping.load import build, parse
 from relay.mapping.yamlfile import Report
 from relay.sources.base import Preset
@@ -136,4 +136,4 @@ def evaluate_raw(endpoint: Endpoint, raw: bytes, headers: dict[str, str],
         endpoint.preset.admit(endpoint, envelope)
     except SignatureError as exc:
         return Result(errors=(FieldError("source", f"the relay refuses it: {exc.reason}"),))
-    return evaluate(endpoint.mapping, envelope)
+    return endpoint.preset.evaluate(endpoint.mapping, envelope, raw)
