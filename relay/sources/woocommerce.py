@@ -11,7 +11,8 @@ Facts from WooCommerce's own source, `plugins/woocommerce/includes/class-wc-webh
   one webhook in the same second share it, and it is not signed. So the preset deduplicates by
   the signed body (`digest`), as for Shopify and Razorpay, not by X-WC-Webhook-Delivery-ID.
 - A delivery counts as delivered on 200-302; WooCommerce does not retry a failed one, and
-  disables the webhook after more than 5 consecutive failures.
+  disables the webhook after more than 5 consecutive failures: so a webhook that is stored
+  but cannot be mapped is answered 200 (with status "failed"), not 422.
 - `deliver_ping()` runs when a webhook is saved active for the first time: it posts the body
   `webhook_id=<id>` with no signature and no X-WC-* header, and saving fails unless the answer
   is exactly 200. The preset lets that exact body in unsigned (`unsigned`), records it as a
@@ -51,6 +52,12 @@ class WooCommerce(HmacPreset):
         return {"body": {"webhook_id": webhook_id},
                 "headers": {k.lower(): v for k, v in headers.items()}, "query": query,
                 "digest": hashlib.sha256(raw).hexdigest()}
+
+    def respond(self, status: int, answer: dict[str, Any]) -> tuple[int, bytes, str]:
+        # A webhook stored but not mapped (422 elsewhere) is answered 200 too: WooCommerce
+        # would not retry it, only count it, and a run of orders without a phone would
+        # switch the webhook off. The answer's status says "failed"; replay maps it again.
+        return super().respond(200 if status == 422 else status, answer)
 
     def evaluate(self, mapping: Mapping, envelope: dict[str, Any], raw: bytes) -> Result:
         webhook_id = _ping(raw)

@@ -222,6 +222,26 @@ class TestOverHttp:
         assert payment.status_code == 200 and payment.get_json()["status"] == "accepted"
         assert len(store.events()) == 2
 
+    def test_an_order_that_cannot_be_mapped_is_stored_and_answered_200(self, relay):
+        """WooCommerce does not retry and disables a webhook after 5 failures in a row: an
+        order without a phone is stored as failed (replayable) and answered 200, not 422."""
+        http, store = relay()
+        raw = b'{"id":4752,"status":"processing","billing":{"phone":""}}'
+        answer = http.post("/hooks/shop", data=raw, content_type=JSON,
+                           headers={"X-WC-Webhook-Signature": wc_signature(raw)})
+        assert answer.status_code == 200 and answer.get_json()["status"] == "failed"
+        assert [e["status"] for e in store.events()] == ["failed"]
+        payment = json.loads(_cf_payment())
+        payment["data"]["customer_details"]["customer_phone"] = ""
+        raw = json.dumps(payment).encode()
+        answer = http.post("/hooks/pay", data=raw, content_type=JSON,
+                           headers=cf_headers(raw, now_ms()))
+        assert answer.status_code == 422  # Cashfree retries it: the retry is a duplicate
+        retry = http.post("/hooks/pay", data=raw, content_type=JSON,
+                          headers=cf_headers(raw, now_ms()))
+        assert retry.status_code == 200 and retry.get_json()["status"] == "duplicate"
+        assert [e["status"] for e in store.events()] == ["failed", "failed"]
+
     @pytest.mark.parametrize("case", ["forged", "tampered", "unsigned-order"])
     def test_woocommerce_forgeries_are_401_with_nothing_stored(self, relay, case):
         http, store = relay()
