@@ -370,7 +370,7 @@ class Attack:
     def secret_for(self, var: str, preset: str) -> str:
         if preset == "standard-webhooks":
             return "whsec_" + base64.b64encode(self.rng.randbytes(32)).decode()
-        if var == "ATTACK_BASIC_SECRET":
+        if var == "ATTACK_BASIC_SECRET" or preset == "basic":
             return f"atkuser{self.rng.randrange(10**6)}:atkpass-{self.rng.randbytes(12).hex()}"
         if var == "STRIPE_WEBHOOK_SECRET":
             return "whsec_atk" + self.rng.randbytes(16).hex()
@@ -478,6 +478,22 @@ class Attack:
                        "leadgen_id": "7" + phone[-8:],
                        "form_id": "551111744595541", "ad_id": uid, "page_id": "5165",
                        "created_time": 1764583199, "note": extra}}]}]}
+        elif preset == "woocommerce":
+            obj = {"id": digits, "number": str(digits), "status": "processing", "currency": "INR",
+                   "total": "1379.00", "order_key": f"wc_order_{uid}",
+                   "billing": {"first_name": extra or person, "phone": phone},
+                   "shipping": {"phone": ""}, "payment_method_title": "Cash on delivery",
+                   "line_items": [{"name": "kurta", "quantity": 1}]}
+            headers = [("X-WC-Webhook-Topic", "order.updated"), ("X-WC-Webhook-ID", "3"),
+                       ("X-WC-Webhook-Delivery-ID", uid)]
+        elif preset == "cashfree":
+            obj = {"type": "PAYMENT_SUCCESS_WEBHOOK", "event_time": "2026-11-25T12:20:31+05:30",
+                   "data": {"order": {"order_id": f"order_{uid}", "order_tags": {
+                       "course": extra or "python-101"}},
+                       "payment": {"cf_payment_id": str(digits), "payment_status": "SUCCESS",
+                                   "payment_amount": 499.0, "payment_currency": "INR"},
+                       "customer_details": {"customer_name": person, "customer_phone": phone}}}
+            headers = [("x-webhook-version", "2025-01-01")]
         elif name == "crm-leads":
             obj = {"event": "lead.created", "lead": {
                 "id": uid, "first_name": person, "last_name": "S", "mobile": phone,
@@ -650,7 +666,8 @@ class Attack:
             # The same bytes with unsigned headers changed: the dedup id some presets read
             # from a header the signature does not cover.
             id_header = {"shopify": "X-Shopify-Webhook-Id", "razorpay": "X-Razorpay-Event-Id",
-                         "github": "X-GitHub-Delivery"}.get(mapping.preset.name)
+                         "github": "X-GitHub-Delivery",
+                         "woocommerce": "X-WC-Webhook-Delivery-ID"}.get(mapping.preset.name)
             if id_header:
                 changed = [(k, f"{v}-replayed") if k == id_header else (k, v)
                            for k, v in headers]
@@ -704,13 +721,17 @@ class Attack:
             kind = ("timestamped" if isinstance(preset, TimestampedPreset) else preset.name)
             if preset.name == "generic" and verify_options(mapping).get("timestamp_header"):
                 kind = "generic-ts"
-            if kind not in ("timestamped", "hubspot", "standard-webhooks", "generic-ts"):
+            scheme = getattr(preset, "scheme", None)
+            if preset.name != "generic" and scheme is not None and scheme.tolerance is not None:
+                kind = "scheme"  # an HmacScheme with a timestamp (Cashfree: milliseconds)
+            if kind not in ("timestamped", "hubspot", "standard-webhooks", "generic-ts",
+                            "scheme"):
                 continue
             secret = mapping.secrets[0]
             target = f"/hooks/{name}"
             url = self.url(target)
             tolerance = getattr(preset, "tolerance", None) or verify_options(mapping).get(
-                "tolerance") or 300
+                "tolerance") or (scheme.tolerance if kind == "scheme" else None) or 300
             variants = self.timestamp_variants(now)
             # A signature with the timestamp a little inside and outside the window.
             variants += [("inside-window", str(int(now - tolerance + 30))),
@@ -730,6 +751,12 @@ class Attack:
                     inbound = Inbound(raw, {}, {}, "POST", url)
                     sig = [("X-HubSpot-Request-Timestamp", ms),
                            ("X-HubSpot-Signature-v3", hubspot_source.v3(secret, inbound, ms))]
+                elif kind == "scheme":
+                    scaled = stamp
+                    if stamp.lstrip("-").isdigit() and label not in ("huge",):
+                        scaled = str(round(int(stamp) / scheme.timestamp_unit))
+                    signature = scheme.signature(secret, Inbound(raw, {}, {}, "POST", url), scaled)
+                    sig = [(scheme.header, signature), (scheme.timestamp_header, scaled)]
                 elif kind == "standard-webhooks":
                     msg_id = f"msg_{tag}"
                     sig = [("webhook-id", msg_id), ("webhook-timestamp", stamp),
@@ -2298,8 +2325,10 @@ def main() -> None:
                 # secret:, verify_token: and lookup's token: each a credential to keep out
                 if re.match(r"\s*(secret|verify_token|token):", line):
                     for var in re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)", line):
-                        attack.secrets.setdefault(var, attack.secret_for(
-                            var, source.group(1) if source else "generic"))
+                        # HTTP basic needs user:password, whatever its variable is called
+                        kind = ("basic" if re.search(r"type:\s*basic", text)
+                                else source.group(1) if source else "generic")
+                        attack.secrets.setdefault(var, attack.secret_for(var, kind))
         attack.secrets["ENGATI_API_KEY"] = "atk-engati-key-" + attack.rng.randbytes(12).hex()
         attack.secrets["RELAY_ADMIN_TOKEN"] = ("atkadmin" + attack.rng.randbytes(16).hex())[:40]
         env.update({k: v for k, v in attack.secrets.items()})

@@ -4,6 +4,7 @@ recognised from a request shaped as its sender sends it; anything else is `gener
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ _HEADERS = (
     ("hubspot", "x-hubspot-signature-v3", "the X-HubSpot-Signature-v3 header"),
     ("hubspot", "x-hubspot-signature", "the X-HubSpot-Signature header"),
     ("calendly", "calendly-webhook-signature", "the Calendly-Webhook-Signature header"),
+    ("woocommerce", "x-wc-webhook-signature", "the X-WC-Webhook-Signature header"),
     ("tally", "tally-signature", "the Tally-Signature header"),
     ("github", "x-hub-signature-256", "the X-Hub-Signature-256 header"),
     ("github", "x-github-event", "the X-GitHub-Event header"),
@@ -28,7 +30,8 @@ _HEADERS = (
 )
 _PREFIXES = (("shopify", "x-shopify-", "X-Shopify-* headers"),
              ("razorpay", "x-razorpay-", "X-Razorpay-* headers"),
-             ("hubspot", "x-hubspot-", "X-HubSpot-* headers"))
+             ("hubspot", "x-hubspot-", "X-HubSpot-* headers"),
+             ("woocommerce", "x-wc-webhook-", "X-WC-Webhook-* headers"))
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,9 @@ def detect(headers: dict[str, str], raw: bytes) -> Detected:
     for preset, header, why in _HEADERS:
         if header in headers:
             return Detected(preset, why)
+    if "x-webhook-signature" in headers and "x-webhook-version" in headers:
+        # Headers many senders use, but with Cashfree's x-webhook-version beside them
+        return Detected("cashfree", "x-webhook-signature with x-webhook-version (Cashfree)")
     for preset, prefix, why in _PREFIXES:
         if any(name.startswith(prefix) for name in headers):
             return Detected(preset, why)
@@ -53,6 +59,8 @@ def detect(headers: dict[str, str], raw: bytes) -> Detected:
             content_type in ("text/xml", "application/soap+xml")
             and b"notifications" in raw[:4096]):
         return Detected("salesforce", "a SOAP Outbound Message (Salesforce)")
+    if re.fullmatch(rb"webhook_id=[0-9]{1,20}", raw):
+        return Detected("woocommerce", "the ping WooCommerce sends when a webhook is saved")
     if content_type == "multipart/form-data" and b'name="rawRequest"' in raw:
         return Detected("jotform", "a multipart form with a rawRequest field (Jotform)")
     return _by_body(raw) or Detected("generic", "no header or body shape of a known sender")
@@ -94,4 +102,8 @@ def _by_body(raw: bytes) -> Detected | None:
         return Detected("calendly", "an invitee event (Calendly)")
     if body.get("eventType") == "FORM_RESPONSE" and isinstance(body.get("data"), dict):
         return Detected("tally", "a FORM_RESPONSE body (Tally)")
+    if str(body.get("type", "")).endswith("_WEBHOOK") and isinstance(body.get("data"), dict):
+        return Detected("cashfree", "a type: ..._WEBHOOK body (Cashfree)")
+    if str(body.get("order_key", "")).startswith("wc_order_"):
+        return Detected("woocommerce", "an order with a wc_order_ key (WooCommerce)")
     return None

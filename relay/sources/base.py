@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from relay.errors import BodyError, SignatureError
+from relay.mapping import Mapping, Result, evaluate
 from relay.sources.body import media_type, parse_body
 
 if TYPE_CHECKING:
@@ -60,6 +61,9 @@ class Preset:
     # For `relay draft`: the lookup token's variable, where the phone is in the answer, and
     # an answer shaped as the sender's (the draft's test takes it).
     lookup_draft: ClassVar[dict[str, Any] | None] = None
+    # Senders that count only 200 itself as delivered (WooCommerce's ping refuses a 202;
+    # Cashfree retries whatever "doesn't return HTTP 200"): every 2xx answer goes out as 200.
+    only_200 = False
 
     def parse(self, raw: bytes, content_type: str | None) -> Any:
         return parse_body(raw, content_type)
@@ -111,7 +115,7 @@ class Preset:
 
         Each of the endpoint's secrets is tried, so that a rotation needs no downtime.
         """
-        if not self.verifies(endpoint):
+        if not self.verifies(endpoint) or self.unsigned(inbound):
             return
         reasons = []
         for secret in endpoint.secrets:
@@ -125,8 +129,20 @@ class Preset:
     def check(self, secret: str, endpoint: Endpoint, inbound: Inbound, now: float) -> None:
         """Raise SignatureError unless `secret` signed this request."""
 
+    def unsigned(self, inbound: Inbound) -> bool:
+        """Whether this is a request the sender sends with no signature at all, to be let in
+        unverified (WooCommerce's ping when a webhook is saved). Such a request must plan
+        nothing (`evaluate` skips it, whatever the mapping says), and the intake counts it
+        against RELAY_UNVERIFIED_LIMIT like a webhook to an endpoint that verifies nothing."""
+        return False
+
     def admit(self, endpoint: Endpoint, envelope: dict[str, Any]) -> None:
         """Checks that need the parsed body (Salesforce's OrganizationId)."""
+
+    def evaluate(self, mapping: Mapping, envelope: dict[str, Any], raw: bytes) -> Result:
+        """The mapping applied to the envelope; a preset may answer for the mapping first
+        (WooCommerce's ping is skipped before any expression runs)."""
+        return evaluate(mapping, envelope)
 
     def sign(self, secret: str, endpoint: Endpoint, inbound: Inbound,
              now: float) -> tuple[dict[str, str], dict[str, str]]:
@@ -150,6 +166,8 @@ class Preset:
 
     def respond(self, status: int, answer: dict[str, Any]) -> tuple[int, bytes, str]:
         """The HTTP answer: (status, body, content type)."""
+        if self.only_200 and 200 <= status < 300:
+            status = 200
         return status, json.dumps(answer).encode(), "application/json"
 
 

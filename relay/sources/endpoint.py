@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from relay.errors import FieldError, MappingLoadError, Problem, SignatureError
-from relay.mapping import Mapping, Result, evaluate, evaluate_fetched
+from relay.mapping import Mapping, Result, evaluate_fetched
 from relay.mapping.load import build, interpolate, parse
 from relay.mapping.yamlfile import Report
 from relay.sources.base import Preset
@@ -138,7 +138,7 @@ def evaluate_raw(endpoint: Endpoint, raw: bytes, headers: dict[str, str],
         endpoint.preset.admit(endpoint, envelope)
     except SignatureError as exc:
         return Result(errors=(FieldError("source", f"the relay refuses it: {exc.reason}"),))
-    return evaluate(endpoint.mapping, envelope)
+    return endpoint.preset.evaluate(endpoint.mapping, envelope, raw)
 
 
 def evaluate_answered(endpoint: Endpoint, raw: bytes, headers: dict[str, str],

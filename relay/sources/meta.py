@@ -47,6 +47,7 @@ class MetaLeadAds(HmacPreset):
     id = "item.value.leadgen_id"
     scheme = HmacScheme("x-hub-signature-256", encoding="hex", prefix="sha256=")
     methods = ("GET", "POST")
+    only_200 = True  # "respond to all Event Notifications with 200 OK"
     # META_GRAPH_URL points it elsewhere (`relay sandbox` stands in for the Graph API).
     lookup: ClassVar[dict[str, Any] | None] = {
         "url": "${META_GRAPH_URL:-https://graph.facebook.com}/${META_GRAPH_VERSION:-v25.0}/"
@@ -66,10 +67,6 @@ class MetaLeadAds(HmacPreset):
         if not isinstance(lookup, dict) or "token" not in lookup:
             report.add(("source",), "meta-lead-ads reads each lead from the Graph API with a "
                        "Page access token: add lookup: with token: ${META_PAGE_TOKEN} under it")
-
-    def respond(self, status: int, answer: dict[str, Any]) -> tuple[int, bytes, str]:
-        # Meta wants 200 for a notification it delivered; 202 is ours for "stored".
-        return super().respond(200 if status == 202 else status, answer)
 
     def looked_up(self, answer: Any) -> Any:
         """The lead, with `fields`: each field's first value by its name."""

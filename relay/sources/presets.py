@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from relay.sources.base import Preset
 from relay.sources.calendly import Calendly
+from relay.sources.cashfree import Cashfree
 from relay.sources.generic import Generic
 from relay.sources.github import GitHub
 from relay.sources.hubspot import HubSpot
@@ -16,10 +17,11 @@ from relay.sources.standard_webhooks import StandardWebhooks
 from relay.sources.stripe import Stripe
 from relay.sources.tally import Tally
 from relay.sources.typeform import Typeform
+from relay.sources.woocommerce import WooCommerce
 
 PRESETS: dict[str, Preset] = {
     preset.name: preset
     for preset in (Generic(), Typeform(), Stripe(), Salesforce(), Shopify(), Razorpay(),
                    HubSpot(), StandardWebhooks(), Tally(), Calendly(), GitHub(), Jotform(),
-                   MetaLeadAds())
+                   MetaLeadAds(), WooCommerce(), Cashfree())
 }

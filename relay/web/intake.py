@@ -24,7 +24,6 @@ from relay.capture.samples import take_sample
 from relay.capture.windows import OpenWindows
 from relay.config import Settings
 from relay.errors import BodyError, InboundError, SignatureError, StoreUnavailable, field_errors
-from relay.mapping import evaluate
 from relay.model import Received
 from relay.sources import Endpoint, Inbound, Preset
 from relay.sources.endpoint import valid_name
@@ -150,12 +149,17 @@ class Intake:
                                    "add verification to the mapping (docs/sources.md), or "
                                    "raise RELAY_UNVERIFIED_LIMIT"), wait
         inbound = inbound or self._inbound(environ)
+        if endpoint.preset.verifies(endpoint) and endpoint.preset.unsigned(inbound) and (
+                wait := self._unverified.take(endpoint.name)):  # WooCommerce's ping
+            return 429, error_body(f"/hooks/{endpoint.name} takes at most "
+                                   f"{self.settings.unverified_limit} unsigned requests a "
+                                   "minute", "retry later, or raise RELAY_UNVERIFIED_LIMIT"), wait
         raw, headers, query = inbound.raw, inbound.headers, inbound.query
         now = time.time()
         endpoint.preset.verify(endpoint, inbound, now)  # SignatureError: 401
         envelope = endpoint.preset.envelope(raw, headers, query)  # BodyError: 400 / 415
         endpoint.preset.admit(endpoint, envelope)
-        result = evaluate(endpoint.mapping, envelope)
+        result = endpoint.preset.evaluate(endpoint.mapping, envelope, raw)
         receipt = self.store.accept(Received(endpoint.name, raw,
                                              redact(headers, endpoint.credentials),
                                              redact(query, endpoint.credentials), result, now))

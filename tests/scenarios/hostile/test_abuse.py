@@ -331,7 +331,7 @@ class TestAttackFindings:
 
     @pytest.mark.parametrize(("source", "header"), [
         ("shopify", "x-shopify-webhook-id"), ("razorpay", "x-razorpay-event-id"),
-        ("github", "x-github-delivery")])
+        ("github", "x-github-delivery"), ("woocommerce", "x-wc-webhook-delivery-id")])
     def test_a_replay_with_another_unsigned_id_header_is_a_duplicate(
             self, write_mapping, source, header):
         """These senders sign the body alone: the key is the body's digest, whatever id

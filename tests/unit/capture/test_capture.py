@@ -44,6 +44,12 @@ SAMPLES = {
     "jotform": ("jotform-appointment.txt", {"content-type": BOUNDARY}, "919812345678"),
     "meta-lead-ads": ("meta-leadgen.json", {**JSON, "x-hub-signature-256": "[redacted]"},
                       None),
+    "woocommerce": ("woocommerce-order.json", {**JSON, "x-wc-webhook-signature": "[redacted]",
+                                               "x-wc-webhook-topic": "order.updated"},
+                    "919812345678"),
+    "cashfree": ("cashfree-payment-success.json", {
+        **JSON, "x-webhook-signature": "[redacted]", "x-webhook-timestamp": "1764062000000",
+        "x-webhook-version": "2025-01-01"}, "919812345678"),
     "generic": ("crm-lead.json", {**JSON, "x-relay-token": "[redacted]"}, "447911123456"),
 }
 
@@ -67,7 +73,7 @@ class TestDetect:
         assert detect(headers, (EXAMPLES / file).read_bytes()).preset == preset
 
     @pytest.mark.parametrize("preset", ["typeform", "stripe", "razorpay", "calendly", "tally",
-                                        "hubspot"])
+                                        "hubspot", "woocommerce", "cashfree"])
     def test_json_senders_are_recognised_by_their_body_alone(self, preset):
         """Without its signature header (not signing yet, or a proxy dropped it), a JSON
         sender is still told by the shape of its body."""

@@ -62,7 +62,7 @@ def own_signature(mapping, raw=BODY, url=URL, now=None, secret=None):
 
 
 SIGNED = ["typeform", "stripe", "shopify", "razorpay", "hubspot", "tally", "calendly", "github",
-          "jotform", "meta-lead-ads"]
+          "jotform", "meta-lead-ads", "woocommerce", "cashfree"]
 
 
 class TestEveryPreset:
@@ -106,7 +106,8 @@ class TestEveryPreset:
         """The presets named in the design all exist."""
         assert set(PRESETS) == {"generic", "typeform", "stripe", "salesforce", "shopify",
                                 "razorpay", "hubspot", "standard-webhooks", "tally", "calendly",
-                                "github", "jotform", "meta-lead-ads"}
+                                "github", "jotform", "meta-lead-ads", "woocommerce",
+                                "cashfree"}
 
 
 class TestOracles:
@@ -204,6 +205,7 @@ class TestOracles:
         ("tally", "Tally-Signature", "base64", ""),
         ("razorpay", "X-Razorpay-Signature", "hex", ""),
         ("meta-lead-ads", "X-Hub-Signature-256", "hex", "sha256="),
+        ("woocommerce", "X-WC-Webhook-Signature", "base64", ""),
     ])
     def test_documented_recipes(self, mapping, source, header, encoding, prefix):
         """Body HMACs computed as each provider's documentation describes are accepted."""
