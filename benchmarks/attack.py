@@ -499,8 +499,14 @@ class Attack:
                 "id": uid, "first_name": person, "last_name": "S", "mobile": phone,
                 "email": "priya@example.com", "score": 10, "whatsapp_opt_in": True,
                 "tags": extra if extra is not None else ["webinar"], "owner": {"name": "Dev"}}}
-        else:  # this script's generic mappings, and any other generic one (phone at body.phone)
-            obj = {"id": uid, "phone": phone, "name": person, "extra": extra}
+        else:  # this script's generic mappings, and the generic recipes of mappings/: each
+            # finds its id and phone where its sender puts them
+            obj = {"id": uid, "phone": phone, "name": person, "extra": extra,
+                   "response_id": uid, "ProspectID": uid, "lead_id": uid, "Mobile": phone,
+                   "mobile": phone, "whatsapp_opt_in": "true",
+                   "answers": {"WhatsApp number": phone, "Name": person},
+                   "meta": {"id": uid, "entity": "person", "action": "create"},
+                   "data": {"name": person, "phones": [{"value": phone, "primary": True}]}}
         return json.dumps(obj).encode(), "application/json", headers
 
     def sf_xml(self, notifications: list[tuple[str, str]], org: str | None = None,
@@ -650,7 +656,9 @@ class Attack:
 
     def run_replays(self) -> None:
         group = "replay"
-        for name in self.signed_names():
+        # A mapping without an id (Zoho Forms sends none) cannot tell a replay from a new
+        # webhook: docs/sources.md says so; its token is what keeps others out.
+        for name in [n for n in self.signed_names() if self.maps[n].mapping.id is not None]:
             mapping = self.maps[name]
             # An exact replay of a genuine request: a duplicate, never a second event.
             phone, tag = self.phone(), self.tag()
@@ -2245,9 +2253,15 @@ def analyse(attack: Attack, log_text: str, standin: dict, relay_alive: bool,
     line(not any(isinstance(st, int) and st >= 500 for st in got), "header floods",
          dict(got))
     got = collections.Counter(statuses("methods"))
-    allow = all(r.allow_header == "POST" for r in records if r.group == "methods"
-                and r.status == 405)
-    line(set(got) <= {400, 405} and allow, "non-POST methods (405 with Allow: POST)",
+    # meta-lead-ads also serves Meta's GET check: a GET without its token is 400 or 403.
+    allow = all(r.allow_header == ", ".join(attack.maps[r.mapping].preset.methods)
+                for r in records if r.group == "methods" and r.status == 405)
+    got_get = collections.Counter(r.status for r in records if r.group == "methods"
+                                  and "GET" in attack.maps[r.mapping].preset.methods
+                                  and r.case in ("GET", "HEAD"))
+    got = got - got_get
+    line(set(got) <= {400, 405} and set(got_get) <= {400, 403, 405} and allow,
+         "non-POST methods (405 with Allow: POST, or GET, POST where Meta's check is served)",
          dict(got))
     got = collections.Counter(r.status for r in records if r.group.startswith("admin-api"))
     line(not any(isinstance(st, int) and st >= 500 for st in got),
