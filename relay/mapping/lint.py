@@ -39,13 +39,14 @@ _TEXT_FUNCTIONS = ("contains", "starts_with", "ends_with")  # their second argum
 
 
 def lint(compiled: list[tuple[Path_, Expr]], attributes: list[str], *, each: bool,
-         report: Report) -> tuple[Problem, ...]:
+         report: Report, keys: tuple[str, ...] = ()) -> tuple[Problem, ...]:
     """The warnings of a mapping's expressions, each located at its key's line. `compiled`
-    holds the file's expressions by key path; `attributes`, the names it defines."""
+    holds the file's expressions by key path; `attributes`, the names it defines; `keys`,
+    what the preset's envelopes add (`digest`, google-ads' `columns`)."""
     warnings = Report(report.where, report.lines, [])
     for path, expr in compiled:
         is_when = path[0] == "flows"
-        roots = set(ENVELOPE) | ({"item"} if each and path[0] != "each" else set())
+        roots = set(ENVELOPE) | set(keys) | ({"item"} if each and path[0] != "each" else set())
         roots |= {"phone", "attributes"} if is_when else set()
         tokens = _tokens(expr.text)
         quoted = {t["value"] for t in tokens if t["type"] == "quoted_identifier"} - {

@@ -119,9 +119,11 @@ def _interpolate(data: Any, env: AnyMapping[str, str], report: Report, path: Pat
 # --- semantic checks and compilation ----------------------------------------------------------
 
 
-def build(document: Document, *, id: str | None = None, each: str | None = None) -> Mapping:
+def build(document: Document, *, id: str | None = None, each: str | None = None,
+          keys: tuple[str, ...] = ()) -> Mapping:
     """Check and compile what the mapping says, adding every problem to the document's
-    report. `id` and `each` are the defaults (the preset's) for the keys the file leaves out."""
+    report. `id` and `each` are the defaults (the preset's) for the keys the file leaves out;
+    `keys`, what the preset's envelopes hold besides body, headers and query."""
     data, report = document.data, document.report
     compiled: list[tuple[Path_, Expr]] = []  # the file's own expressions, for lint()
 
@@ -167,7 +169,7 @@ def build(document: Document, *, id: str | None = None, each: str | None = None)
         id=expr(("id",), data.get("id", id)),
         tests=tuple(data.get("tests", ())),
         warnings=lint(compiled, [a.name for a in attributes], each=each is not None or (
-            "each" in data), report=report),
+            "each" in data), report=report, keys=keys),
     )
 
 

@@ -54,6 +54,9 @@ class Preset:
     # only what was signed picks the key.
     body_digest = False
     methods: tuple[str, ...] = ("POST",)  # and GET where `handshake` answers one (Meta)
+    # Keys the preset's envelopes have besides body, headers and query (and `digest`), so
+    # that the mapping linter knows them: google-ads' `columns`.
+    envelope_keys: tuple[str, ...] = ()
 
     def parse(self, raw: bytes, content_type: str | None) -> Any:
         return parse_body(raw, content_type)
@@ -122,6 +125,16 @@ class Preset:
     def admit(self, endpoint: Endpoint, envelope: dict[str, Any]) -> None:
         """Checks that need the parsed body (Salesforce's OrganizationId)."""
 
+    def stored_body(self, raw: bytes) -> bytes:
+        """The body as the store keeps it: a sender whose credential travels in the body
+        (Google Ads' google_key) has it taken out, as headers' credentials are redacted."""
+        return raw
+
+    def sign_body(self, secret: str, endpoint: Endpoint, raw: bytes) -> bytes:
+        """The body as the sender would post it, for `relay send`: a sender whose
+        credential travels in the body (Google Ads) puts it there."""
+        return raw
+
     def sign(self, secret: str, endpoint: Endpoint, inbound: Inbound,
              now: float) -> tuple[dict[str, str], dict[str, str]]:
         """Headers and query parameters the sender would add: for `relay send` and tests."""
@@ -136,6 +149,12 @@ class Preset:
     def respond(self, status: int, answer: dict[str, Any]) -> tuple[int, bytes, str]:
         """The HTTP answer: (status, body, content type)."""
         return status, json.dumps(answer).encode(), "application/json"
+
+
+def ok_as_200(status: int) -> int:
+    """200 for every 2xx: for senders that count anything but 200 as a failure (Webflow,
+    Google Ads), so that a 202 (accepted) is not retried."""
+    return 200 if 200 <= status < 300 else status
 
 
 def hmac_digest(algorithm: str, key: bytes, message: bytes) -> bytes:
@@ -218,7 +237,7 @@ class HmacPreset(Preset):
     """A sender whose signature is one HmacScheme over the raw body."""
 
     signed = True
-    content_types = ("application/json",)
+    content_types: tuple[str, ...] | None = ("application/json",)
     scheme: HmacScheme
 
     def check(self, secret: str, endpoint: Endpoint, inbound: Inbound, now: float) -> None:

@@ -89,7 +89,8 @@ def endpoint_from_text(text: str, file: Path, env: AnyMapping[str, str]) -> Endp
         report.add(("source",), f"unknown source {source!r}; expected one of "
                    + ", ".join(sorted(PRESETS)))
         preset = PRESETS["generic"]
-    mapping = build(document, id=preset.id, each=preset.each)
+    mapping = build(document, id=preset.id, each=preset.each, keys=preset.envelope_keys + (
+        ("digest",) if preset.body_digest else ()))
     preset.validate(report, data)
     secrets, locked = _secrets(report, data)
     report.raise_problems()

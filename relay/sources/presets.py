@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from relay.sources.base import Preset
+from relay.sources.cal_com import CalCom
 from relay.sources.calendly import Calendly
 from relay.sources.generic import Generic
 from relay.sources.github import GitHub
+from relay.sources.google_ads import GoogleAds
 from relay.sources.hubspot import HubSpot
 from relay.sources.jotform import Jotform
 from relay.sources.razorpay import Razorpay
@@ -15,9 +17,11 @@ from relay.sources.standard_webhooks import StandardWebhooks
 from relay.sources.stripe import Stripe
 from relay.sources.tally import Tally
 from relay.sources.typeform import Typeform
+from relay.sources.webflow import Webflow
 
 PRESETS: dict[str, Preset] = {
     preset.name: preset
     for preset in (Generic(), Typeform(), Stripe(), Salesforce(), Shopify(), Razorpay(),
-                   HubSpot(), StandardWebhooks(), Tally(), Calendly(), GitHub(), Jotform())
+                   HubSpot(), StandardWebhooks(), Tally(), Calendly(), GitHub(), Jotform(),
+                   CalCom(), Webflow(), GoogleAds())
 }
