@@ -169,7 +169,7 @@ def build(document: Document, *, id: str | None = None, each: str | None = None,
         id=expr(("id",), data.get("id", id)),
         tests=tuple(data.get("tests", ())),
         warnings=lint(compiled, [a.name for a in attributes], each=each is not None or (
-            "each" in data), report=report, keys=keys),
+            "each" in data), report=report, added=keys),
     )
 
 
