@@ -22,6 +22,8 @@ _HEADERS = (
     ("calendly", "calendly-webhook-signature", "the Calendly-Webhook-Signature header"),
     ("woocommerce", "x-wc-webhook-signature", "the X-WC-Webhook-Signature header"),
     ("tally", "tally-signature", "the Tally-Signature header"),
+    ("cal-com", "x-cal-signature-256", "the X-Cal-Signature-256 header"),
+    ("webflow", "x-webflow-signature", "the x-webflow-signature header"),
     ("github", "x-hub-signature-256", "the X-Hub-Signature-256 header"),
     ("github", "x-github-event", "the X-GitHub-Event header"),
     ("standard-webhooks", "webhook-signature", "the webhook-signature header (Standard "
@@ -106,4 +108,10 @@ def _by_body(raw: bytes) -> Detected | None:
         return Detected("cashfree", "a type: ..._WEBHOOK body (Cashfree)")
     if str(body.get("order_key", "")).startswith("wc_order_"):
         return Detected("woocommerce", "an order with a wc_order_ key (WooCommerce)")
+    if "triggerEvent" in body and isinstance(body.get("payload"), dict):
+        return Detected("cal-com", "a triggerEvent body (Cal.com)")
+    if "triggerType" in body and isinstance(body.get("payload"), dict):
+        return Detected("webflow", "a triggerType body (Webflow)")
+    if "google_key" in body and "lead_id" in body:
+        return Detected("google-ads", "a lead with google_key and lead_id (Google Ads)")
     return None

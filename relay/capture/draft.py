@@ -88,12 +88,17 @@ def draft(name: str, sample: dict[str, Any], region: str | None = "IN") -> Draft
         if isinstance(items, list) and items:
             scopes, prefix = [{**envelope, "item": item} for item in items[:10]], "item"
     scope = scopes[0]
-    leaves = _leaves(scope[prefix], prefix, prefix, scope)
+    # What the preset adds to the envelope (google-ads' columns) reads better than the body's
+    # list it comes from: its fields come first.
+    added = [] if prefix != "body" else [
+        leaf for key in preset.envelope_keys for leaf in _leaves(scope[key], key, key, scope)]
+    leaves = added + _leaves(scope[prefix], prefix, prefix, scope)
     # A batch's items may carry their phone under different fields (Salesforce leads with
     # a MobilePhone or a Phone): every item's candidates count, the first item's first.
     phones: list[Candidate] = []
     for each_scope in scopes:
-        found = _leaves(each_scope[prefix], prefix, prefix, each_scope)
+        found = (added if each_scope is scope else []) + _leaves(
+            each_scope[prefix], prefix, prefix, each_scope)
         phones += [c for c in find_phones(found, region) if _reads(c, each_scope, region)
                    and c.path not in {p.path for p in phones}]
     attributes = _attributes(leaves, {c.path for c in phones})

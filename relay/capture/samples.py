@@ -41,7 +41,7 @@ def take_sample(store: Store, window: dict[str, Any], endpoint: Endpoint | None,
     credentials = endpoint.credentials if endpoint else frozenset()
     sample_id = store.add_sample(window["id"], {
         "method": inbound.method, "headers": redact(inbound.headers, credentials),
-        "query": redact(inbound.query, credentials), "body": inbound.raw,
+        "query": redact(inbound.query, credentials), "body": preset.stored_body(inbound.raw),
         "signature": signature}, cap, now)
     if sample_id is None and endpoint is not None:
         return None

@@ -163,6 +163,7 @@ def send(mapping: str, body: Any, url: str | None, headers: tuple[str, ...],
     if query_map:
         target += ("&" if "?" in target else "?") + urlencode(query_map)
     if loaded.preset.verifies(loaded) and loaded.secrets:  # Salesforce, say, signs nothing
+        raw = loaded.preset.sign_body(loaded.secrets[0], loaded, raw)  # Google Ads' key
         inbound = Inbound(raw, {k.lower(): v for k, v in header_map.items()}, query_map,
                           "POST", target)
         signed, extra = loaded.preset.sign(loaded.secrets[0], loaded, inbound, time.time())

@@ -3,9 +3,10 @@
 Read from jmespath's own syntax tree (`jmespath.compile(text).parsed`), never by pattern:
 
 - an expression that reads a key the envelope does not have at its top: every expression
-  sees `body`, `headers` and `query` (and `item` under `each`); `flows[].when` also sees
-  `phone` and `attributes`. `form_response.answers` where `body.form_response.answers` was
-  meant is always null, and so is `attributes.x` in an attribute's own path;
+  sees `body`, `headers` and `query` (and `item` under `each`, and what its preset adds:
+  `digest`, google-ads' `columns`); `flows[].when` also sees `phone` and `attributes`.
+  `form_response.answers` where `body.form_response.answers` was meant is always null, and
+  so is `attributes.x` in an attribute's own path;
 - a `when` that names an attribute the mapping does not define (`attributes.tier` with no
   `tier:` under `attributes:`): always null, so the flow never matches;
 - a double-quoted string where a literal was likely meant: in JMESPath `"Mumbai"` is the
@@ -43,14 +44,16 @@ BEFORE_LOOKUP = ("each", "id", "lookup")
 
 
 def lint(compiled: list[tuple[Path_, Expr]], attributes: list[str], *, each: bool,
-         report: Report, lookup: str | None = None) -> tuple[Problem, ...]:
+         report: Report, lookup: str | None = None,
+         added: tuple[str, ...] = ()) -> tuple[Problem, ...]:
     """The warnings of a mapping's expressions, each located at its key's line. `compiled`
     holds the file's expressions by key path; `attributes`, the names it defines; `lookup`,
-    the name a lookup's answer is seen under."""
+    the name a lookup's answer is seen under; `added`, what the preset's envelopes add
+    (`digest`, google-ads' `columns`)."""
     warnings = Report(report.where, report.lines, [])
     for path, expr in compiled:
         is_when = path[0] == "flows"
-        roots = set(ENVELOPE) | ({"item"} if each and path[0] != "each" else set())
+        roots = set(ENVELOPE) | set(added) | ({"item"} if each and path[0] != "each" else set())
         roots |= {"phone", "attributes"} if is_when else set()
         fetched = lookup is not None and path[0] not in BEFORE_LOOKUP
         roots |= {lookup} if fetched and lookup else set()

@@ -127,10 +127,11 @@ def interpolate(data: Any, env: AnyMapping[str, str], report: Report, path: Path
 
 
 def build(document: Document, *, id: str | None = None, each: str | None = None,
-          lookup: dict[str, Any] | None = None) -> Mapping:
+          lookup: dict[str, Any] | None = None, keys: tuple[str, ...] = ()) -> Mapping:
     """Check and compile what the mapping says, adding every problem to the document's
     report. `id`, `each` and `lookup` are the defaults (the preset's) for what the file
-    leaves out (`lookup`'s keys one by one, once the file has a `lookup:`)."""
+    leaves out (`lookup`'s keys one by one, once the file has a `lookup:`); `keys`, what the
+    preset's envelopes hold besides body, headers and query."""
     data, report = document.data, document.report
     compiled: list[tuple[Path_, Expr]] = []  # the file's own expressions, for lint()
 
@@ -179,7 +180,7 @@ def build(document: Document, *, id: str | None = None, each: str | None = None,
         lookup=fetch,
         tests=tuple(data.get("tests", ())),
         warnings=lint(compiled, [a.name for a in attributes], each=each is not None or (
-            "each" in data), report=report, lookup=fetch.name if fetch else None),
+            "each" in data), report=report, lookup=fetch.name if fetch else None, added=keys),
     )
 
 

@@ -62,8 +62,12 @@ class Preset:
     # an answer shaped as the sender's (the draft's test takes it).
     lookup_draft: ClassVar[dict[str, Any] | None] = None
     # Senders that count only 200 itself as delivered (WooCommerce's ping refuses a 202;
-    # Cashfree retries whatever "doesn't return HTTP 200"): every 2xx answer goes out as 200.
+    # Cashfree retries whatever "doesn't return HTTP 200"; Meta, Webflow and Google Ads want
+    # 200 too): every 2xx answer goes out as 200.
     only_200 = False
+    # Keys the preset's envelopes have besides body, headers and query (and `digest`), so
+    # that the mapping linter knows them: google-ads' `columns`.
+    envelope_keys: tuple[str, ...] = ()
 
     def parse(self, raw: bytes, content_type: str | None) -> Any:
         return parse_body(raw, content_type)
@@ -143,6 +147,15 @@ class Preset:
         """The mapping applied to the envelope; a preset may answer for the mapping first
         (WooCommerce's ping is skipped before any expression runs)."""
         return evaluate(mapping, envelope)
+    def stored_body(self, raw: bytes) -> bytes:
+        """The body as the store keeps it: a sender whose credential travels in the body
+        (Google Ads' google_key) has it taken out, as headers' credentials are redacted."""
+        return raw
+
+    def sign_body(self, secret: str, endpoint: Endpoint, raw: bytes) -> bytes:
+        """The body as the sender would post it, for `relay send`: a sender whose
+        credential travels in the body (Google Ads) puts it there."""
+        return raw
 
     def sign(self, secret: str, endpoint: Endpoint, inbound: Inbound,
              now: float) -> tuple[dict[str, str], dict[str, str]]:
@@ -251,7 +264,7 @@ class HmacPreset(Preset):
     """A sender whose signature is one HmacScheme over the raw body."""
 
     signed = True
-    content_types = ("application/json",)
+    content_types: tuple[str, ...] | None = ("application/json",)
     scheme: HmacScheme
 
     def check(self, secret: str, endpoint: Endpoint, inbound: Inbound, now: float) -> None:

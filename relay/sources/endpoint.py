@@ -90,7 +90,8 @@ def endpoint_from_text(text: str, file: Path, env: AnyMapping[str, str]) -> Endp
                    + ", ".join(sorted(PRESETS)))
         preset = PRESETS["generic"]
     lookup = interpolate(preset.lookup, document.env, report, ("lookup",))
-    mapping = build(document, id=preset.id, each=preset.each, lookup=lookup)
+    mapping = build(document, id=preset.id, each=preset.each, lookup=lookup,
+                    keys=preset.envelope_keys + (("digest",) if preset.body_digest else ()))
     preset.validate(report, data)
     secrets, locked = _secrets(report, data)
     report.raise_problems()

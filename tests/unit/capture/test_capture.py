@@ -51,6 +51,12 @@ SAMPLES = {
         **JSON, "x-webhook-signature": "[redacted]", "x-webhook-timestamp": "1764062000000",
         "x-webhook-version": "2025-01-01"}, "919812345678"),
     "generic": ("crm-lead.json", {**JSON, "x-relay-token": "[redacted]"}, "447911123456"),
+    "cal-com": ("cal-com-booking-created.json", {**JSON, "x-cal-signature-256": "[redacted]"},
+                "919876543210"),
+    "webflow": ("webflow-form-submission.json", {
+        **JSON, "x-webflow-signature": "[redacted]", "x-webflow-timestamp": "1763642116117"},
+        "919847011223"),
+    "google-ads": ("google-ads-lead.json", JSON, "919900122334"),  # the key is in the body
 }
 
 
@@ -73,7 +79,8 @@ class TestDetect:
         assert detect(headers, (EXAMPLES / file).read_bytes()).preset == preset
 
     @pytest.mark.parametrize("preset", ["typeform", "stripe", "razorpay", "calendly", "tally",
-                                        "hubspot", "woocommerce", "cashfree"])
+                                        "hubspot", "woocommerce", "cashfree", "cal-com",
+                                        "webflow", "google-ads"])
     def test_json_senders_are_recognised_by_their_body_alone(self, preset):
         """Without its signature header (not signing yet, or a proxy dropped it), a JSON
         sender is still told by the shape of its body."""
@@ -119,6 +126,13 @@ class TestDraft:
         expected_phone = SAMPLES[preset][2]
         if expected_phone:
             assert f'"phone": "{expected_phone}"' in made.yaml
+
+    def test_google_ads_columns_are_read_by_their_id(self):
+        """What a preset adds to the envelope comes first: a Google Ads lead's phone is
+        `columns.PHONE_NUMBER`, not an index into user_column_data."""
+        text = draft("leads", sample("google-ads")).yaml
+        assert "  path: columns.PHONE_NUMBER  #" in text
+        assert "email: columns.EMAIL" in text
 
     def test_typeform_answers_are_addressed_by_their_ref(self):
         """Typeform's answers are a list: the draft addresses each by its field's ref and

@@ -62,7 +62,8 @@ def own_signature(mapping, raw=BODY, url=URL, now=None, secret=None):
 
 
 SIGNED = ["typeform", "stripe", "shopify", "razorpay", "hubspot", "tally", "calendly", "github",
-          "jotform", "meta-lead-ads", "woocommerce", "cashfree"]
+          "jotform", "meta-lead-ads", "woocommerce", "cashfree", "cal-com", "webflow"]
+# google-ads: the key is in the body (test_lead_presets)
 
 
 class TestEveryPreset:
@@ -107,7 +108,7 @@ class TestEveryPreset:
         assert set(PRESETS) == {"generic", "typeform", "stripe", "salesforce", "shopify",
                                 "razorpay", "hubspot", "standard-webhooks", "tally", "calendly",
                                 "github", "jotform", "meta-lead-ads", "woocommerce",
-                                "cashfree"}
+                                "cashfree", "cal-com", "webflow", "google-ads"}
 
 
 class TestOracles:
@@ -206,6 +207,7 @@ class TestOracles:
         ("razorpay", "X-Razorpay-Signature", "hex", ""),
         ("meta-lead-ads", "X-Hub-Signature-256", "hex", "sha256="),
         ("woocommerce", "X-WC-Webhook-Signature", "base64", ""),
+        ("cal-com", "X-Cal-Signature-256", "hex", ""),
     ])
     def test_documented_recipes(self, mapping, source, header, encoding, prefix):
         """Body HMACs computed as each provider's documentation describes are accepted."""
