@@ -38,6 +38,17 @@ class RetryPolicy:
             delay = max(delay, min(retry_after, self.cap))
         return delay
 
+    def again(self, number: int, created_at: float, now: float, retry_after: float | None,
+              error: str) -> tuple[float | None, str]:
+        """After failed attempt `number` of something worth retrying (a delivery, a lookup)
+        queued at `created_at`: when it is due again (None: given up) and the error to
+        record, saying so when it gave up."""
+        if number >= self.max_attempts:
+            return None, f"{error}; gave up after {number} attempts"
+        if now - created_at >= self.max_age:
+            return None, f"{error}; gave up after {self.max_age:.0f}s"
+        return now + self.backoff(number, retry_after), error
+
     def attempt(self, claimed: Claimed, came_to: Answer | EngatiError, started: float,
                 duration_ms: float, now: float) -> Attempt:
         """The Attempt to record for a call to `claimed` that `came_to` an answer or a
@@ -45,14 +56,10 @@ class RetryPolicy:
         if isinstance(came_to, Answer):
             return Attempt(claimed.id, started, duration_ms, Outcome.DELIVERED,
                            came_to.http_status, came_to.code)
-        number = claimed.attempts + 1
         outcome, error, next_at = Outcome.DEAD, str(came_to), None
         if came_to.retryable:
-            if number >= self.max_attempts:
-                error = f"{error}; gave up after {number} attempts"
-            elif now - claimed.created_at >= self.max_age:
-                error = f"{error}; gave up after {self.max_age:.0f}s"
-            else:
-                outcome, next_at = Outcome.RETRY, now + self.backoff(number, came_to.retry_after)
+            next_at, error = self.again(claimed.attempts + 1, claimed.created_at, now,
+                                        came_to.retry_after, error)
+            outcome = Outcome.DEAD if next_at is None else Outcome.RETRY
         return Attempt(claimed.id, started, duration_ms, outcome, came_to.status, came_to.code,
                        error, came_to.failure, next_at)

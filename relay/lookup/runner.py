@@ -134,16 +134,11 @@ class Lookups:
     def _judge(self, claimed: ClaimedLookup, failed: LookupFailed, started: float,
                ms: float, now: float) -> Looked:
         """A failed fetch: due again after a backoff, or dead (as a delivery would be)."""
-        number = claimed.attempts + 1
-        error, status, next_at = str(failed), LookupStatus.DEAD, None
+        error, next_at = str(failed), None
         if failed.retryable:
-            if number >= self.policy.max_attempts:
-                error = f"{error}; gave up after {number} attempts"
-            elif now - claimed.created_at >= self.policy.max_age:
-                error = f"{error}; gave up after {self.policy.max_age:.0f}s"
-            else:
-                status = LookupStatus.PENDING
-                next_at = now + self.policy.backoff(number, failed.retry_after)
+            next_at, error = self.policy.again(claimed.attempts + 1, claimed.created_at, now,
+                                               failed.retry_after, error)
+        status = LookupStatus.DEAD if next_at is None else LookupStatus.PENDING
         return Looked(claimed.id, _tried(started, ms, failed.status, error), status, next_at,
                       error)
 
