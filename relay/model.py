@@ -41,6 +41,7 @@ class DeliveryStatus(StrEnum):
     PENDING = "pending"  # waiting, or in flight under a worker's lease
     DELIVERED = "delivered"
     DEAD = "dead"  # given up: replay queues it again
+    CANCELLED = "cancelled"  # by a later webhook's `cancel:` or an operator: never called
 
 
 class LookupStatus(StrEnum):

@@ -73,7 +73,7 @@ def _regions(settings: Settings, mapping: str | None) -> list[str | None]:
     except RelayError:
         return []
     return [e.mapping.phone.region for name, e in endpoints.items()
-            if mapping is None or name == mapping]
+            if (mapping is None or name == mapping) and e.mapping.phone is not None]
 
 
 @click.command()

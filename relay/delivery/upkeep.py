@@ -83,6 +83,7 @@ class Upkeep:
                     log.info("retention: purged %d event(s) older than %s", removed,
                              self.retention)
                 await asyncio.to_thread(store.prune_refusals, self.clock() - REFUSALS_KEPT)
+                await asyncio.to_thread(store.prune_cancels, self.clock())
             except StoreUnavailable as exc:
                 log.warning("retention purge failed: %s", exc)
             delay = self.retention_every

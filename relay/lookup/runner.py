@@ -150,7 +150,7 @@ class Lookups:
         try:
             envelope = endpoint.preset.envelope(claimed.body, claimed.headers, claimed.query)
             result = evaluate_fetched(endpoint.mapping, envelope, claimed.item,
-                                      endpoint.preset.looked_up(answer))
+                                      endpoint.preset.looked_up(answer), claimed.created_at)
         except BodyError as exc:  # the mapping's source changed since it was stored
             return Looked(claimed.id, _tried(started, ms, 200, str(exc)), LookupStatus.FAILED,
                           error=str(exc), result=Result(errors=(FieldError("body", str(exc)),)))

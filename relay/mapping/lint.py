@@ -40,7 +40,7 @@ _TEXT_FUNCTIONS = ("contains", "starts_with", "ends_with")  # their second argum
 
 
 # The keys evaluated before a lookup's answer is there (to plan the fetch itself).
-BEFORE_LOOKUP = ("each", "id", "lookup")
+BEFORE_LOOKUP = ("each", "id", "lookup", "cancel")
 
 
 def lint(compiled: list[tuple[Path_, Expr]], attributes: list[str], *, each: bool,
@@ -53,7 +53,8 @@ def lint(compiled: list[tuple[Path_, Expr]], attributes: list[str], *, each: boo
     warnings = Report(report.where, report.lines, [])
     for path, expr in compiled:
         is_when = path[0] == "flows"
-        roots = set(ENVELOPE) | set(added) | ({"item"} if each and path[0] != "each" else set())
+        per_item = each and path[0] not in ("each", "cancel")  # cancel: reads the webhook
+        roots = set(ENVELOPE) | set(added) | ({"item"} if per_item else set())
         roots |= {"phone", "attributes"} if is_when else set()
         fetched = lookup is not None and path[0] not in BEFORE_LOOKUP
         roots |= {lookup} if fetched and lookup else set()

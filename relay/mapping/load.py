@@ -25,9 +25,21 @@ from jmespath.exceptions import IncompleteExpressionError, JMESPathError, LexerE
 from jsonschema import Draft202012Validator
 
 from relay.errors import MappingLoadError
+from relay.mapping import schedule
 from relay.mapping.functions import FUNCTION_TABLE
 from relay.mapping.lint import lint
-from relay.mapping.model import Attribute, Engati, Expr, Flow, Lookup, Mapping, Phone
+from relay.mapping.model import (
+    Attribute,
+    Cancel,
+    Engati,
+    Expr,
+    Flow,
+    Lookup,
+    Mapping,
+    Phone,
+    QuietHours,
+    Schedule,
+)
 from relay.mapping.yamlfile import Path_, Report, parse_yaml, report_schema_error
 
 DEFAULT_BASE_URL = "https://api.engati.ai"
@@ -150,18 +162,13 @@ def build(document: Document, *, id: str | None = None, each: str | None = None,
     if channel == "rcs" and engati.api == "v1":
         report.add(("channel",), "rcs needs engati.api v2 (v1 triggers WhatsApp flows only)")
 
-    phone_spec = data["phone"] if isinstance(data["phone"], dict) else {"path": data["phone"]}
-    phone_path: Path_ = ("phone", "path") if isinstance(data["phone"], dict) else ("phone",)
-    region = phone_spec.get("region", None)
-    # A path that does not compile is None with a problem reported: the mapping is not used.
-    phone = Phone(expr(phone_path, phone_spec["path"]),  # type: ignore[arg-type]
-                  region.upper() if region else region, phone_spec.get("format", "digits"))
+    phone = _phone(report, data, expr)
 
     attributes = [_attribute(report, name, spec, expr)
                   for name, spec in data.get("attributes", {}).items()]
 
     flows = []
-    for index, entry in enumerate(data["flows"]):
+    for index, entry in enumerate(data.get("flows", ())):
         when = expr(("flows", index, "when"), entry.get("when"))
         if index and "when" not in data["flows"][index - 1]:
             report.add(("flows", index), "unreachable: the entry before it has no `when`, so it "
@@ -178,6 +185,9 @@ def build(document: Document, *, id: str | None = None, each: str | None = None,
         each=expr(("each",), data.get("each", each)),
         id=expr(("id",), data.get("id", id)),
         lookup=fetch,
+        schedule=_schedule(report, data["schedule"], expr) if "schedule" in data else None,
+        quiet_hours=_quiet_hours(report, data["quiet_hours"]) if "quiet_hours" in data else None,
+        cancel=_cancel(report, data["cancel"], expr) if "cancel" in data else None,
         tests=tuple(data.get("tests", ())),
         warnings=lint(compiled, [a.name for a in attributes], each=each is not None or (
             "each" in data), report=report, lookup=fetch.name if fetch else None, added=keys),
@@ -204,6 +214,98 @@ def engati_settings(spec: dict[str, Any], env: AnyMapping[str, str]) -> Engati:
         base_url=(setting("base_url") or DEFAULT_BASE_URL).rstrip("/"),
         rate_limit=rate_limit,
     )
+
+
+def _phone(report: Report, data: dict[str, Any], expr: Any) -> Phone | None:
+    """`phone:` compiled; None in a mapping that only cancels (no phone, no flows)."""
+    if "cancel" in data and "phone" not in data and "flows" not in data:
+        return None
+    for key in ("phone", "flows"):
+        if key not in data:
+            report.add((), f"{key} is required (only a mapping with cancel: may leave out "
+                       "both phone and flows)")
+    if "phone" not in data:
+        return None
+    phone_spec = data["phone"] if isinstance(data["phone"], dict) else {"path": data["phone"]}
+    phone_path: Path_ = ("phone", "path") if isinstance(data["phone"], dict) else ("phone",)
+    region = phone_spec.get("region", None)
+    # A path that does not compile is None with a problem reported: the mapping is not used.
+    return Phone(expr(phone_path, phone_spec["path"]),
+                 region.upper() if region else region, phone_spec.get("format", "digits"))
+
+
+MAX_KEEP = 30 * 86400.0  # seconds a cancellation may wait for its delivery
+
+
+def _duration(report: Report, path: Path_, value: Any, default: float) -> float:
+    if value is None:
+        return default
+    try:
+        return schedule.duration(value)
+    except schedule.ScheduleError as exc:
+        report.add(path, str(exc))
+        return default
+
+
+def _zone_name(report: Report, path: Path_, name: str | None) -> None:
+    if name is not None and name != "recipient":
+        try:
+            schedule.zone(name)
+        except schedule.ScheduleError as exc:
+            report.add(path, str(exc))
+
+
+def _schedule(report: Report, spec: dict[str, Any], expr: Any) -> Schedule:
+    """`schedule:` compiled: a delay, or a time from the payload with an offset."""
+    path: Path_ = ("schedule",)
+    if "delay" in spec and "at" in spec:
+        report.add(path, "give either `delay` (after the webhook arrives) or `at` (a time "
+                   "from the payload, with an optional `offset`), not both")
+    if "at" not in spec:
+        for key in ("offset", "if_past", "timezone"):
+            if key in spec:
+                report.add((*path, key), f"`{key}` only applies to `at`")
+    delay = _duration(report, (*path, "delay"), spec.get("delay"), 0.0)
+    if delay < 0:
+        report.add((*path, "delay"), "a delay cannot be negative")
+    horizon = _duration(report, (*path, "horizon"), spec.get("horizon"), 90 * 86400.0)
+    if horizon <= 0:
+        report.add((*path, "horizon"), "expected a duration above 0, e.g. 90d")
+    _zone_name(report, (*path, "timezone"), spec.get("timezone"))
+    if spec.get("timezone") == "recipient":
+        report.add((*path, "timezone"), "`at` times are read in a named zone (recipient is "
+                   "for quiet_hours)")
+    return Schedule(delay=delay, at=expr((*path, "at"), spec.get("at")),
+                    offset=_duration(report, (*path, "offset"), spec.get("offset"), 0.0),
+                    if_past=spec.get("if_past", "send"), timezone=spec.get("timezone", "UTC"),
+                    horizon=horizon, key=expr((*path, "key"), spec.get("key")))
+
+
+def _quiet_hours(report: Report, spec: dict[str, Any]) -> QuietHours | None:
+    """`quiet_hours:` checked: its times, and zones that exist."""
+    path: Path_ = ("quiet_hours",)
+    start, end = schedule.clock(spec["from"]), schedule.clock(spec["to"])  # the schema's form
+    if start == end:
+        report.add(path, "`from` and `to` are the same time: the window would be empty (or "
+                   "the whole day)")
+    _zone_name(report, (*path, "timezone"), spec.get("timezone"))
+    _zone_name(report, (*path, "fallback"), spec.get("fallback"))
+    if "fallback" in spec and spec.get("timezone", "recipient") != "recipient":
+        report.add((*path, "fallback"), "`fallback` only applies to timezone: recipient")
+    return QuietHours(start, end, spec.get("timezone", "recipient"), spec.get("fallback"))
+
+
+def _cancel(report: Report, spec: dict[str, Any], expr: Any) -> Cancel | None:
+    """`cancel:` compiled."""
+    path: Path_ = ("cancel",)
+    keep = _duration(report, (*path, "keep"), spec.get("keep"), 86400.0)
+    if not 0 <= keep <= MAX_KEEP:
+        report.add((*path, "keep"), "expected a duration from 0 to 30d")
+    key = expr((*path, "key"), spec["key"])
+    if key is None:
+        return None
+    return Cancel(key, tuple(spec.get("mappings", ())), expr((*path, "when"), spec.get("when")),
+                  keep)
 
 
 def _attribute(report: Report, name: str, spec: Any, expr: Any) -> Attribute:

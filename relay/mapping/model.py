@@ -6,6 +6,7 @@ Pure data; `load.py` builds it from YAML and `evaluate.py` applies it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, time
 from typing import Any
 
 from jmespath.parser import ParsedResult
@@ -86,6 +87,45 @@ class Lookup:
 
 
 @dataclass(frozen=True)
+class Schedule:
+    """`schedule:`: when a delivery is sent, `delay` after the webhook arrived, or at the time
+    the `at` expression gives plus `offset`; `key` is what a later webhook's `cancel:` names
+    it by."""
+
+    delay: float = 0.0  # seconds
+    at: Expr | None = None
+    offset: float = 0.0  # seconds, added to `at` (negative: before it)
+    if_past: str = "send"  # send | skip: a time from `at` that is already past
+    timezone: str = "UTC"  # for `at` times written without a zone
+    horizon: float = 90 * 86400.0  # seconds: a time further ahead fails the item
+    key: Expr | None = None
+
+
+@dataclass(frozen=True)
+class QuietHours:
+    """`quiet_hours:`: no delivery between `start` and `end` (a window across midnight when
+    `start` is later), on the clocks of `timezone`: an IANA name, or "recipient" (the phone
+    number's zone, else `fallback`)."""
+
+    start: time
+    end: time
+    timezone: str = "recipient"
+    fallback: str | None = None
+
+
+@dataclass(frozen=True)
+class Cancel:
+    """`cancel:`: a webhook for which `when` holds (always, without it) cancels the pending
+    deliveries whose `schedule.key` equals `key`, of the mappings named (this one, when
+    none is). `keep`: seconds a cancellation waits for a delivery still to arrive."""
+
+    key: Expr
+    mappings: tuple[str, ...] = ()
+    when: Expr | None = None
+    keep: float = 86400.0
+
+
+@dataclass(frozen=True)
 class Mapping:
     """What a mapping file says about turning a webhook into deliveries.
 
@@ -94,7 +134,7 @@ class Mapping:
     """
 
     engati: Engati
-    phone: Phone
+    phone: Phone | None  # None (and no flows): a mapping that only cancels
     flows: tuple[Flow, ...]
     attributes: tuple[Attribute, ...] = ()
     channel: str = "whatsapp"
@@ -102,6 +142,9 @@ class Mapping:
     each: Expr | None = None
     id: Expr | None = None
     lookup: Lookup | None = None
+    schedule: Schedule | None = None
+    quiet_hours: QuietHours | None = None
+    cancel: Cancel | None = None
     tests: tuple[dict[str, Any], ...] = field(default=(), repr=False)
     # What the static checks (lint.py) found: the file loads, `relay check` warns.
     warnings: tuple[Problem, ...] = field(default=(), repr=False, compare=False)
@@ -157,15 +200,36 @@ class Delivery:
     # The flow rule that matched (None only for deliveries made outside evaluate()); not part
     # of what a delivery is: two deliveries to the same flow are equal whichever rule chose it.
     rule: Rule | None = field(default=None, compare=False)
+    send_at: float | None = None  # None: at once; else when (schedule:, quiet_hours:)
+    why: str | None = None  # how send_at was found, in words
+    cancel_key: str | None = None  # schedule.key: what a later cancel: names it by
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        found = {
             "flow_key": self.flow_key,
             "channel": self.channel,
             "phone": self.phone,
             "attributes": self.attributes,
             "id": self.dedup_key,
         }
+        if self.send_at is not None:
+            found.update(send_at=iso_utc(self.send_at), why=self.why)
+        if self.cancel_key is not None:
+            found["cancel_key"] = self.cancel_key
+        return found
+
+
+@dataclass(frozen=True)
+class Cancellation:
+    """What a webhook's `cancel:` asks: the pending deliveries of `mappings` (empty: the
+    webhook's own mapping) with this key are cancelled, now and for `keep` seconds."""
+
+    key: str
+    mappings: tuple[str, ...]
+    keep: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "mappings": list(self.mappings), "keep": self.keep}
 
 
 @dataclass(frozen=True)
@@ -197,11 +261,17 @@ class Result:
     # carry their own keys) or when some item has no id.
     key: str | None = None
     lookups: tuple[Fetch, ...] = ()
+    cancels: tuple[Cancellation, ...] = ()
 
     @property
     def status(self) -> Mapped:
-        if self.deliveries or self.lookups:
+        if self.deliveries or self.lookups or self.cancels:
             return Mapped.PLANNED
         return Mapped.FAILED if self.errors else Mapped.SKIPPED
 
 
+
+
+def iso_utc(at: float) -> str:
+    """A time as previews and tests show it: ISO 8601 in UTC, to the second."""
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -143,10 +143,12 @@ class Preset:
     def admit(self, endpoint: Endpoint, envelope: dict[str, Any]) -> None:
         """Checks that need the parsed body (Salesforce's OrganizationId)."""
 
-    def evaluate(self, mapping: Mapping, envelope: dict[str, Any], raw: bytes) -> Result:
-        """The mapping applied to the envelope; a preset may answer for the mapping first
-        (WooCommerce's ping is skipped before any expression runs)."""
-        return evaluate(mapping, envelope)
+    def evaluate(self, mapping: Mapping, envelope: dict[str, Any], raw: bytes,
+                 now: float | None = None) -> Result:
+        """The mapping applied to the envelope of a webhook that arrived at `now`; a preset
+        may answer for the mapping first (WooCommerce's ping is skipped before any
+        expression runs)."""
+        return evaluate(mapping, envelope, now)
     def stored_body(self, raw: bytes) -> bytes:
         """The body as the store keeps it: a sender whose credential travels in the body
         (Google Ads' google_key) has it taken out, as headers' credentials are redacted."""

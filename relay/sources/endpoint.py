@@ -51,10 +51,10 @@ class Endpoint:
     verify_token: str | None = field(default=None, repr=False)
     waiting_on: tuple[str, ...] = ()  # the unset variables (secret:, verify_token:) locking it
 
-    def evaluate_raw(self, raw: bytes, headers: dict[str, str],
-                     query: dict[str, Any]) -> Result:
+    def evaluate_raw(self, raw: bytes, headers: dict[str, str], query: dict[str, Any],
+                     now: float | None = None) -> Result:
         """The module's `evaluate_raw` for this endpoint (what replays call)."""
-        return evaluate_raw(self, raw, headers, query)
+        return evaluate_raw(self, raw, headers, query, now)
 
 
 def load_endpoint(file: str | Path, env: AnyMapping[str, str] | None = None) -> Endpoint:
@@ -127,10 +127,11 @@ def _secrets(report: Report, data: dict[str, Any]) -> tuple[tuple[str, ...], str
 
 
 def evaluate_raw(endpoint: Endpoint, raw: bytes, headers: dict[str, str],
-                 query: dict[str, Any]) -> Result:
+                 query: dict[str, Any], now: float | None = None) -> Result:
     """Parse a request as the endpoint's preset does, apply the preset's checks of the parsed
-    body (Salesforce's organization), then `evaluate()` it: what a preview, a replay or a
-    mapping's test would get. A body the preset refuses is a failed result, saying why.
+    body (Salesforce's organization), then `evaluate()` it as arrived at `now` (None: the
+    clock's time): what a preview, a replay or a mapping's test would get. A body the preset
+    refuses is a failed result, saying why.
 
     Raises BodyError when the body cannot be parsed.
     """
@@ -139,23 +140,23 @@ def evaluate_raw(endpoint: Endpoint, raw: bytes, headers: dict[str, str],
         endpoint.preset.admit(endpoint, envelope)
     except SignatureError as exc:
         return Result(errors=(FieldError("source", f"the relay refuses it: {exc.reason}"),))
-    return endpoint.preset.evaluate(endpoint.mapping, envelope, raw)
+    return endpoint.preset.evaluate(endpoint.mapping, envelope, raw, now)
 
 
 def evaluate_answered(endpoint: Endpoint, raw: bytes, headers: dict[str, str],
-                      query: dict[str, Any], answer: Any) -> Result:
+                      query: dict[str, Any], answer: Any, now: float | None = None) -> Result:
     """`evaluate_raw`, then, for a mapping with `lookup:`, each planned fetch taken as
     answered `answer` and mapped as the worker would: what a mapping's test, which makes no
     call, checks. Raises BodyError when the body cannot be parsed."""
-    planned = evaluate_raw(endpoint, raw, headers, query)
+    planned = evaluate_raw(endpoint, raw, headers, query, now)
     if not planned.lookups:
         return planned
     envelope = endpoint.preset.envelope(raw, headers, query)
     value = endpoint.preset.looked_up(answer)
-    mapped = [evaluate_fetched(endpoint.mapping, envelope, f.item, value)
+    mapped = [evaluate_fetched(endpoint.mapping, envelope, f.item, value, now)
               for f in planned.lookups]
     deliveries = tuple(d for r in mapped for d in r.deliveries)
     errors = planned.errors + tuple(e for r in mapped for e in r.errors)
     skipped = None if deliveries or errors else next(
         (r.skipped for r in mapped if r.skipped), "filter")
-    return Result(deliveries, errors, skipped)
+    return Result(deliveries, errors, skipped, cancels=planned.cancels)

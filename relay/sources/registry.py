@@ -97,7 +97,8 @@ class Registry:
         """The regions a typed phone is read in (search.phone_terms): `mapping`'s, else
         every loaded mapping's."""
         names = [mapping] if mapping else self.names()
-        return [e.mapping.phone.region for e in map(self.get, names) if e is not None]
+        return [e.mapping.phone.region for e in map(self.get, names)
+                if e is not None and e.mapping.phone is not None]
 
     def names(self) -> list[str]:
         self.refresh()

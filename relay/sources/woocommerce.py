@@ -59,12 +59,13 @@ class WooCommerce(HmacPreset):
         # switch the webhook off. The answer's status says "failed"; replay maps it again.
         return super().respond(200 if status == 422 else status, answer)
 
-    def evaluate(self, mapping: Mapping, envelope: dict[str, Any], raw: bytes) -> Result:
+    def evaluate(self, mapping: Mapping, envelope: dict[str, Any], raw: bytes,
+                 now: float | None = None) -> Result:
         webhook_id = _ping(raw)
         if webhook_id is not None:
             return Result(skipped=f"WooCommerce's ping for webhook {webhook_id}: the webhook "
                           "was saved", key=f"woocommerce-ping:{webhook_id}")
-        return super().evaluate(mapping, envelope, raw)
+        return super().evaluate(mapping, envelope, raw, now)
 
 
 def _ping(raw: bytes) -> str | None:

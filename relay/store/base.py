@@ -112,6 +112,11 @@ class Store(ABC):
         """Give back leased deliveries untried (a worker shutting down)."""
 
     @abstractmethod
+    def next_due(self) -> float | None:
+        """When the earliest pending delivery is due, in flight or not (None: none is): the
+        worker sleeps until then, or until new work."""
+
+    @abstractmethod
     def claim_lookups(self, worker: str, limit: int, now: float,
                       lease: float) -> list[ClaimedLookup]:
         """Lease up to `limit` due lookups (relay/lookup/) to `worker`, with the stored
@@ -237,6 +242,22 @@ class Store(ABC):
     @abstractmethod
     def prune_refusals(self, before: float) -> int:
         """Delete refusal counts last seen before `before`; how many rows went."""
+
+    @abstractmethod
+    def prune_cancels(self, now: float) -> int:
+        """Delete the cancellations kept no longer (cancel.keep ran out); how many."""
+
+    # --- an operator's hand on one delivery ------------------------------------------------
+
+    @abstractmethod
+    def send_now(self, delivery_id: int, now: float) -> bool:
+        """Make a pending delivery that is not in flight due at once, whatever its schedule
+        or quiet hours said; False when it is not pending (or is in flight)."""
+
+    @abstractmethod
+    def cancel_delivery(self, delivery_id: int, now: float) -> bool:
+        """Cancel a pending delivery that is not in flight (it is never called); False when
+        it is not pending (or is in flight)."""
 
     # --- the console's rows ----------------------------------------------------------------
 

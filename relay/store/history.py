@@ -12,8 +12,8 @@ import sqlalchemy as sa
 
 from relay.mapping import Result
 from relay.model import DeliveryStatus, EventStatus, LookupStatus
-from relay.store import lookups, search
-from relay.store.rows import delivery_row, errors_json, rule_text, storable
+from relay.store import cancels, lookups, search
+from relay.store.rows import delivery_row, due_at, errors_json, rule_text, storable
 from relay.store.tables import attempts, deliveries, events, refusals
 from relay.store.tables import lookups as lookups_table
 
@@ -154,18 +154,42 @@ def replay(conn: sa.Connection, insert_delivery: sa.Executable, event_id: int,
         before = existing.get(d.item)
         if before is not None and before.status == DeliveryStatus.DELIVERED:
             counts["already_delivered"] += 1
+        elif before is not None and before.status == DeliveryStatus.CANCELLED:
+            continue  # as final as a delivery: replay never calls what was cancelled
         elif before is None:
             mapping = conn.execute(sa.select(events.c.mapping)
                                    .where(events.c.id == event_id)).scalar_one()
-            counts["queued"] += len(conn.execute(
-                insert_delivery, [delivery_row(event_id, mapping, d, now)]).all())
+            counts["queued"] += len(conn.execute(insert_delivery, cancels.stored_cancelled(
+                conn, [delivery_row(event_id, mapping, d, now)])).all())
         else:
+            due = due_at(d, now)
             conn.execute(deliveries.update().where(_D.id == before.id).values(
                 flow_key=d.flow_key, channel=d.channel, phone=d.phone, rule=rule_text(d),
-                attributes=storable(d.attributes), status=DeliveryStatus.PENDING, next_at=now,
-                attempts=0, lease_until=None, leased_by=None, created_at=now, updated_at=now))
+                attributes=storable(d.attributes), status=DeliveryStatus.PENDING, next_at=due,
+                attempts=0, lease_until=None, leased_by=None, created_at=due, updated_at=now,
+                schedule=storable(d.why), cancel_key=storable(d.cancel_key)))
             counts["queued"] += 1
     return counts
+
+
+def send_now(conn: sa.Connection, delivery_id: int, now: float) -> bool:
+    """An operator's "send now" for a pending delivery not in flight: due at once, whatever
+    its schedule or quiet hours said; whether it was."""
+    done: int = conn.execute(deliveries.update().where(
+        _D.id == delivery_id, _D.status == DeliveryStatus.PENDING,
+        sa.or_(_D.lease_until.is_(None), _D.lease_until <= now),
+    ).values(next_at=now, updated_at=now, schedule=SENT_NOW)).rowcount
+    return done == 1
+
+
+SENT_NOW = "sent now by an operator"
+
+
+def next_due(conn: sa.Connection) -> float | None:
+    """When the earliest pending delivery is due (None: none is pending)."""
+    due: float | None = conn.execute(sa.select(sa.func.min(_D.next_at)).where(
+        sa.text("deliveries.status = 'pending'"))).scalar()
+    return due
 
 
 def purgeable(before: float, include_failed: bool) -> list[sa.ColumnElement[bool]]:

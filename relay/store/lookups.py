@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from relay.errors import FieldError
 from relay.mapping import Result
 from relay.model import ClaimedLookup, DeliveryStatus, EventStatus, Looked, LookupStatus
+from relay.store.cancels import stored_cancelled
 from relay.store.rows import delivery_row, errors_json, lookup_row, storable
 from relay.store.tables import deliveries, events, lookups
 
@@ -53,8 +54,8 @@ def finish(conn: sa.Connection, insert_delivery: sa.Executable, looked: Looked, 
         leased_by=None, updated_at=now, last_error=storable(looked.error)))
     result = looked.result
     if result is not None and result.deliveries:
-        conn.execute(insert_delivery, [delivery_row(row.event_id, row.mapping, d, now)
-                                       for d in result.deliveries])
+        conn.execute(insert_delivery, stored_cancelled(conn, [
+            delivery_row(row.event_id, row.mapping, d, now) for d in result.deliveries]))
     if looked.status != LookupStatus.PENDING:
         errors = result.errors if result is not None else ()
         if looked.status == LookupStatus.DEAD:

@@ -20,8 +20,8 @@ class Remaps(Protocol):
     """What maps a stored request again: its endpoint (relay.sources.Endpoint), named by the
     event's mapping. A protocol, so that the store needs nothing of the sources package."""
 
-    def evaluate_raw(self, raw: bytes, headers: dict[str, str],
-                     query: dict[str, Any]) -> Result: ...
+    def evaluate_raw(self, raw: bytes, headers: dict[str, str], query: dict[str, Any],
+                     now: float | None = None) -> Result: ...
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,9 @@ def replay_event(store: Store, find: Callable[[str], Remaps | None], event_id: i
     if endpoint is None:
         return Replayed(event_id, False, f"mapping {event['mapping']!r} no longer exists")
     try:
-        result = endpoint.evaluate_raw(event["body"], event["headers"], event["query"])
+        # As it arrived: a schedule's delay counts from then (a time gone is sent at once).
+        result = endpoint.evaluate_raw(event["body"], event["headers"], event["query"],
+                                       event["received_at"])
     except BodyError as exc:
         return Replayed(event_id, False, str(exc))
     counts = store.replay(event_id, result, now)

@@ -29,12 +29,20 @@ def event_row(received: Received) -> dict[str, Any]:
 
 
 def delivery_row(event_id: int, mapping: str, d: Delivery, now: float) -> dict[str, Any]:
-    """A deliveries row for a planned delivery, due at once."""
+    """A deliveries row for a planned delivery, due at once or when its schedule says (then
+    `created_at` too: RELAY_MAX_AGE and the queue's age count from when it is due)."""
+    due = due_at(d, now)
     return {"event_id": event_id, "mapping": mapping, "item": d.item,
             "dedup_key": storable(d.dedup_key), "flow_key": d.flow_key,
             "channel": d.channel, "phone": d.phone, "attributes": storable(d.attributes),
-            "status": DeliveryStatus.PENDING, "attempts": 0, "next_at": now, "created_at": now,
-            "updated_at": now, "rule": rule_text(d)}
+            "status": DeliveryStatus.PENDING, "attempts": 0, "next_at": due, "created_at": due,
+            "updated_at": now, "rule": rule_text(d), "schedule": storable(d.why),
+            "cancel_key": storable(d.cancel_key), "last_error": None}
+
+
+def due_at(d: Delivery, now: float) -> float:
+    """When a planned delivery is first due: its schedule's time, never before `now`."""
+    return now if d.send_at is None else max(d.send_at, now)
 
 
 def lookup_row(event_id: int, mapping: str, f: Fetch, now: float) -> dict[str, Any]:

@@ -37,6 +37,7 @@ from relay.model import (
     Received,
 )
 from relay.store import alerts, capture, charts, history, mapping_stats, sessions
+from relay.store import cancels as cancels_sql
 from relay.store import lookups as lookups_sql
 from relay.store.base import Store, keeps
 from relay.store.group_commit import GroupCommit
@@ -236,9 +237,10 @@ class SqlStore(Store):
             for i in keyed:  # failed or skipped, with a key: rare, one at a time
                 ids[i] = conn.execute(self._insert_keyed_event,
                                       event_row(batch[i])).scalar_one_or_none()
-            planned = [delivery_row(event_id, item.mapping, d, item.received_at)
-                       for item, event_id in ((item, ids[i]) for i, item in enumerate(batch))
-                       if event_id is not None for d in item.result.deliveries]
+            planned = cancels_sql.stored_cancelled(conn, [
+                delivery_row(event_id, item.mapping, d, item.received_at)
+                for item, event_id in ((item, ids[i]) for i, item in enumerate(batch))
+                if event_id is not None for d in item.result.deliveries])
             inserted = Counter(conn.execute(self._insert_delivery, planned).scalars().all()
                                if planned else [])
             fetches = [lookup_row(event_id, item.mapping, f, item.received_at)
@@ -269,7 +271,19 @@ class SqlStore(Store):
                                             inserted[event_id], looked[event_id]))
             if repeated:
                 conn.execute(events.delete().where(events.c.id.in_(repeated)))
+            for item, receipt in zip(batch, receipts, strict=True):
+                if item.result.cancels and receipt.status != EventStatus.DUPLICATE:
+                    self._cancel(conn, receipt.event_id, item)
         return receipts
+
+    def _cancel(self, conn: sa.Connection, event_id: int, item: Received) -> None:
+        """Apply a webhook's cancellations, and say in its event's note what they did."""
+        wanted = item.result.cancels
+        count = cancels_sql.apply(conn, self.insert, event_id, item.mapping, wanted,
+                                  item.received_at)
+        said = cancels_sql.note(wanted, item.mapping, count)
+        conn.execute(events.update().where(events.c.id == event_id).values(
+            note=f"{item.result.skipped}; {said}" if item.result.skipped else said))
 
     # --- the worker ------------------------------------------------------------------------
 
@@ -318,6 +332,10 @@ class SqlStore(Store):
                 deliveries.update()
                 .where(deliveries.c.id.in_(ids), deliveries.c.leased_by == worker)
                 .values(lease_until=None, leased_by=None))
+
+    def next_due(self) -> float | None:
+        with self._read() as conn:
+            return history.next_due(conn)
 
     def claim_lookups(self, worker: str, limit: int, now: float,
                       lease: float) -> list[ClaimedLookup]:
@@ -428,6 +446,18 @@ class SqlStore(Store):
         with self._write() as conn:
             gone: int = conn.execute(refusals.delete().where(refusals.c.last_at < before)).rowcount
             return gone
+
+    def prune_cancels(self, now: float) -> int:
+        with self._write() as conn:
+            return cancels_sql.prune(conn, now)
+
+    def send_now(self, delivery_id: int, now: float) -> bool:
+        with self._write() as conn:
+            return history.send_now(conn, delivery_id, now)
+
+    def cancel_delivery(self, delivery_id: int, now: float) -> bool:
+        with self._write() as conn:
+            return cancels_sql.cancel_one(conn, delivery_id, now)
 
     # --- the console's rows (sessions.py holds the SQL) --------------------------------------
 

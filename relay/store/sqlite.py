@@ -27,11 +27,13 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.dialects import sqlite
 
 from relay.errors import RelayError, StoreUnavailable
-from relay.model import Attempt, Claimed, EventStatus, Outcome, Receipt, Received
+from relay.mapping import Delivery
+from relay.model import Attempt, Claimed, DeliveryStatus, EventStatus, Outcome, Receipt, Received
 from relay.store.base import keeps
+from relay.store.cancels import cancelled_by, note
 from relay.store.group_commit import WriterQueue
 from relay.store.refusals import UPSERT
-from relay.store.rows import errors_json, event_key, rule_text, storable
+from relay.store.rows import delivery_row, errors_json, event_key, rule_text, storable
 from relay.store.sql import READ, SqlStore
 
 # A failed or skipped event whose key was stored before conflicts and is not inserted.
@@ -42,6 +44,12 @@ INSERT_DELIVERY = (
     "INSERT INTO deliveries (event_id, mapping, item, dedup_key, flow_key, channel, phone, "
     "attributes, status, attempts, next_at, created_at, updated_at, rule) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
+# A scheduled delivery (schedule:, quiet_hours:): the plain one's columns, and its own.
+INSERT_SCHEDULED = (
+    "INSERT INTO deliveries (event_id, mapping, item, dedup_key, flow_key, channel, phone, "
+    "attributes, status, attempts, next_at, created_at, updated_at, rule, schedule, "
+    "cancel_key, last_error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT DO NOTHING")
 FIRST_EVENT = "SELECT event_id FROM deliveries WHERE mapping = ? AND dedup_key = ?"
 INSERT_LOOKUP = (
     "INSERT INTO lookups (event_id, mapping, item, dedup_key, url, status, attempts, next_at, "
@@ -190,9 +198,12 @@ class SqliteStore(SqlStore):
             first = db.execute(FIRST_KEYED, (mapping, status, key)).fetchone()[0]
             return Receipt(EventStatus.DUPLICATE, first)
         event_id = row[0]
-        inserted = sum(db.execute(INSERT_DELIVERY, (
-            event_id, mapping, d.item, storable(d.dedup_key), d.flow_key, d.channel, d.phone,
-            json.dumps(storable(d.attributes)), now, now, now, rule_text(d))).rowcount
+        inserted = sum(
+            db.execute(INSERT_DELIVERY, (
+                event_id, mapping, d.item, storable(d.dedup_key), d.flow_key, d.channel,
+                d.phone, json.dumps(storable(d.attributes)), now, now, now, rule_text(d)))
+            .rowcount if d.send_at is None and d.cancel_key is None else
+            SqliteStore._scheduled(db, event_id, mapping, d, now)
             for d in result.deliveries)
         looked = sum(db.execute(INSERT_LOOKUP, (
             event_id, mapping, f.item, storable(f.dedup_key), storable(f.url), now, now,
@@ -203,7 +214,39 @@ class SqliteStore(SqlStore):
             first = db.execute(first_of, (mapping, storable(planned.dedup_key))).fetchone()[0]
             db.execute("DELETE FROM events WHERE id = ?", (event_id,))
             return Receipt(EventStatus.DUPLICATE, first)
+        if result.cancels:
+            SqliteStore._cancel_direct(db, event_id, item)
         return Receipt(status, event_id, inserted, looked)
+
+    @staticmethod
+    def _scheduled(db: sqlite3.Connection, event_id: int, mapping: str, d: Delivery,
+                   now: float) -> int:
+        """Insert a delivery with a schedule or a cancel key (cancelled at once when a kept
+        cancellation names its key); how many rows (0: its dedup key was taken)."""
+        row = delivery_row(event_id, mapping, d, now)
+        if row["cancel_key"] is not None:
+            found = db.execute(KEPT_CANCEL, (mapping, row["cancel_key"], now)).fetchone()
+            if found is not None:
+                row.update(status=DeliveryStatus.CANCELLED, last_error=cancelled_by(found[0]))
+        return db.execute(INSERT_SCHEDULED, (
+            event_id, mapping, d.item, row["dedup_key"], d.flow_key, d.channel, d.phone,
+            json.dumps(row["attributes"]), row["status"], row["next_at"], row["created_at"],
+            now, row["rule"], row["schedule"], row["cancel_key"], row["last_error"])).rowcount
+
+    @staticmethod
+    def _cancel_direct(db: sqlite3.Connection, event_id: int, item: Received) -> None:
+        """cancels.apply and the event's note, through the driver."""
+        now, count = item.received_at, 0
+        for cancellation in item.result.cancels:
+            targets = cancellation.mappings or (item.mapping,)
+            db.executemany(KEEP_CANCEL, [(target, cancellation.key, event_id, now,
+                                          now + cancellation.keep) for target in targets])
+            count += db.execute(
+                CANCEL_PENDING.format(", ".join("?" * len(targets))),  # placeholders only
+                (now, cancelled_by(event_id), *targets, cancellation.key, now)).rowcount
+        said = note(item.result.cancels, item.mapping, count)
+        db.execute("UPDATE events SET note = ? WHERE id = ?", (
+            f"{item.result.skipped}; {said}" if item.result.skipped else said, event_id))
 
     def claim(self, worker: str, limit: int, now: float, lease: float) -> list[Claimed]:
         with self._direct() as db:
@@ -234,6 +277,18 @@ class SqliteStore(SqlStore):
                 for attempt, keep in zip(outcomes, kept, strict=True) if keep])
         return kept
 
+
+# Cancellations (cancels.py says what they mean).
+KEPT_CANCEL = "SELECT event_id FROM cancels WHERE mapping = ? AND key = ? AND expires_at > ?"
+KEEP_CANCEL = (
+    "INSERT INTO cancels (mapping, key, event_id, created_at, expires_at) "
+    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (mapping, key) DO UPDATE SET "
+    "event_id = excluded.event_id, created_at = excluded.created_at, "
+    "expires_at = excluded.expires_at")
+CANCEL_PENDING = (
+    "UPDATE deliveries SET status = 'cancelled', updated_at = ?, last_error = ? "
+    "WHERE mapping IN ({}) AND cancel_key = ? AND status = 'pending' "
+    "AND (lease_until IS NULL OR lease_until <= ?)")
 
 # Search's index (migration 0009): the events after the mark, up to `limit` of them, then the
 # mark moved past them, in one transaction. The write lock is held meanwhile: the worker

@@ -62,7 +62,7 @@ deliveries = sa.Table(
     sa.Column("channel", sa.String(16), nullable=False),
     sa.Column("phone", sa.String(32), nullable=False),
     sa.Column("attributes", _json, nullable=False),
-    # pending (waiting or in flight) | delivered | dead
+    # pending (waiting or in flight) | delivered | dead | cancelled
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("next_at", sa.Float, nullable=False),
@@ -75,6 +75,10 @@ deliveries = sa.Table(
     # Which flow rule chose flow_key and why, as mapped when accepted (or last replayed):
     # Rule.stored(), e.g. "rule 2: when `...` was true; rule 1 `...` was false".
     sa.Column("rule", sa.Text),
+    # Scheduling (0012): why next_at was first set as it was ("delay 30m", "at ... - 1h;
+    # quiet hours ..."; None: at once), and the key a later webhook's `cancel:` names it by.
+    sa.Column("schedule", sa.Text),
+    sa.Column("cancel_key", sa.String(500)),
     sa.Index("deliveries_event", "event_id"),
     # Search by phone: a number typed in any format is looked up by its stored forms (0009).
     sa.Index("deliveries_phone", "phone"),
@@ -95,6 +99,14 @@ deliveries = sa.Table(
         "updated_at",
         sqlite_where=sa.text("status = 'dead'"),
         postgresql_where=sa.text("status = 'dead'"),
+    ),
+    # A cancellation finds the pending deliveries with its key.
+    sa.Index(
+        "deliveries_cancel",
+        "mapping",
+        "cancel_key",
+        sqlite_where=sa.text("cancel_key IS NOT NULL"),
+        postgresql_where=sa.text("cancel_key IS NOT NULL"),
     ),
     # Claims scan only the queue, however long the history grows.
     sa.Index(
@@ -284,4 +296,18 @@ lookups = sa.Table(
         sqlite_where=sa.text("status = 'pending'"),
         postgresql_where=sa.text("status = 'pending'"),
     ),
+)
+
+# Cancellations (0012; cancels.py): what a webhook's `cancel:` named, kept until `expires_at`
+# for a delivery that has not arrived yet. A row per mapping and key: a resend, or another
+# cancellation of the same key, only moves its time on.
+cancels = sa.Table(
+    "cancels",
+    metadata,
+    sa.Column("mapping", sa.String(200), primary_key=True),  # the mapping whose deliveries
+    sa.Column("key", sa.String(500), primary_key=True),
+    sa.Column("event_id", sa.BigInteger, nullable=False),  # the cancelling webhook
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+    sa.Index("cancels_expires", "expires_at"),
 )

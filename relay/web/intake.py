@@ -159,7 +159,7 @@ class Intake:
         endpoint.preset.verify(endpoint, inbound, now)  # SignatureError: 401
         envelope = endpoint.preset.envelope(raw, headers, query)  # BodyError: 400 / 415
         endpoint.preset.admit(endpoint, envelope)
-        result = endpoint.preset.evaluate(endpoint.mapping, envelope, raw)
+        result = endpoint.preset.evaluate(endpoint.mapping, envelope, raw, now)
         stored = endpoint.preset.stored_body(raw)  # without a credential in it (Google Ads)
         receipt = self.store.accept(Received(endpoint.name, stored,
                                              redact(headers, endpoint.credentials),

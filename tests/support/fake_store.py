@@ -53,8 +53,9 @@ class FakeStore(Store):
     # --- inbound ---------------------------------------------------------------------------
 
     def accept(self, received: Received) -> Receipt:
-        if received.result.lookups:
-            raise NotImplementedError("lookups need a real store (SQLite or PostgreSQL)")
+        if received.result.lookups or received.result.cancels:
+            raise NotImplementedError("lookups and cancellations need a real store (SQLite or "
+                                      "PostgreSQL)")
         with self._lock:
             row = event_row(received)
             status = row["status"]
@@ -87,6 +88,27 @@ class FakeStore(Store):
                 self._add("refusals", row)
 
     # --- the worker ------------------------------------------------------------------------
+
+    def next_due(self) -> float | None:
+        with self._lock:
+            return min((d["next_at"] for d in self.rows["deliveries"]
+                        if d["status"] == DeliveryStatus.PENDING), default=None)
+
+    def send_now(self, delivery_id: int, now: float) -> bool:
+        return self._operate(delivery_id, now, next_at=now, schedule="sent now by an operator")
+
+    def cancel_delivery(self, delivery_id: int, now: float) -> bool:
+        return self._operate(delivery_id, now, status=DeliveryStatus.CANCELLED,
+                             last_error="cancelled by an operator")
+
+    def _operate(self, delivery_id: int, now: float, **changes: Any) -> bool:
+        with self._lock:
+            d = self._delivery(delivery_id)
+            if d is None or d["status"] != DeliveryStatus.PENDING or (
+                    d["lease_until"] is not None and d["lease_until"] > now):
+                return False
+            d.update(changes, updated_at=now)
+            return True
 
     def claim_lookups(self, worker: str, limit: int, now: float,
                       lease: float) -> list[ClaimedLookup]:
@@ -361,6 +383,9 @@ class FakeStore(Store):
 
     def prune_refusals(self, before: float) -> int:
         raise _needs_a_database("prune_refusals")
+
+    def prune_cancels(self, now: float) -> int:
+        raise _needs_a_database("prune_cancels")
 
     def session_key(self) -> str:
         raise _needs_a_database("session_key")

@@ -66,7 +66,11 @@ class TestSchema:
     def test_missing_required_keys(self):
         """A file without phone and flows names both."""
         found = problems("channel: whatsapp\n")
-        assert found == ["FILE:1: 'phone' is required here", "FILE:1: 'flows' is required here"]
+        assert found == [
+            "FILE:1: phone is required (only a mapping with cancel: may leave out both phone "
+            "and flows)",
+            "FILE:1: flows is required (only a mapping with cancel: may leave out both phone "
+            "and flows)"]
 
     def test_yaml_boolean_gets_a_quoting_hint(self):
         """`region: NO` (Norway) is read by YAML as false; the error says to quote it."""
