@@ -333,9 +333,9 @@ class SqlStore(Store):
                 .where(deliveries.c.id.in_(ids), deliveries.c.leased_by == worker)
                 .values(lease_until=None, leased_by=None))
 
-    def next_due(self) -> float | None:
+    def next_due(self, now: float) -> float | None:
         with self._read() as conn:
-            return history.next_due(conn)
+            return history.next_due(conn, now)
 
     def claim_lookups(self, worker: str, limit: int, now: float,
                       lease: float) -> list[ClaimedLookup]:
