@@ -95,7 +95,7 @@ class TestCancellation:
         other_mapping = accept(store, scheduled("tok-1"), mapping="elsewhere")
         cancel = accept(store, cancelling("tok-1", mappings=("nudge",)), mapping="paid",
                         now=NOW + 60)
-        assert (cancel.status, cancel.deliveries) == ("accepted", 0)
+        assert (cancel.status, cancel.deliveries, cancel.cancelled) == ("accepted", 0, 1)
         d = only_delivery(store, nudge.event_id)
         assert (d["status"], d["last_error"]) == ("cancelled", f"cancelled by event "
                                                                f"{cancel.event_id}")
