@@ -18,7 +18,7 @@ from relay.errors import MappingLoadError, RelayError
 from relay.mapping import Result, unset_engati
 from relay.mapping.load import schema
 from relay.mapping.model import iso_utc
-from relay.mapping.schedule import ScheduleError, span
+from relay.mapping.schedule import ScheduleError
 from relay.sources import (
     Endpoint,
     Inbound,
@@ -29,7 +29,7 @@ from relay.sources import (
 )
 from relay.sources.body import content_type_for
 from relay.sources.folder import find_file, unique
-from relay.sources.selftest import arrival, run_tests, when_text
+from relay.sources.selftest import arrival, cancel_text, run_tests, when_text
 from relay.sources.status import BROKEN, state_of
 
 
@@ -157,10 +157,7 @@ def timing_lines(result: Result, name: str, now: float, told: bool) -> list[str]
         why = "the filter was false" if result.skipped == "filter" else result.skipped
         lines.append(f"no request: {why}")
     lines += [f"request {n}: {when_text(d, now)}" for n, d in enumerate(result.deliveries, 1)]
-    for cancel in result.cancels:
-        whose = ", ".join(cancel.mappings) if cancel.mappings else f"{name} (this mapping)"
-        lines.append(f"cancels: key {cancel.key!r} of {whose} (pending deliveries now, and "
-                     f"those arriving within {span(cancel.keep)})")
+    lines += [cancel_text(cancel, name) for cancel in result.cancels]
     return lines
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from relay.errors import BodyError, field_errors
 from relay.mapping import Delivery, Result
 from relay.mapping.evaluate import key_text
-from relay.mapping.model import iso_utc
+from relay.mapping.model import Cancellation, iso_utc
 from relay.mapping.schedule import ScheduleError, instant, span, zone
 from relay.model import Mapped
 from relay.sources.body import content_type_for
@@ -204,6 +204,13 @@ def when_text(delivery: Delivery, now: float, dated: bool = False) -> str:
             f": {why}" if why else "")
     return (f"{iso_utc(delivery.send_at)}, in {span(delivery.send_at - now)}"
             + (f" ({why})" if why else ""))
+
+
+def cancel_text(cancel: Cancellation, mapping: str) -> str:
+    """What a webhook of `mapping` cancels, as previews say it."""
+    whose = ", ".join(cancel.mappings) if cancel.mappings else f"{mapping} (this mapping)"
+    return (f"cancels key {cancel.key!r} of {whose} (pending deliveries now, and those "
+            f"arriving within {span(cancel.keep)})")
 
 
 def _compare_cancels(want: list[Any], result: Result) -> list[str]:

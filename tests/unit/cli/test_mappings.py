@@ -195,7 +195,7 @@ class TestPreviewTimes:
         assert result.exit_code == 0, result.output
         assert json.loads(result.stdout) == []
         assert result.stderr == (
-            "cancels: key '5f2a8c0e9b7d4e1fa3c6b8d0e2f4a6c8' of shopify-checkout-nudge "
+            "cancels key '5f2a8c0e9b7d4e1fa3c6b8d0e2f4a6c8' of shopify-checkout-nudge "
             "(pending deliveries now, and those arriving within 1d)\n")
 
     def test_cancelling_and_filtered_out_by_its_own_mapping(self, run):
@@ -205,7 +205,7 @@ class TestPreviewTimes:
         assert result.exit_code == 0, result.output
         assert result.stderr.splitlines() == [
             "no request: the filter was false",
-            "cancels: key 'https://api.calendly.com/scheduled_events/GBGBDCAADAEDCRZ2/invitees/"
+            "cancels key 'https://api.calendly.com/scheduled_events/GBGBDCAADAEDCRZ2/invitees/"
             "AAAAAAAAAAAAAAAA' of calendly-reminders (this mapping) (pending deliveries now, "
             "and those arriving within 1d)"]
 
