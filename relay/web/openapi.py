@@ -120,11 +120,12 @@ _playground_in = {"type": "object", "additionalProperties": False,
                                           "description": "the mapping's text"},
                                  "body": {"type": "string"}, "headers": _strings,
                                  "query": _strings,
-                                 "now": {"type": "number", "exclusiveMinimum": 0,
+                                 "now": {"type": ["number", "null"], "exclusiveMinimum": 0,
                                          "exclusiveMaximum": 32503680000,
                                          "description": "when the body arrives, UNIX seconds "
                                                         "(for schedule: and quiet_hours:); "
-                                                        "default: the relay's clock"}}}
+                                                        "null or left out: the relay's "
+                                                        "clock"}}}
 _problem = {"type": "object", "required": ["line", "key", "message"],
             "properties": {"line": {"type": ["integer", "null"]}, "key": {"type": "string"},
                            "message": {"type": "string"}}}
