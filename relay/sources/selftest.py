@@ -229,6 +229,9 @@ def _summary(result: Result) -> str:
         return "errors: " + field_errors(result.errors)
     if result.status is Mapped.SKIPPED:
         return f"skipped ({result.skipped})"
+    cancels = f"cancels {[c.key for c in result.cancels]!r}" if result.cancels else ""
+    if not result.deliveries:
+        return cancels
     return f"{len(result.deliveries)} delivery(ies) to " + ", ".join(
-        d.flow_key for d in result.deliveries)
+        d.flow_key for d in result.deliveries) + (f", and {cancels}" if cancels else "")
 

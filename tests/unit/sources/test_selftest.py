@@ -177,6 +177,13 @@ class TestSchedules:
             "cancels: expected ['u1'], got [] (cancel.when was false, or the key was empty)",
             "expected 0 deliveries, got 1"]
 
+    def test_a_cancelling_webhook_is_not_skipped(self, endpoint):
+        """One that cancels was acted on: `skipped: true` fails, saying what it cancels."""
+        loaded = endpoint(SCHEDULED.replace("expect: {cancels: [u1]}", "expect: {skipped: true}"))
+        failures = {o.name: o.failures for o in run_tests(loaded)}
+        assert failures["the cancellation"] == [
+            "expected the webhook to be skipped, got cancels ['u1']"]
+
     def test_a_skipped_cancel_only_webhook(self, endpoint):
         """A cancel-only mapping whose `when` is false is skipped, and says so to a test
         expecting cancellations."""
