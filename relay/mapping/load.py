@@ -219,6 +219,12 @@ def engati_settings(spec: dict[str, Any], env: AnyMapping[str, str]) -> Engati:
 def _phone(report: Report, data: dict[str, Any], expr: Any) -> Phone | None:
     """`phone:` compiled; None in a mapping that only cancels (no phone, no flows)."""
     if "cancel" in data and "phone" not in data and "flows" not in data:
+        # It plans no delivery: keys about deliveries would be ignored, which is more likely
+        # a phone and flows forgotten than meant.
+        for key in ("attributes", "schedule", "quiet_hours", "lookup"):
+            if key in data:
+                report.add((key,), f"a mapping without phone and flows only cancels: {key} "
+                           "applies to deliveries (add phone and flows, or leave it out)")
         return None
     for key in ("phone", "flows"):
         if key not in data:
