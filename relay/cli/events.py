@@ -74,10 +74,10 @@ def events(status: str | None, mapping: str | None, phone: str | None, text: str
         click.echo("no events")
         return
     click.echo(f"{'ID':>8}  {'MAPPING':<20} {'RECEIVED (UTC)':<19}  {'STATUS':<9} "
-               f"{'DELIVERED':<9}  LAST ERROR")
+               f"{'DELIVERED':<9}  NOTE")
     for row in rows:
         click.echo(f"{row['id']:>8}  {row['mapping'][:20]:<20} {utc_text(row['received_at'])}  "
-                   f"{event_state(row):<9} {_delivered(row):<9}  {_last_error(row)}".rstrip())
+                   f"{event_state(row):<9} {_delivered(row):<9}  {_note(row)}".rstrip())
 
 
 def _regions(settings: Settings, mapping: str | None) -> list[str | None]:
@@ -231,13 +231,17 @@ def _operate(ids: tuple[int, ...], act: Callable[[Store, int], bool], done: str)
 
 
 def _delivered(row: dict[str, Any]) -> str:
-    text = f"{row['delivered'] or 0}/{row['total'] or 0}"
-    return text + (f", {row['cancelled']} cancelled" if row.get("cancelled") else "")
+    return f"{row['delivered'] or 0}/{row['total'] or 0}"
 
 
-def _last_error(row: dict[str, Any]) -> str:
-    text = event_problem(row)
+def _note(row: dict[str, Any]) -> str:
+    """The scheduled and cancelled deliveries, then what went wrong."""
+    parts = []
     if row.get(SCHEDULED):
-        first = f"{row[SCHEDULED]} scheduled, the first for {utc_text(row['scheduled_at'])} UTC"
-        text = f"{first}; {text}" if text else first
+        parts.append(f"{row[SCHEDULED]} scheduled, the first for "
+                     f"{utc_text(row['scheduled_at'])} UTC")
+    if row.get(DeliveryStatus.CANCELLED):
+        parts.append(f"{row[DeliveryStatus.CANCELLED]} cancelled")
+    parts.append(event_problem(row))
+    text = "; ".join(filter(None, parts))
     return text if len(text) <= 100 else text[:97] + "..."
