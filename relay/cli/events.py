@@ -13,8 +13,8 @@ import click
 from relay.cli.group import Failed
 from relay.config import Settings, parse_duration, parse_since
 from relay.errors import RelayError
-from relay.sources import load_folder
 from relay.model import DeliveryStatus
+from relay.sources import load_folder
 from relay.store import STATUSES, Store, open_store
 from relay.store.base import SCHEDULED
 from relay.store.display import (

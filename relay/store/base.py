@@ -57,9 +57,9 @@ from relay.model import (
 SCHEDULED = "scheduled"
 # What `events(status=...)` filters on: an event's own status, or its deliveries' state. Plain
 # text, not the enums' members: click's Choice would offer an enum's names (ACCEPTED, ...).
-STATUSES: tuple[str, ...] = tuple(status.value for status in (
+STATUSES: tuple[str, ...] = (*(status.value for status in (
     EventStatus.ACCEPTED, EventStatus.SKIPPED, EventStatus.FAILED,
-    DeliveryStatus.PENDING, DeliveryStatus.DELIVERED, DeliveryStatus.DEAD)) + (
+    DeliveryStatus.PENDING, DeliveryStatus.DELIVERED, DeliveryStatus.DEAD)),
     SCHEDULED, DeliveryStatus.CANCELLED.value)
 
 

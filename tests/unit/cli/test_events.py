@@ -150,7 +150,7 @@ class TestScheduledAndCancelled:
         return first, second, now + 3600
 
     def test_events_show_the_scheduled_time(self, scheduled):
-        first, second, at = scheduled
+        first, _, at = scheduled
         lines = run("events").output.splitlines()
         row = next(line for line in lines if line.split()[0] == str(first))
         assert " scheduled " in row and f"the first for {utc_text(at)} UTC" in row
