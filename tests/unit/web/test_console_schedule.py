@@ -13,6 +13,7 @@ import pytest
 from relay.mapping import Result
 from relay.mapping.model import Cancellation
 from relay.model import Received
+from relay.store.display import utc_text
 from tests.support.admin_app import make_admin
 
 LATER = """
@@ -49,8 +50,7 @@ def test_a_scheduled_delivery_says_when_why_and_its_key(admin):
     d = admin.store.delivery(delivery_id)
     assert '<small id="state" class="s-scheduled">scheduled</small>' in page
     schedule = text(re.search(r'<td class="schedule">(.*?)</td>', page, re.S)[1])
-    assert schedule == (f"scheduled for {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(d['next_at']))}"
-                        f" UTC — {d['schedule']}")
+    assert schedule == f"scheduled for {utc_text(d['next_at'])} UTC — {d['schedule']}"
     assert '<td class="cancel-key"><code>chk-1</code></td>' in page
     assert 'class="send-now">Send now</button>' in page and 'class="cancel">Cancel</button>' in page
     assert f'action="/admin/deliveries/{delivery_id}/cancel"' in page
@@ -76,7 +76,7 @@ def test_cancel_comes_back_with_a_notice_and_the_page_says_cancelled(admin):
 
 
 def test_send_now_makes_it_due(admin):
-    event_id, delivery_id = post(admin)
+    _, delivery_id = post(admin)
     browser = admin.logged_in()
     page = browser.post(f"/admin/deliveries/{delivery_id}/send-now",
                         data={"csrf": admin.csrf(browser)},
