@@ -229,7 +229,7 @@ class Store(ABC):
 
     @abstractmethod
     def schedule_stats(self, now: float) -> tuple[int, int]:
-        """(pending deliveries due after `now`, scheduled ones and retries alike; cancelled
+        """(scheduled deliveries: pending, never tried, due after `now`; cancelled
         deliveries, not yet purged): /metrics reads them at scrape time."""
 
     @abstractmethod

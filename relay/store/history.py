@@ -163,11 +163,12 @@ def waited(conn: sa.Connection, now: float) -> float | None:
 
 
 def schedule_stats(conn: sa.Connection, now: float) -> tuple[int, int]:
-    """(pending deliveries due later than `now`, cancelled deliveries): see base.py."""
+    """(scheduled deliveries: pending, never tried, due after `now`; cancelled ones)."""
     # The statuses written out: SQLite uses a partial index only for a WHERE clause that
     # visibly implies the index's (deliveries_due, deliveries_cancelled).
     later = conn.execute(sa.select(sa.func.count()).where(
-        sa.text("deliveries.status = 'pending'"), _D.next_at > now)).scalar_one()
+        sa.text("deliveries.status = 'pending'"), _D.next_at > now,
+        _D.attempts == 0)).scalar_one()
     cancelled = conn.execute(sa.select(sa.func.count()).select_from(deliveries).where(
         sa.text("deliveries.status = 'cancelled'"))).scalar_one()
     return later, cancelled

@@ -300,7 +300,7 @@ class FakeStore(Store):
         with self._lock:
             rows = self.rows["deliveries"]
             return (sum(d["status"] == DeliveryStatus.PENDING and d["next_at"] > now
-                        for d in rows),
+                        and d["attempts"] == 0 for d in rows),
                     sum(d["status"] == DeliveryStatus.CANCELLED for d in rows))
 
     # --- alerts ---------------------------------------------------------------------------

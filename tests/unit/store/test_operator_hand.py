@@ -151,3 +151,12 @@ class TestQueueFigures:
         assert any_store.cancel_delivery(only_delivery(any_store, first)["id"], NOW)
         assert any_store.schedule_stats(NOW) == (1, 1)
         assert any_store.schedule_stats(NOW + 2 * HOUR) == (0, 1)
+
+    @everywhere
+    def test_a_retry_due_later_is_not_scheduled(self, any_store):
+        accept(any_store, planned("a"))
+        (claimed,) = any_store.claim("w", 1, NOW, LEASE)
+        any_store.record_many([Attempt(claimed.id, NOW, 1, Outcome.RETRY, 503,
+                                       next_at=NOW + 600)], "w", NOW)
+        assert any_store.schedule_stats(NOW + 1) == (0, 0)
+        assert any_store.events(now=NOW + 1)[0]["scheduled"] == 0
