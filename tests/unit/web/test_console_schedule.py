@@ -145,3 +145,15 @@ def test_a_delivery_sent_at_once_is_unchanged(tmp_path):
     admin.store.dispose()
 
 
+
+
+def test_the_dashboard_counts_scheduled_and_cancelled(admin):
+    """Scheduled deliveries are named beside the queue, not as its age; cancelled ones too,
+    each linking its filtered list."""
+    post(admin, "a")
+    _, dropped = post(admin, "b")
+    assert admin.store.cancel_delivery(dropped, time.time())
+    page = admin.logged_in().get("/admin/dashboard").get_data(as_text=True)
+    assert '<strong id="pending">1</strong> pending, the oldest 0 s' in page
+    assert '<a id="scheduled" href="/admin/?status=scheduled">1 scheduled</a>' in page
+    assert '<a id="cancelled" href="/admin/?status=cancelled">1 cancelled</a>' in page
