@@ -107,6 +107,7 @@ class Receipt:
     event_id: int
     deliveries: int = 0
     lookups: int = 0  # fetches queued before mapping (a mapping with `lookup:`)
+    cancelled: int | None = None  # pending deliveries its `cancel:` cancelled (None: none)
 
 
 @dataclass(frozen=True)

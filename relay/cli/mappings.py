@@ -75,7 +75,7 @@ def check(paths: tuple[Path, ...], strict: bool) -> None:
             for problem in mapping.problems:
                 click.echo(f"  FAIL {problem}")
             continue
-        for warning in _warnings(mapping):
+        for warning in _warnings(mapping, set(by_name)):
             warned += 1
             click.echo(f"  warn {warning}")
         for outcome in run_tests(mapping):
@@ -221,10 +221,21 @@ def _split(text: str, sep: str, option: str, form: str) -> tuple[str, str]:
     return key.strip(), value.strip() if sep == ":" else value
 
 
-def _warnings(endpoint: Endpoint) -> list[str]:
+def _warnings(endpoint: Endpoint, names: set[str]) -> list[str]:
     """What `check` warns of beyond the state line: the static checks of the expressions
-    (file:line: key: message), then how the sender is verified and whether there are tests."""
+    (file:line: key: message), what `cancel:` names that is not checked (`names`: the
+    mappings checked together), then how the sender is verified and whether there are
+    tests."""
     warnings = [str(problem) for problem in endpoint.mapping.warnings]
+    cancel = endpoint.mapping.cancel
+    if cancel is not None:
+        unknown = sorted(set(cancel.mappings) - names)
+        if unknown:
+            warnings.append(f"cancel.mappings names {', '.join(unknown)}, not among the "
+                            "mappings checked: a misspelt name cancels nothing")
+        if not endpoint.preset.verifies(endpoint) or endpoint.verify is False:
+            warnings.append("cancel: on an endpoint that verifies no sender: anyone who "
+                            "knows the URL and a key can cancel deliveries")
     capped = ("; it stores at most RELAY_UNVERIFIED_LIMIT webhooks a minute per web process "
               "(429 above)")
     if endpoint.verify is False:

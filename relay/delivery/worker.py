@@ -20,6 +20,7 @@ import random
 import socket
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 from relay.alerts.alerter import Alerter
 from relay.config import Settings
@@ -34,11 +35,13 @@ from relay.delivery.upkeep import Upkeep
 from relay.errors import EngatiError, StoreUnavailable
 from relay.lookup.runner import Lookups
 from relay.mapping import Delivery, Engati
+from relay.mapping.schedule import quiet_end
 from relay.model import Attempt, Claimed
 from relay.sources.registry import Registry
 from relay.store import Store
 
 log = logging.getLogger("relay.worker")
+MIN_SLEEP = 0.005  # seconds: an idle worker never spins, whatever the clock says is due
 
 
 class Worker:
@@ -108,6 +111,8 @@ class Worker:
             claimed = await self._claim(slots)
             if not claimed:
                 timeout = self.settings.poll_interval
+                if not self._calling:  # idle: a call in flight would wake us as it ends
+                    timeout = await self._until_due(timeout)
                 if slots < self.settings.concurrency:  # the ramp's next step opens sooner
                     timeout = min(timeout, RAMP_STEP)
                 await self._idle(stop, timeout)
@@ -123,6 +128,16 @@ class Worker:
             chore.cancel()
         await asyncio.gather(*chores, return_exceptions=True)
         log.info("worker %s stopped", self.name)
+
+    async def _until_due(self, longest: float) -> float:
+        """Seconds an idle worker sleeps, at most `longest` (new work is found by claiming
+        again): until the earliest scheduled delivery is due, if that comes sooner."""
+        now = self.clock()
+        try:
+            due = await self.db.call(self.db.store.next_due, now)
+        except StoreUnavailable:
+            return longest
+        return longest if due is None else min(longest, max(MIN_SLEEP, due - now))
 
     async def _idle(self, stop: asyncio.Event, timeout: float) -> None:
         """Sleep until `timeout` passes, a call finishes, or we are stopped."""
@@ -181,6 +196,7 @@ class Worker:
         try:
             later = await self.pacer.wait_turn(target)
             if later is not None:  # the bot's turn is too far off to hold the lease for
+                later = self._after_quiet(claimed, later)
                 await self.db.call(self.db.store.defer, claimed, self.name, later, self.clock())
                 return
         except StoreUnavailable as exc:
@@ -195,6 +211,8 @@ class Worker:
             await self.pacer.heed(target, came_to, started)
         now = self.clock()
         attempt = self.policy.attempt(claimed, came_to, started, duration_ms, now)
+        if attempt.next_at is not None:  # a retry waits out the recipient's quiet hours too
+            attempt = replace(attempt, next_at=self._after_quiet(claimed, attempt.next_at))
         metrics.ATTEMPTS.labels(claimed.mapping, attempt.outcome).inc()
         if attempt.http_status is not None:
             metrics.LATENCY.observe(duration_ms / 1000)
@@ -220,6 +238,13 @@ class Worker:
             return await self.engati.send(request)
         except EngatiError as exc:
             return exc
+
+    def _after_quiet(self, claimed: Claimed, due: float) -> float:
+        """`due`, or the end of the quiet hours of the delivery's mapping it falls in."""
+        endpoint = self.registry.get(claimed.mapping)
+        quiet = endpoint.mapping.quiet_hours if endpoint else None
+        later = None if quiet is None else quiet_end(quiet, due, claimed.phone)
+        return due if later is None else later[0]
 
     def _target(self, mapping_name: str) -> Engati:
         endpoint = self.registry.get(mapping_name)

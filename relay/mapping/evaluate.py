@@ -203,6 +203,8 @@ def _evaluate_scope(mapping: Mapping, scope: dict[str, Any], item: int | None,
             return Result(errors=tuple(errors))
     if isinstance(when, str):
         return Result(skipped=f"schedule: {when}")
+    if when is not None and when.why == timing.AT_ONCE:
+        when = None  # quiet hours that did not apply: as if the mapping had none
     flow_key = mapping.flows[rule.number - 1].flow_key
     delivery = Delivery(flow_key, mapping.channel, phone, attributes, dedup_key, item, rule,
                         send_at=None if when is None else when.send_at,

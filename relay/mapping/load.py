@@ -235,6 +235,7 @@ def _phone(report: Report, data: dict[str, Any], expr: Any) -> Phone | None:
 
 
 MAX_KEEP = 30 * 86400.0  # seconds a cancellation may wait for its delivery
+MAX_AHEAD = 365 * 86400.0  # seconds a delivery may be scheduled ahead (pending rows stay)
 
 
 def _duration(report: Report, path: Path_, value: Any, default: float) -> float:
@@ -268,9 +269,11 @@ def _schedule(report: Report, spec: dict[str, Any], expr: Any) -> Schedule:
     delay = _duration(report, (*path, "delay"), spec.get("delay"), 0.0)
     if delay < 0:
         report.add((*path, "delay"), "a delay cannot be negative")
+    elif delay > MAX_AHEAD:
+        report.add((*path, "delay"), "at most 365d: a delivery waits no longer than a year")
     horizon = _duration(report, (*path, "horizon"), spec.get("horizon"), 90 * 86400.0)
-    if horizon <= 0:
-        report.add((*path, "horizon"), "expected a duration above 0, e.g. 90d")
+    if not 0 < horizon <= MAX_AHEAD:
+        report.add((*path, "horizon"), "expected a duration above 0 and at most 365d, e.g. 90d")
     _zone_name(report, (*path, "timezone"), spec.get("timezone"))
     if spec.get("timezone") == "recipient":
         report.add((*path, "timezone"), "`at` times are read in a named zone (recipient is "

@@ -26,6 +26,7 @@ _CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 # Epoch numbers above this are milliseconds: 10^11 seconds is the year 5138.
 _MILLIS = 10**11
 UNKNOWN_ZONE = "Etc/Unknown"  # what libphonenumber gives for a number it cannot place
+AT_ONCE = "at once"  # the why of a delivery neither its schedule nor quiet hours moved
 
 
 class ScheduleError(ValueError):
@@ -113,7 +114,7 @@ def planned(schedule: Schedule | None, value: Any, now: float) -> When | str:
     its `at` expression gave), or, as text, why the delivery is skipped (a time already
     past, with `if_past: skip`). Raises ScheduleError for a value that is no time."""
     if schedule is None:
-        return When(now, "at once")
+        return When(now, AT_ONCE)
     if schedule.at is None:
         return When(now + schedule.delay, f"delay {span(schedule.delay)}")
     base = instant(value, zone(schedule.timezone))

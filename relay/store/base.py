@@ -116,9 +116,9 @@ class Store(ABC):
         """Give back leased deliveries untried (a worker shutting down)."""
 
     @abstractmethod
-    def next_due(self) -> float | None:
-        """When the earliest pending delivery is due, in flight or not (None: none is): the
-        worker sleeps until then, or until new work."""
+    def next_due(self, now: float) -> float | None:
+        """When the earliest pending delivery that is not in flight is due (None: there is
+        none): an idle worker sleeps until then, or until it looks for new work."""
 
     @abstractmethod
     def claim_lookups(self, worker: str, limit: int, now: float,

@@ -242,10 +242,11 @@ def send_now(conn: sa.Connection, delivery_id: int, now: float) -> bool:
 SENT_NOW = "sent now by an operator"
 
 
-def next_due(conn: sa.Connection) -> float | None:
-    """When the earliest pending delivery is due (None: none is pending)."""
+def next_due(conn: sa.Connection, now: float) -> float | None:
+    """When the earliest pending delivery not in flight is due (None: there is none)."""
     due: float | None = conn.execute(sa.select(sa.func.min(_D.next_at)).where(
-        sa.text("deliveries.status = 'pending'"))).scalar()
+        sa.text("deliveries.status = 'pending'"),  # written out: the partial index's clause
+        sa.or_(_D.lease_until.is_(None), _D.lease_until <= now))).scalar()
     return due
 
 

@@ -14,7 +14,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import alembic.command
@@ -271,19 +271,20 @@ class SqlStore(Store):
                                             inserted[event_id], looked[event_id]))
             if repeated:
                 conn.execute(events.delete().where(events.c.id.in_(repeated)))
-            for item, receipt in zip(batch, receipts, strict=True):
-                if item.result.cancels and receipt.status != EventStatus.DUPLICATE:
-                    self._cancel(conn, receipt.event_id, item)
+            receipts = [self._cancel(conn, receipt, item)
+                        if item.result.cancels and receipt.status != EventStatus.DUPLICATE
+                        else receipt for item, receipt in zip(batch, receipts, strict=True)]
         return receipts
 
-    def _cancel(self, conn: sa.Connection, event_id: int, item: Received) -> None:
+    def _cancel(self, conn: sa.Connection, receipt: Receipt, item: Received) -> Receipt:
         """Apply a webhook's cancellations, and say in its event's note what they did."""
         wanted = item.result.cancels
-        count = cancels_sql.apply(conn, self.insert, event_id, item.mapping, wanted,
+        count = cancels_sql.apply(conn, self.insert, receipt.event_id, item.mapping, wanted,
                                   item.received_at)
         said = cancels_sql.note(wanted, item.mapping, count)
-        conn.execute(events.update().where(events.c.id == event_id).values(
+        conn.execute(events.update().where(events.c.id == receipt.event_id).values(
             note=f"{item.result.skipped}; {said}" if item.result.skipped else said))
+        return replace(receipt, cancelled=count)
 
     # --- the worker ------------------------------------------------------------------------
 
@@ -333,9 +334,9 @@ class SqlStore(Store):
                 .where(deliveries.c.id.in_(ids), deliveries.c.leased_by == worker)
                 .values(lease_until=None, leased_by=None))
 
-    def next_due(self) -> float | None:
+    def next_due(self, now: float) -> float | None:
         with self._read() as conn:
-            return history.next_due(conn)
+            return history.next_due(conn, now)
 
     def claim_lookups(self, worker: str, limit: int, now: float,
                       lease: float) -> list[ClaimedLookup]:

@@ -214,9 +214,8 @@ class SqliteStore(SqlStore):
             first = db.execute(first_of, (mapping, storable(planned.dedup_key))).fetchone()[0]
             db.execute("DELETE FROM events WHERE id = ?", (event_id,))
             return Receipt(EventStatus.DUPLICATE, first)
-        if result.cancels:
-            SqliteStore._cancel_direct(db, event_id, item)
-        return Receipt(status, event_id, inserted, looked)
+        cancelled = SqliteStore._cancel_direct(db, event_id, item) if result.cancels else None
+        return Receipt(status, event_id, inserted, looked, cancelled)
 
     @staticmethod
     def _scheduled(db: sqlite3.Connection, event_id: int, mapping: str, d: Delivery,
@@ -234,8 +233,8 @@ class SqliteStore(SqlStore):
             now, row["rule"], row["schedule"], row["cancel_key"], row["last_error"])).rowcount
 
     @staticmethod
-    def _cancel_direct(db: sqlite3.Connection, event_id: int, item: Received) -> None:
-        """cancels.apply and the event's note, through the driver."""
+    def _cancel_direct(db: sqlite3.Connection, event_id: int, item: Received) -> int:
+        """cancels.apply and the event's note, through the driver; how many it cancelled."""
         now, count = item.received_at, 0
         for cancellation in item.result.cancels:
             targets = cancellation.mappings or (item.mapping,)
@@ -247,6 +246,7 @@ class SqliteStore(SqlStore):
         said = note(item.result.cancels, item.mapping, count)
         db.execute("UPDATE events SET note = ? WHERE id = ?", (
             f"{item.result.skipped}; {said}" if item.result.skipped else said, event_id))
+        return count
 
     def claim(self, worker: str, limit: int, now: float, lease: float) -> list[Claimed]:
         with self._direct() as db:

@@ -168,6 +168,8 @@ class Intake:
         errors = [e.to_dict() for e in result.errors]
         if receipt.status == "accepted":
             answer["deliveries"] = receipt.deliveries
+            if receipt.cancelled is not None:  # a webhook with `cancel:`
+                answer["cancelled"] = receipt.cancelled
             if receipt.lookups:  # fetched by the worker before they are mapped
                 answer["lookups"] = receipt.lookups
             if errors:  # some items of a batch could not be mapped

@@ -89,10 +89,11 @@ class FakeStore(Store):
 
     # --- the worker ------------------------------------------------------------------------
 
-    def next_due(self) -> float | None:
+    def next_due(self, now: float) -> float | None:
         with self._lock:
             return min((d["next_at"] for d in self.rows["deliveries"]
-                        if d["status"] == DeliveryStatus.PENDING), default=None)
+                        if d["status"] == DeliveryStatus.PENDING
+                        and (d["lease_until"] is None or d["lease_until"] <= now)), default=None)
 
     def send_now(self, delivery_id: int, now: float) -> bool:
         with self._lock:

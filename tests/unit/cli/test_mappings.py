@@ -81,6 +81,18 @@ class TestCheck:
             result.output)
 
 
+    def test_warns_about_what_cancel_names(self, run, write_mapping):
+        """A cancel: naming a mapping not checked with it, or on an unverified endpoint, is
+        warned of."""
+        write_mapping("phone: body.p\nflows: [{flow_key: F}]\nverify: false\n", name="nudge")
+        path = write_mapping("verify: false\ncancel: {key: body.k, mappings: [nudge, nudgee]}\n",
+                             name="paid")
+        result = run("check", path.parent)
+        assert result.exit_code == 0, result.output
+        assert ("warn cancel.mappings names nudgee, not among the mappings checked: a "
+                "misspelt name cancels nothing") in result.output
+        assert "warn cancel: on an endpoint that verifies no sender" in result.output
+
     def test_a_folder_without_mappings_is_one_error(self, run, tmp_path):
         result = run("check", tmp_path)
         assert (result.exit_code, result.output) == (
