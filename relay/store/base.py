@@ -28,9 +28,14 @@ sender is answered. Each delivery then goes through this state machine:
   lease records its attempt but cannot change the delivery, unless the attempt succeeded
   (`keeps`): a success always counts.
 - Replay maps a stored event again; it queues its dead deliveries (and any new ones) and
-  never one that was delivered.
+  never one that was delivered (or cancelled).
+- A pending delivery not in flight can be cancelled (a later webhook's `cancel:`, or an
+  operator's `cancel_delivery`): CANCELLED is final, and never called. An operator's
+  `send_now` makes it due at once instead. A pending delivery never tried and due later is
+  shown as *scheduled* (SCHEDULED): a state of the listings, not a stored status.
 
-Reads (event, events, failures, chart, queue_stats, replayable, pauses, paused_until, ping) take no
+Reads (event, delivery, events, failures, chart, queue_stats, schedule_stats, replayable, pauses,
+paused_until, ping) take no
 write lock: /readyz, /metrics and the console never wait behind webhook commits.
 """
 
