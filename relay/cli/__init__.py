@@ -5,7 +5,8 @@ from relay.cli.group import main
 
 for _command in (mappings.check, mappings.preview, mappings.send, mappings.schema_command,
                  run.serve, run.worker, run.db, run.sandbox,
-                 events.events, events.show, events.replay, events.purge, alerts.alerts,
+                 events.events, events.show, events.replay, events.purge, events.send_now,
+                 events.cancel, alerts.alerts,
                  capture.capture, capture.draft_command):
     main.add_command(_command)
 

@@ -1,9 +1,11 @@
-"""Commands for operators: list events, show one, replay what failed."""
+"""Commands for operators: list events, show one, replay what failed, send a scheduled
+delivery now or cancel it."""
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -11,9 +13,20 @@ import click
 from relay.cli.group import Failed
 from relay.config import Settings, parse_duration, parse_since
 from relay.errors import RelayError
+from relay.model import DeliveryStatus
 from relay.sources import load_folder
 from relay.store import STATUSES, Store, open_store
-from relay.store.display import event_problem, event_state, pretty_body, shown_state, utc_text
+from relay.store.base import SCHEDULED
+from relay.store.display import (
+    event_problem,
+    event_state,
+    is_scheduled,
+    pretty_body,
+    schedule_text,
+    shown_state,
+    utc_text,
+    why_not,
+)
 from relay.store.replay import replay_event
 from relay.store.search import search_args
 
@@ -25,7 +38,8 @@ def _store() -> Store:
 
 @click.command()
 @click.option("--status", type=click.Choice(STATUSES),
-              help="accepted/skipped/failed as received; pending/delivered/dead by deliveries.")
+              help="accepted/skipped/failed as received; pending/delivered/dead/cancelled by "
+                   "deliveries; scheduled: with a delivery due later, never tried.")
 @click.option("--mapping", help="Only this mapping's events.")
 @click.option("--phone", help="With a delivery to this phone, in any format (+91 98220 12345, "
                               "or 09822012345 in a mapping's region); a few digits: phones "
@@ -49,7 +63,8 @@ def events(status: str | None, mapping: str | None, phone: str | None, text: str
     except RelayError as exc:
         raise click.BadParameter(str(exc), param_hint="--search") from None
     store = open_store(settings.database_url, timeout=settings.db_timeout)
-    rows = store.events(status=status, mapping=mapping, since=start, limit=limit, **search)
+    rows = store.events(status=status, mapping=mapping, since=start, limit=limit,
+                        now=time.time(), **search)
     if as_json:
         for row in rows:
             click.echo(json.dumps({**row, "state": event_state(row)}, ensure_ascii=False,
@@ -59,10 +74,10 @@ def events(status: str | None, mapping: str | None, phone: str | None, text: str
         click.echo("no events")
         return
     click.echo(f"{'ID':>8}  {'MAPPING':<20} {'RECEIVED (UTC)':<19}  {'STATUS':<9} "
-               f"{'DELIVERED':<9}  LAST ERROR")
+               f"{'DELIVERED':<9}  NOTE")
     for row in rows:
         click.echo(f"{row['id']:>8}  {row['mapping'][:20]:<20} {utc_text(row['received_at'])}  "
-                   f"{event_state(row):<9} {_delivered(row):<9}  {_last_error(row)}")
+                   f"{event_state(row):<9} {_delivered(row):<9}  {_note(row)}".rstrip())
 
 
 def _regions(settings: Settings, mapping: str | None) -> list[str | None]:
@@ -90,7 +105,7 @@ def show(event_id: int, as_json: bool) -> None:
         click.echo(json.dumps(event, indent=2, ensure_ascii=False, default=str))
         return
     click.echo(f"event {event['id']}  mapping {event['mapping']}  received "
-               f"{utc_text(event['received_at'])} UTC  status {shown_state(event)}")
+               f"{utc_text(event['received_at'])} UTC  status {shown_state(event, time.time())}")
     if event["note"]:
         click.echo(f"skipped: {event['note']}")
     for error in event["errors"] or ():
@@ -107,11 +122,20 @@ def show(event_id: int, as_json: bool) -> None:
         for t in x["tries"]:
             click.echo(f"  {utc_text(t['at'])} UTC  http {t['http'] or '-'}  {t['ms']:.0f} ms"
                        + (f"  {t['error']}" if t["error"] else ""))
+    now = time.time()
     for d in event["deliveries"]:
+        status = SCHEDULED if is_scheduled(d, now) else d["status"]
         click.echo(f"delivery {d['id']}: flow {d['flow_key']} {d['channel']} {d['phone']} "
-                   f"-> {d['status']} after {len(d['attempt_log'])} attempt(s)")
+                   f"-> {status} after {len(d['attempt_log'])} attempt(s)")
         click.echo("  attributes: " + json.dumps(d["attributes"], ensure_ascii=False))
-        if d["status"] == "pending":
+        schedule = schedule_text(d, now)
+        if schedule:
+            click.echo(f"  {schedule}")
+        if d["cancel_key"] is not None:
+            click.echo(f"  cancel key: {d['cancel_key']}")
+        if d["status"] == DeliveryStatus.CANCELLED:
+            click.echo(f"  {d['last_error'] or 'cancelled'}")
+        elif d["status"] == DeliveryStatus.PENDING and status != SCHEDULED:
             click.echo(f"  next attempt at {utc_text(d['next_at'])} UTC")
         for a in d["attempt_log"]:
             answer = " ".join(filter(None, [
@@ -173,10 +197,51 @@ def purge(older_than: str, include_failed: bool, dry_run: bool) -> None:
     click.echo(f"{verb} {count} event(s) received more than {older_than} ago{kept}")
 
 
+@click.command("send-now")
+@click.argument("delivery_ids", nargs=-1, type=int, required=True)
+def send_now(delivery_ids: tuple[int, ...]) -> None:
+    """Send pending deliveries at once, whatever their schedule or quiet hours said (the
+    worker calls them at its next claim). DELIVERY_IDs are in `relay show EVENT_ID`."""
+    _operate(delivery_ids, lambda store, i: store.send_now(i, time.time()), "due now")
+
+
+@click.command()
+@click.argument("delivery_ids", nargs=-1, type=int, required=True)
+def cancel(delivery_ids: tuple[int, ...]) -> None:
+    """Cancel pending deliveries: they are never called (`relay show` says "cancelled by an
+    operator"). One in flight cannot be: its call is under way."""
+    _operate(delivery_ids, lambda store, i: store.cancel_delivery(i, time.time()),
+             "cancelled")
+
+
+def _operate(ids: tuple[int, ...], act: Callable[[Store, int], bool], done: str) -> None:
+    """Act on each delivery, saying what became of it; exit 1 when any was not acted on."""
+    store = _store()
+    refused = 0
+    for delivery_id in ids:
+        if act(store, delivery_id):
+            click.echo(f"delivery {delivery_id}: {done}")
+            continue
+        refused += 1
+        click.echo(f"delivery {delivery_id}: {why_not(store.delivery(delivery_id), time.time())}",
+                   err=True)
+    if refused:
+        click.echo(f"{refused} of {len(ids)} deliveries not changed", err=True)
+        raise Failed()
+
+
 def _delivered(row: dict[str, Any]) -> str:
     return f"{row['delivered'] or 0}/{row['total'] or 0}"
 
 
-def _last_error(row: dict[str, Any]) -> str:
-    text = event_problem(row)
-    return text if len(text) <= 80 else text[:77] + "..."
+def _note(row: dict[str, Any]) -> str:
+    """The scheduled and cancelled deliveries, then what went wrong."""
+    parts = []
+    if row.get(SCHEDULED):
+        parts.append(f"{row[SCHEDULED]} scheduled, the first for "
+                     f"{utc_text(row['scheduled_at'])} UTC")
+    if row.get(DeliveryStatus.CANCELLED):
+        parts.append(f"{row[DeliveryStatus.CANCELLED]} cancelled")
+    parts.append(event_problem(row))
+    text = "; ".join(filter(None, parts))
+    return text if len(text) <= 100 else text[:97] + "..."

@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from relay.model import FailureKind, Outcome
+from relay.store.history import waited
 from relay.store.tables import alert_outbox, alert_state, attempts, deliveries
 
 KEPT = 7 * 86400.0  # seconds a sent or given-up message is kept (for the record)
@@ -47,11 +48,10 @@ def facts(conn: sa.Connection, now: float, window: float, dead_since: float) -> 
                   sa.select(_D.mapping, sa.func.count(), sa.func.sum(failed), sa.func.sum(auth))
                   .select_from(attempts.join(deliveries, _D.id == a.delivery_id))
                   .where(a.started_at > now - window).group_by(_D.mapping))]
-    oldest = conn.execute(sa.select(sa.func.min(_D.created_at))
-                          .where(sa.text("deliveries.status = 'pending'"))).scalar()
+    oldest = waited(conn, now)  # scheduled deliveries not yet due are not waiting
     return {"dead": sorted(dead, key=lambda d: (d["mapping"], d["failure"] or "")),
             "attempts": sorted(recent, key=lambda r: r["mapping"]),
-            "oldest_pending": None if oldest is None else now - oldest}
+            "oldest_pending": oldest}
 
 
 def states(conn: sa.Connection) -> dict[str, dict[str, Any]]:

@@ -28,9 +28,14 @@ sender is answered. Each delivery then goes through this state machine:
   lease records its attempt but cannot change the delivery, unless the attempt succeeded
   (`keeps`): a success always counts.
 - Replay maps a stored event again; it queues its dead deliveries (and any new ones) and
-  never one that was delivered.
+  never one that was delivered (or cancelled).
+- A pending delivery not in flight can be cancelled (a later webhook's `cancel:`, or an
+  operator's `cancel_delivery`): CANCELLED is final, and never called. An operator's
+  `send_now` makes it due at once instead. A pending delivery never tried and due later is
+  shown as *scheduled* (SCHEDULED): a state of the listings, not a stored status.
 
-Reads (event, events, failures, chart, queue_stats, replayable, pauses, paused_until, ping) take no
+Reads (event, delivery, events, failures, chart, queue_stats, schedule_stats, replayable, pauses,
+paused_until, ping) take no
 write lock: /readyz, /metrics and the console never wait behind webhook commits.
 """
 
@@ -52,11 +57,15 @@ from relay.model import (
     Received,
 )
 
+# A pending delivery never tried and due later (its schedule or quiet hours put it off): a
+# state an event's listing shows and filters on, not a status a delivery is stored with.
+SCHEDULED = "scheduled"
 # What `events(status=...)` filters on: an event's own status, or its deliveries' state. Plain
 # text, not the enums' members: click's Choice would offer an enum's names (ACCEPTED, ...).
-STATUSES: tuple[str, ...] = tuple(status.value for status in (
+STATUSES: tuple[str, ...] = (*(status.value for status in (
     EventStatus.ACCEPTED, EventStatus.SKIPPED, EventStatus.FAILED,
-    DeliveryStatus.PENDING, DeliveryStatus.DELIVERED, DeliveryStatus.DEAD))
+    DeliveryStatus.PENDING, DeliveryStatus.DELIVERED, DeliveryStatus.DEAD)),
+    SCHEDULED, DeliveryStatus.CANCELLED.value)
 
 
 def keeps(current: tuple[str, str | None] | None, attempt: Attempt, worker: str) -> bool:
@@ -182,20 +191,29 @@ class Store(ABC):
         (`attempt_log`)."""
 
     @abstractmethod
+    def delivery(self, delivery_id: int) -> dict[str, Any] | None:
+        """A deliveries row with its attempts (`attempt_log`), as `event` lists it."""
+
+    @abstractmethod
     def events(self, *, status: str | None = None, mapping: str | None = None,
                since: float | None = None, phone: str | None = None,
                before: int | None = None, limit: int = 50, phones: tuple[str, ...] = (),
-               text: str | None = None) -> list[dict[str, Any]]:
+               text: str | None = None, now: float | None = None) -> list[dict[str, Any]]:
         """Recent events, newest first, with their deliveries counted by status (`total`,
-        `pending`, `delivered`, `dead`) and the latest delivery error (`last_error`).
+        `pending`, `delivered`, `dead`, `cancelled`) and the latest delivery error
+        (`last_error`). With `now`: how many pending deliveries are `scheduled` (never
+        tried, due after `now`) and when the first of them is due (`scheduled_at`, None
+        when none is); without it none is scheduled.
 
         Searches (search.py): `phones`, events with a delivery to one of these stored phones
         exactly; `phone`, digits within a delivery's phone; `text`, in the raw body,
         case-insensitively, at least search.MIN_TEXT characters (else RelayError).
 
         `status` is one of STATUSES: an event status (accepted, skipped, failed) or a
-        delivery state an event has (pending: any pending, delivered: all delivered, dead:
-        any dead). `before` is an event id: the page after it."""
+        delivery state an event has (pending: any pending, delivered: all delivered but for
+        cancelled ones, at least one delivered, dead: any dead, cancelled: any cancelled,
+        scheduled: any scheduled, which needs `now`). `before` is an event id: the page
+        after it."""
 
     @abstractmethod
     def failures(self, limit: int = 500) -> list[dict[str, Any]]:
@@ -211,7 +229,13 @@ class Store(ABC):
 
     @abstractmethod
     def queue_stats(self, now: float) -> tuple[int, float, int]:
-        """(pending deliveries, age of the oldest pending one in seconds, dead deliveries)."""
+        """(pending deliveries, how long the oldest pending one has waited since it was
+        first due in seconds, dead deliveries); one scheduled for later has not waited."""
+
+    @abstractmethod
+    def schedule_stats(self, now: float) -> tuple[int, int]:
+        """(scheduled deliveries: pending, never tried, due after `now`; cancelled
+        deliveries, not yet purged): /metrics reads them at scrape time."""
 
     @abstractmethod
     def mapping_stats(self, names: list[str], since: float) -> dict[str, dict[str, Any]]:

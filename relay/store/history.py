@@ -43,12 +43,24 @@ def event(conn: sa.Connection, event_id: int) -> dict[str, Any] | None:
     return found
 
 
+def delivery(conn: sa.Connection, delivery_id: int) -> dict[str, Any] | None:
+    row = conn.execute(sa.select(deliveries).where(_D.id == delivery_id)).mappings().first()
+    if row is None:
+        return None
+    found = dict(row)
+    found["attempt_log"] = [dict(a) for a in conn.execute(
+        sa.select(attempts).where(attempts.c.delivery_id == delivery_id)
+        .order_by(attempts.c.id)).mappings()]
+    return found
+
+
 def events_query(*, status: str | None, mapping: str | None, since: float | None,
                  phone: str | None, before: int | None, limit: int,
                  phones: tuple[str, ...] = (), text: str | None = None,
-                 dialect: str = "postgresql") -> Query:
+                 dialect: str = "postgresql", now: float | None = None) -> Query:
     """The query of `Store.events` (see base.py); search.py holds the searches."""
     mine = _D.event_id == events.c.id
+    later = scheduled(now)
 
     def count(*where: Any) -> Any:
         # Correlated, so only the page's events are counted, however long the history.
@@ -62,6 +74,9 @@ def events_query(*, status: str | None, mapping: str | None, since: float | None
         sa.select(events.c.id, events.c.mapping, events.c.received_at, events.c.status,
                   events.c.errors, events.c.note, count().label("total"),
                   *(count(_D.status == s).label(s) for s in DeliveryStatus),
+                  count(later).label(SCHEDULED),
+                  sa.select(sa.func.min(_D.next_at)).where(mine, later)
+                  .scalar_subquery().label("scheduled_at"),
                   sa.select(sa.func.count()).where(looking).scalar_subquery().label("looking"),
                   last_error.label("last_error"))
         .order_by(events.c.id.desc()).limit(limit)
@@ -81,13 +96,31 @@ def events_query(*, status: str | None, mapping: str | None, since: float | None
     elif status == DeliveryStatus.PENDING:
         query = query.where(sa.or_(sa.exists().where(mine, _D.status == status),
                                    sa.exists().where(looking)))
-    elif status == DeliveryStatus.DEAD:
+    elif status in (DeliveryStatus.DEAD, DeliveryStatus.CANCELLED):
         query = query.where(sa.exists().where(mine, _D.status == status))
+    elif status == SCHEDULED:
+        query = query.where(sa.exists().where(mine, later))
     elif status == DeliveryStatus.DELIVERED:
+        # Delivered but for what was cancelled; an event whose every delivery was cancelled
+        # is not (it shows as cancelled).
+        final = (DeliveryStatus.DELIVERED, DeliveryStatus.CANCELLED)
         query = query.where(events.c.status == EventStatus.ACCEPTED,
-                            ~sa.exists().where(mine, _D.status != DeliveryStatus.DELIVERED),
+                            ~sa.exists().where(mine, _D.status.not_in(final)),
+                            sa.or_(sa.exists().where(mine, _D.status == DeliveryStatus.DELIVERED),
+                                   ~sa.exists().where(mine)),
                             ~sa.exists().where(looking))
     return query
+
+
+SCHEDULED = "scheduled"  # a listing's state and filter, not a status of its own (scheduled())
+
+
+def scheduled(now: float | None) -> sa.ColumnElement[bool]:
+    """The condition of a scheduled delivery: pending, never tried, due after `now` (a
+    delivery's schedule or quiet hours put it off; nothing is, without a `now`)."""
+    if now is None:
+        return sa.false()
+    return sa.and_(_D.status == DeliveryStatus.PENDING, _D.attempts == 0, _D.next_at > now)
 
 
 def failures(conn: sa.Connection, limit: int) -> list[dict[str, Any]]:
@@ -111,12 +144,34 @@ def failures(conn: sa.Connection, limit: int) -> list[dict[str, Any]]:
 
 
 def queue_stats(conn: sa.Connection, now: float) -> tuple[int, float, int]:
-    pending, oldest = conn.execute(
-        sa.select(sa.func.count(), sa.func.min(_D.created_at))
-        .where(_D.status == DeliveryStatus.PENDING)).one()
+    pending = conn.execute(sa.select(sa.func.count())
+                           .where(_D.status == DeliveryStatus.PENDING)).scalar_one()
     dead = conn.execute(sa.select(sa.func.count())
                         .where(_D.status == DeliveryStatus.DEAD)).scalar_one()
-    return pending, (now - oldest) if oldest is not None else 0.0, dead
+    return pending, waited(conn, now) or 0.0, dead
+
+
+def waited(conn: sa.Connection, now: float) -> float | None:
+    """How long the oldest pending delivery has waited since it was first due (None: none
+    is due). One scheduled for later is not waiting: its `created_at` is its first due time,
+    in the future, and would make the age negative. (Not `next_at <= now`: a delivery
+    between retries, due again later, is still waiting.)"""
+    oldest: float | None = conn.execute(
+        sa.select(sa.func.min(_D.created_at))
+        .where(sa.text("deliveries.status = 'pending'"), _D.created_at <= now)).scalar()
+    return None if oldest is None else max(0.0, now - oldest)
+
+
+def schedule_stats(conn: sa.Connection, now: float) -> tuple[int, int]:
+    """(scheduled deliveries: pending, never tried, due after `now`; cancelled ones)."""
+    # The statuses written out: SQLite uses a partial index only for a WHERE clause that
+    # visibly implies the index's (deliveries_due, deliveries_cancelled).
+    later = conn.execute(sa.select(sa.func.count()).where(
+        sa.text("deliveries.status = 'pending'"), _D.next_at > now,
+        _D.attempts == 0)).scalar_one()
+    cancelled = conn.execute(sa.select(sa.func.count()).select_from(deliveries).where(
+        sa.text("deliveries.status = 'cancelled'"))).scalar_one()
+    return later, cancelled
 
 
 def replayable(conn: sa.Connection, *, dead: bool, failed: bool, mapping: str | None,
@@ -178,7 +233,9 @@ def send_now(conn: sa.Connection, delivery_id: int, now: float) -> bool:
     done: int = conn.execute(deliveries.update().where(
         _D.id == delivery_id, _D.status == DeliveryStatus.PENDING,
         sa.or_(_D.lease_until.is_(None), _D.lease_until <= now),
-    ).values(next_at=now, updated_at=now, schedule=SENT_NOW)).rowcount
+    ).values(next_at=now, updated_at=now, schedule=SENT_NOW,
+             # Due from now on: RELAY_MAX_AGE and the queue's age count from here.
+             created_at=sa.case((_D.created_at > now, now), else_=_D.created_at))).rowcount
     return done == 1
 
 

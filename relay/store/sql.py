@@ -386,13 +386,17 @@ class SqlStore(Store):
         with self._read() as conn:
             return history.event(conn, event_id)
 
+    def delivery(self, delivery_id: int) -> dict[str, Any] | None:
+        with self._read() as conn:
+            return history.delivery(conn, delivery_id)
+
     def events(self, *, status: str | None = None, mapping: str | None = None,
                since: float | None = None, phone: str | None = None,
                before: int | None = None, limit: int = 50, phones: tuple[str, ...] = (),
-               text: str | None = None) -> list[dict[str, Any]]:
+               text: str | None = None, now: float | None = None) -> list[dict[str, Any]]:
         query = history.events_query(status=status, mapping=mapping, since=since, phone=phone,
                                      before=before, limit=limit, phones=phones, text=text,
-                                     dialect=self.engine.dialect.name)
+                                     dialect=self.engine.dialect.name, now=now)
         with self._read() as conn:
             return [dict(r) for r in conn.execute(query).mappings()]
 
@@ -408,6 +412,10 @@ class SqlStore(Store):
     def queue_stats(self, now: float) -> tuple[int, float, int]:
         with self._read() as conn:
             return history.queue_stats(conn, now)
+
+    def schedule_stats(self, now: float) -> tuple[int, int]:
+        with self._read() as conn:
+            return history.schedule_stats(conn, now)
 
     def mapping_stats(self, names: list[str], since: float) -> dict[str, dict[str, Any]]:
         with self._read() as conn:

@@ -100,6 +100,13 @@ deliveries = sa.Table(
         sqlite_where=sa.text("status = 'dead'"),
         postgresql_where=sa.text("status = 'dead'"),
     ),
+    # /metrics counts the cancelled deliveries without scanning the history (0013).
+    sa.Index(
+        "deliveries_cancelled",
+        "updated_at",
+        sqlite_where=sa.text("status = 'cancelled'"),
+        postgresql_where=sa.text("status = 'cancelled'"),
+    ),
     # A cancellation finds the pending deliveries with its key.
     sa.Index(
         "deliveries_cancel",

@@ -1,4 +1,5 @@
-"""The operator API under /api: events, replays, the failures inbox and previews, as JSON.
+"""The operator API under /api: events, replays, a delivery sent now or cancelled, the
+failures inbox and previews, as JSON.
 
 auth.py's guard stands in front of it (RELAY_ADMIN_TOKEN, as a bearer token or the console's
 session with its CSRF token). /api/openapi.json describes every operation.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from datetime import time as dt_time
 from typing import Any
@@ -19,6 +21,7 @@ from relay.delivery.request import build_request
 from relay.errors import BodyError, RelayError
 from relay.sources import Endpoint, evaluate_raw
 from relay.store import STATUSES
+from relay.store.display import why_not
 from relay.store.failures import group_failures
 from relay.store.replay import replay_event
 from relay.store.search import search_args
@@ -34,6 +37,7 @@ def init_app(app: Flask) -> None:
 
 
 EVENT_ID = f"<int(min=1, max={MAX_ID}):event_id>"  # larger ids exist nowhere: 404, not 500
+DELIVERY_ID = f"<int(min=1, max={MAX_ID}):delivery_id>"
 
 
 @api.get("/openapi.json")
@@ -68,7 +72,7 @@ def list_events() -> Any:
     except RelayError as exc:
         return json_error(400, f"q: {exc}", "q is text to find in the body, e.g. an email")
     rows = services().store.events(status=status, mapping=mapping, since=since, limit=limit,
-                                    **search)
+                                    now=time.time(), **search)
     return jsonify(events=rows)
 
 
@@ -99,6 +103,33 @@ def replay_one(event_id: int) -> Any:
         return json_error(404, f"no event {event_id}")
     replayed = replay_event(services().store, services().registry.get, event_id, time.time())
     return jsonify(replayed.to_dict()), 200 if replayed.ok else 422
+
+
+@api.post(f"/deliveries/{DELIVERY_ID}/send-now")
+def send_now(delivery_id: int) -> Any:
+    return _operate(delivery_id, services().store.send_now, "due now")
+
+
+@api.post(f"/deliveries/{DELIVERY_ID}/cancel")
+def cancel(delivery_id: int) -> Any:
+    return _operate(delivery_id, services().store.cancel_delivery, "cancelled")
+
+
+def _operate(delivery_id: int, act: Callable[[int, float], bool], done: str) -> Any:
+    """An operator's hand on one pending delivery: 200 with its new state, 404 for an
+    unknown id, 409 saying why when it is not pending or is in flight."""
+    store = services().store
+    now = time.time()
+    if act(delivery_id, now):
+        return jsonify(ok=True, message=f"delivery {delivery_id}: {done}",
+                       delivery=store.delivery(delivery_id))
+    found = store.delivery(delivery_id)
+    if found is None:
+        return json_error(404, f"no delivery {delivery_id}",
+                          "delivery ids are in GET /api/events/{event_id}")
+    return json_error(409, f"delivery {delivery_id}: {why_not(found, now)}",
+                      "only a pending delivery that is not in flight can be sent now or "
+                      "cancelled")
 
 
 def _object(spec: Any, keys: tuple[str, ...]) -> str | None:

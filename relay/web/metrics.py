@@ -2,8 +2,10 @@
 
 Counters and histograms live in each process; with PROMETHEUS_MULTIPROC_DIR set (`relay
 serve` sets it for its processes) they are written there and /metrics adds them up. Queue
-depth, the oldest pending delivery and the dead count are read from the database at scrape
-time, so they are right whichever process answers.
+depth, the oldest pending delivery, the scheduled deliveries, and the dead and cancelled
+counts are read from the database at scrape time, so they are right whichever process
+answers. Each is a count over a partial index (pending, dead, cancelled rows), never a scan
+of the history.
 """
 
 from __future__ import annotations
@@ -39,16 +41,24 @@ class QueueCollector(Collector):
         self.store = store
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
+        now = time.time()
         try:
-            pending, oldest, dead = self.store.queue_stats(time.time())
+            pending, oldest, dead = self.store.queue_stats(now)
+            later, cancelled = self.store.schedule_stats(now)
         except StoreUnavailable:
             return
-        yield GaugeMetricFamily("relay_queue_depth", "Deliveries waiting or in flight.",
-                                value=pending)
+        yield GaugeMetricFamily("relay_queue_depth", "Deliveries waiting or in flight, "
+                                "scheduled ones included.", value=pending)
         yield GaugeMetricFamily("relay_queue_oldest_seconds",
-                                "Age of the oldest pending delivery (0 when none).", value=oldest)
+                                "How long the oldest pending delivery has waited since it was "
+                                "first due (0 when none is due).", value=oldest)
+        yield GaugeMetricFamily("relay_scheduled_deliveries", "Pending deliveries never tried "
+                                "and due later (schedule:, quiet_hours:).", value=later)
         yield GaugeMetricFamily("relay_dead_deliveries", "Deliveries that gave up, not yet "
                                 "replayed or purged.", value=dead)
+        yield GaugeMetricFamily("relay_cancelled_deliveries", "Deliveries cancelled (by a "
+                                "webhook's cancel: or an operator), never called; not yet "
+                                "purged.", value=cancelled)
 
 
 def render(store: Store, every_process: bool) -> tuple[bytes, str]:

@@ -24,6 +24,12 @@ _event_row = {
         "errors": {"type": ["array", "null"]}, "note": {"type": ["string", "null"]},
         "total": {"type": "integer"}, "pending": {"type": "integer"},
         "delivered": {"type": "integer"}, "dead": {"type": "integer"},
+        "cancelled": {"type": "integer"},
+        "scheduled": {"type": "integer", "description": "pending deliveries never tried and "
+                                                       "due later (schedule:, quiet_hours:)"},
+        "scheduled_at": {"type": ["number", "null"],
+                         "description": "when the first scheduled delivery is due (UNIX "
+                                        "seconds)"},
         "looking": {"type": "integer", "description": "lookups still to fetch"},
         "last_error": {"type": ["string", "null"]},
     },
@@ -41,11 +47,26 @@ _delivery = {"type": "object",
              "properties": {"id": {"type": "integer"}, "flow_key": {"type": "string"},
                             "channel": {"enum": ["whatsapp", "rcs"]},
                             "phone": {"type": "string"}, "attributes": {"type": "object"},
-                            "status": {"enum": ["pending", "delivered", "dead"]},
+                            "status": {"enum": ["pending", "delivered", "dead", "cancelled"]},
+                            "next_at": {"type": "number",
+                                        "description": "when a pending delivery is due "
+                                                       "(UNIX seconds): its scheduled time "
+                                                       "until it is first tried"},
+                            "schedule": {"type": ["string", "null"],
+                                         "description": "why its first due time is what it "
+                                                        "is (delay, payload time, quiet "
+                                                        "hours, sent now by an operator); "
+                                                        "null: sent at once"},
+                            "cancel_key": {"type": ["string", "null"],
+                                           "description": "the key a later webhook's cancel: "
+                                                          "names it by"},
                             "attempts": {"type": "integer",
                                          "description": "attempts since the delivery was last "
                                                         "(re)queued; attempt_log has them all"},
-                            "last_error": {"type": ["string", "null"]},
+                            "last_error": {"type": ["string", "null"],
+                                           "description": "of a cancelled one: \"cancelled "
+                                                          "by event N\" or \"cancelled by "
+                                                          "an operator\""},
                             "attempt_log": {"type": "array", "items": _attempt}}}
 _lookup = {"type": "object",
            "required": ["id", "url", "status", "attempts", "tries"],
@@ -75,6 +96,9 @@ _replayed = {"type": "object", "required": ["event_id", "ok", "message"],
              "properties": {"event_id": {"type": "integer"}, "ok": {"type": "boolean"},
                             "message": {"type": "string"}}}
 _strings = {"type": "object", "additionalProperties": {"type": "string"}}
+_operated = {"type": "object", "required": ["ok", "message", "delivery"],
+             "properties": {"ok": {"const": True}, "message": {"type": "string"},
+                            "delivery": _delivery}}
 
 
 def _json(schema: dict[str, Any], description: str = "OK",
@@ -108,6 +132,11 @@ _bad = {"400": _json(_error, "Bad request")}
 _csrf = {"403": _json(_error, "Console session without its CSRF token (X-CSRF-Token)")}
 _event_id = {"name": "event_id", "in": "path", "required": True,
              "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID}}
+_delivery_id = {"name": "delivery_id", "in": "path", "required": True,
+                "description": "a delivery's id (GET /api/events/{event_id} lists them)",
+                "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID}}
+_not_pending = {"409": _json(_error, "Not pending (delivered, dead or cancelled already), or "
+                                     "in flight: the error says which")}
 
 _too_large = {"413": _json(_error, "The YAML (64 KB), the body (RELAY_MAX_BODY), the request, "
                                    "or what the run needed (memory, its answer) is too large")}
@@ -216,7 +245,10 @@ OPENAPI: dict[str, Any] = {
             "summary": "Recent events, newest first",
             "parameters": [
                 {"name": "status", "in": "query", "schema": {
-                    "enum": ["accepted", "skipped", "failed", "pending", "delivered", "dead"]}},
+                    "enum": ["accepted", "skipped", "failed", "pending", "delivered", "dead",
+                             "scheduled", "cancelled"]},
+                 "description": "scheduled: with a pending delivery never tried and due "
+                                "later; cancelled: with a cancelled delivery"},
                 {"name": "mapping", "in": "query", "schema": {"type": "string"}},
                 {"name": "phone", "in": "query", "schema": {"type": "string"},
                  "description": "a phone in any format (+91 98220 12345, 09822012345 in a "
@@ -248,6 +280,16 @@ OPENAPI: dict[str, Any] = {
                           "422": _json(_replayed, "Not replayed: the event still fails its "
                                                   "mapping, or its mapping is gone"),
                           **_csrf, **_errors}}},
+        "/api/deliveries/{delivery_id}/send-now": {"post": {
+            "summary": "Make a pending delivery due at once, whatever its schedule or quiet "
+                       "hours said (the worker calls it at its next claim)",
+            "parameters": [_delivery_id],
+            "responses": {"200": _json(_operated), **_not_pending, **_csrf, **_errors}}},
+        "/api/deliveries/{delivery_id}/cancel": {"post": {
+            "summary": "Cancel a pending delivery: it is never called (last_error: "
+                       "\"cancelled by an operator\")",
+            "parameters": [_delivery_id],
+            "responses": {"200": _json(_operated), **_not_pending, **_csrf, **_errors}}},
         "/api/replay": {"post": {
             "summary": "Replay every event with a dead delivery and/or a failed mapping",
             "requestBody": {"required": True, "content": {"application/json": {"schema": {

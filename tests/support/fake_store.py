@@ -28,7 +28,7 @@ from relay.model import (
     Received,
 )
 from relay.store import Store
-from relay.store.base import keeps
+from relay.store.base import SCHEDULED, keeps
 from relay.store.refusals import RefusalCounter
 from relay.store.rows import delivery_row, event_row, storable
 from relay.store.search import check_text
@@ -96,7 +96,11 @@ class FakeStore(Store):
                         and (d["lease_until"] is None or d["lease_until"] <= now)), default=None)
 
     def send_now(self, delivery_id: int, now: float) -> bool:
-        return self._operate(delivery_id, now, next_at=now, schedule="sent now by an operator")
+        with self._lock:
+            d = self._delivery(delivery_id)
+            created = now if d is None else min(d["created_at"], now)
+        return self._operate(delivery_id, now, next_at=now, created_at=created,
+                             schedule="sent now by an operator")
 
     def cancel_delivery(self, delivery_id: int, now: float) -> bool:
         return self._operate(delivery_id, now, status=DeliveryStatus.CANCELLED,
@@ -217,11 +221,22 @@ class FakeStore(Store):
                     for d in self.rows["deliveries"] if d["event_id"] == event_id]
             return {**found, "deliveries": mine}
 
+    def delivery(self, delivery_id: int) -> dict[str, Any] | None:
+        with self._lock:
+            d = self._delivery(delivery_id)
+            return None if d is None else {**d, "attempt_log": [
+                a for a in self.rows["attempts"] if a["delivery_id"] == delivery_id]}
+
     def events(self, *, status: str | None = None, mapping: str | None = None,
                since: float | None = None, phone: str | None = None,
                before: int | None = None, limit: int = 50, phones: tuple[str, ...] = (),
-               text: str | None = None) -> list[dict[str, Any]]:
+               text: str | None = None, now: float | None = None) -> list[dict[str, Any]]:
         wanted_text = None if text is None else check_text(text).casefold()
+
+        def later(d: dict[str, Any]) -> bool:
+            return (now is not None and d["status"] == DeliveryStatus.PENDING
+                    and d["attempts"] == 0 and d["next_at"] > now)
+
         with self._lock:
             listed = []
             for event in sorted(self.rows["events"], key=lambda e: -e["id"]):
@@ -233,8 +248,12 @@ class FakeStore(Store):
                     EventStatus.FAILED: event["status"] == EventStatus.FAILED,
                     DeliveryStatus.PENDING: DeliveryStatus.PENDING in states,
                     DeliveryStatus.DEAD: DeliveryStatus.DEAD in states,
+                    DeliveryStatus.CANCELLED: DeliveryStatus.CANCELLED in states,
+                    SCHEDULED: any(later(d) for d in mine),
                     DeliveryStatus.DELIVERED: event["status"] == EventStatus.ACCEPTED
-                    and all(s == DeliveryStatus.DELIVERED for s in states)}[status]
+                    and all(s in (DeliveryStatus.DELIVERED, DeliveryStatus.CANCELLED)
+                            for s in states)
+                    and (DeliveryStatus.DELIVERED in states or not states)}[status]
                 digits = "".join(ch for ch in phone or "" if ch.isdigit())
                 if not wanted or (mapping and event["mapping"] != mapping) or (
                         since is not None and event["received_at"] < since) or (
@@ -250,6 +269,8 @@ class FakeStore(Store):
                     **{k: event[k] for k in ("id", "mapping", "received_at", "status",
                                              "errors", "note")},
                     "total": len(mine), **{s: states.count(s) for s in DeliveryStatus},
+                    SCHEDULED: sum(map(later, mine)),
+                    "scheduled_at": min((d["next_at"] for d in mine if later(d)), default=None),
                     "last_error": errors[0]["last_error"] if errors else None})
             return listed[:limit]
 
@@ -272,8 +293,16 @@ class FakeStore(Store):
         with self._lock:
             pending = [d["created_at"] for d in self.rows["deliveries"]
                        if d["status"] == DeliveryStatus.PENDING]
+            due = [at for at in pending if at <= now]  # not one scheduled for later
             dead = sum(d["status"] == DeliveryStatus.DEAD for d in self.rows["deliveries"])
-            return len(pending), now - min(pending) if pending else 0.0, dead
+            return len(pending), max(0.0, now - min(due)) if due else 0.0, dead
+
+    def schedule_stats(self, now: float) -> tuple[int, int]:
+        with self._lock:
+            rows = self.rows["deliveries"]
+            return (sum(d["status"] == DeliveryStatus.PENDING and d["next_at"] > now
+                        and d["attempts"] == 0 for d in rows),
+                    sum(d["status"] == DeliveryStatus.CANCELLED for d in rows))
 
     # --- alerts ---------------------------------------------------------------------------
 
@@ -296,11 +325,11 @@ class FakeStore(Store):
                     row["failed"] += a["outcome"] != Outcome.DELIVERED
                     row["auth"] += a["failure"] == FailureKind.AUTH
             pending = [d["created_at"] for d in self.rows["deliveries"]
-                       if d["status"] == DeliveryStatus.PENDING]
+                       if d["status"] == DeliveryStatus.PENDING and d["created_at"] <= now]
             return {"dead": sorted(groups.values(),
                                    key=lambda g: (g["mapping"], g["failure"] or "")),
                     "attempts": sorted(recent.values(), key=lambda r: r["mapping"]),
-                    "oldest_pending": now - min(pending) if pending else None}
+                    "oldest_pending": max(0.0, now - min(pending)) if pending else None}
 
     def alert_states(self) -> dict[str, dict[str, Any]]:
         with self._lock:

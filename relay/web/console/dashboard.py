@@ -51,9 +51,10 @@ def dashboard() -> Any:
         charts[name] = render(Chart(title, unit, kind, labels, tips, series))
         totals[name] = {s: sum(v or 0 for v in values) for s, values in series.items()}
     pending, oldest, dead = store.queue_stats(now)
+    scheduled, cancelled = store.schedule_stats(now)
     return render_template("dashboard.html", window=window, windows=list(WINDOWS),
                            charts=charts, titles=TITLES, totals=totals, pending=pending,
-                           oldest=oldest, dead=dead)
+                           oldest=oldest, dead=dead, scheduled=scheduled, cancelled=cancelled)
 
 
 def axis(start: float, width: int, buckets: int) -> tuple[list[str], list[str]]:

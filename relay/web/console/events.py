@@ -1,9 +1,11 @@
-"""The events list (filtered by mapping, state, phone and time), an event's page, its replay."""
+"""The events list (filtered by mapping, state, phone and time), an event's page, its replay,
+and a pending delivery sent now or cancelled."""
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,12 +13,21 @@ from flask import abort, flash, redirect, render_template, request, url_for
 
 from relay.config import parse_since
 from relay.errors import BodyError, RelayError
+from relay.model import DeliveryStatus
 from relay.sources.body import media_type, parse_body
 from relay.store import STATUSES
-from relay.store.display import event_problem, event_state, pretty_body, shown_state
+from relay.store.display import (
+    cancelled_by_event,
+    event_problem,
+    event_state,
+    is_scheduled,
+    pretty_body,
+    shown_state,
+    why_not,
+)
 from relay.store.replay import replay_event
 from relay.store.search import search_args
-from relay.web.api import EVENT_ID
+from relay.web.api import DELIVERY_ID, EVENT_ID
 from relay.web.console import console
 from relay.web.openapi import MAX_ID
 from relay.web.services import services
@@ -44,7 +55,8 @@ def events() -> Any:
         flash(f"Search: {exc}.", "error")
         search = search_args(filters["phone"], None, regions)
     rows = services().store.events(status=filters["status"], mapping=filters["mapping"],
-                                    since=since, before=before, limit=51, **search)
+                                    since=since, before=before, limit=51, now=time.time(),
+                                    **search)
     for row in rows:
         row["state"] = event_state(row)
         row["problem"] = event_problem(row)
@@ -58,11 +70,19 @@ def event(event_id: int) -> Any:
     found = services().store.event(event_id)
     if found is None:
         abort(404, f"no event {event_id}")
+    now = time.time()
     for delivery in found["deliveries"]:
         delivery["answer"] = engati_answer(delivery["attempt_log"])
+        delivery["scheduled"] = is_scheduled(delivery, now)
+        delivery["by_event"] = cancelled_by_event(delivery)
+        # Send now and Cancel: a pending delivery no worker holds (one in flight is called).
+        lease = delivery["lease_until"]
+        delivery["in_flight"] = lease is not None and lease > now
+        delivery["actionable"] = (delivery["status"] == DeliveryStatus.PENDING
+                                  and not delivery["in_flight"])
     # The state the events list shows, not the raw status ("accepted" above a dead delivery).
     return render_template("event.html", event=found, body=pretty_body(found["body"]),
-                           state=shown_state(found), parsed=parsed_body(found))
+                           state=shown_state(found, now), parsed=parsed_body(found))
 
 
 @console.app_template_filter("iso")
@@ -110,3 +130,32 @@ def replay(event_id: int) -> Any:
     replayed = replay_event(services().store, services().registry.get, event_id, time.time())
     flash(f"Event {event_id}: {replayed.message}", "ok" if replayed.ok else "error")
     return redirect(url_for("console.event", event_id=event_id))
+
+
+@console.post(f"/deliveries/{DELIVERY_ID}/send-now")
+def send_now(delivery_id: int) -> Any:
+    return _operate(delivery_id, services().store.send_now,
+                    "is due now: the worker calls it at its next claim")
+
+
+@console.post(f"/deliveries/{DELIVERY_ID}/cancel")
+def cancel(delivery_id: int) -> Any:
+    return _operate(delivery_id, services().store.cancel_delivery,
+                    "is cancelled: it will never be called")
+
+
+def _operate(delivery_id: int, act: Callable[[int, float], bool], done: str) -> Any:
+    """Send now or cancel, then back to the delivery on its event's page, saying what
+    became of it (or why nothing did)."""
+    store = services().store
+    now = time.time()
+    acted = act(delivery_id, now)
+    found = store.delivery(delivery_id)
+    if found is None:
+        abort(404, f"no delivery {delivery_id}")
+    if acted:
+        flash(f"Delivery {delivery_id} {done}.", "ok")
+    else:
+        flash(f"Delivery {delivery_id} was not changed: {why_not(found, now)}.", "error")
+    return redirect(url_for("console.event", event_id=found["event_id"],
+                            _anchor=f"delivery-{delivery_id}"))

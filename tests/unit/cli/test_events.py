@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -13,6 +14,7 @@ from relay.errors import FieldError
 from relay.mapping import Delivery, Result
 from relay.model import Attempt, Received
 from relay.store import open_store
+from relay.store.display import utc_text
 
 NOW = 1_700_000_000.0  # in the past: purge compares with the clock
 
@@ -131,3 +133,69 @@ def test_a_dotenv_file_fills_in_what_the_environment_does_not_set(db, tmp_path, 
     assert os.environ["RELAY_MAPPINGS"] == "from-dotenv"  # the .env's, unset before
     monkeypatch.delenv("DATABASE_URL")
     assert run("events").output == "no events\n"  # now the .env's
+
+
+class TestScheduledAndCancelled:
+    """`relay events` and `relay show` say what is scheduled and what was cancelled;
+    `relay send-now` and `relay cancel` act on pending deliveries."""
+
+    @pytest.fixture
+    def scheduled(self, db):
+        """Event 1 with a delivery due in an hour (cancel key chk-1), event 2 due at once."""
+        now = time.time()
+        first = db.accept(Received("leads", b"{}", {}, {}, Result((Delivery(
+            "F", "whatsapp", "919812345678", {}, "a", send_at=now + 3600, why="delay 1h",
+            cancel_key="chk-1"),)), now)).event_id
+        second = db.accept(Received("leads", b"{}", {}, {}, planned("b"), now)).event_id
+        return first, second, now + 3600
+
+    def test_events_show_the_scheduled_time(self, scheduled):
+        first, _, at = scheduled
+        lines = run("events").output.splitlines()
+        row = next(line for line in lines if line.split()[0] == str(first))
+        assert " scheduled " in row and f"the first for {utc_text(at)} UTC" in row
+        listed = run("events", "--status", "scheduled", "--json").output.splitlines()
+        assert [(e["id"], e["state"], e["scheduled_at"]) for e in map(json.loads, listed)] == [
+            (first, "scheduled", at)]
+
+    def test_show_says_when_why_and_the_cancel_key(self, scheduled):
+        first, _, at = scheduled
+        output = run("show", first).output
+        assert "status scheduled" in output and "-> scheduled after 0 attempt(s)" in output
+        assert f"scheduled for {utc_text(at)} UTC (delay 1h)" in output
+        assert "cancel key: chk-1" in output
+
+    def test_cancel_then_it_shows_cancelled(self, db, scheduled):
+        first, _, _ = scheduled
+        (d,) = db.event(first)["deliveries"]
+        result = run("cancel", d["id"])
+        assert (result.exit_code, result.output) == (0, f"delivery {d['id']}: cancelled\n")
+        output = run("show", first).output
+        assert "status cancelled" in output and "cancelled by an operator" in output
+        assert "1 cancelled; cancelled by an operator" in run("events").output
+        listed = run("events", "--status", "cancelled", "--json").output.splitlines()
+        assert [json.loads(line)["id"] for line in listed] == [first]
+        again = run("cancel", d["id"])
+        assert again.exit_code == 1
+        assert f"delivery {d['id']}: already cancelled by an operator" in again.output
+
+    def test_send_now_makes_it_due(self, db, scheduled):
+        first, _, _ = scheduled
+        (d,) = db.event(first)["deliveries"]
+        result = run("send-now", d["id"])
+        assert (result.exit_code, result.output) == (0, f"delivery {d['id']}: due now\n")
+        (claimed, _) = db.claim("w", 5, time.time(), 60)
+        assert claimed.id == d["id"]
+        assert "schedule: sent now by an operator" in run("show", first).output
+
+    def test_in_flight_and_unknown_ones_fail_with_why(self, db, scheduled):
+        """Each id is tried; any refused makes the exit status 1, saying why."""
+        _, second, _ = scheduled
+        (d,) = db.event(second)["deliveries"]
+        db.claim("w", 5, time.time(), 60)  # in flight now
+        result = run("send-now", d["id"], 999)
+        assert result.exit_code == 1
+        assert f"delivery {d['id']}: in flight" in result.output
+        assert "delivery 999: no such delivery" in result.output
+        assert "2 of 2 deliveries not changed" in result.output
+        assert run("cancel").exit_code == 2  # an id is needed

@@ -11,7 +11,8 @@ class TestReads:
     def test_the_filters_are_named_in_plain_text(self):
         """What `events(status=...)` takes is offered as it is typed (`relay events
         --status dead`, `/api/events?status=dead`): plain strings, not enum members."""
-        assert STATUSES == ("accepted", "skipped", "failed", "pending", "delivered", "dead")
+        assert STATUSES == ("accepted", "skipped", "failed", "pending", "delivered", "dead",
+                            "scheduled", "cancelled")
         assert {type(status) for status in STATUSES} == {str}
 
     @everywhere

@@ -44,6 +44,10 @@ def test_the_api_matches_its_openapi_document(admin):
             "/api/events/2/replay", headers=auth),
         ("/api/replay", "post"): lambda: client.post("/api/replay", json={"failed": True},
                                                      headers=auth),
+        ("/api/deliveries/{delivery_id}/send-now", "post"): lambda: client.post(
+            "/api/deliveries/1/send-now", headers=auth),
+        ("/api/deliveries/{delivery_id}/cancel", "post"): lambda: client.post(
+            "/api/deliveries/1/cancel", headers=auth),
         ("/api/failures", "get"): lambda: client.get("/api/failures", headers=auth),
         ("/api/preview", "post"): lambda: client.post(
             "/api/preview", json={"mapping": "leads", "body": '{"phone": "+14155552671"}'},

@@ -72,3 +72,23 @@ def test_without_the_database_the_queue_gauges_are_left_out():
     assert "relay_queue_depth" not in names
     assert "python_info" in names  # the process's own metrics
     assert content_type.startswith("text/plain")
+
+
+def test_scheduled_and_cancelled_deliveries_are_gauges(tmp_path):
+    """A delivery due tomorrow is scheduled, counts in the depth but not in the queue's age;
+    cancelling it moves it to the cancelled count."""
+    admin = make_admin(tmp_path, "phone: {path: body.phone, region: IN}\n"
+                                 "schedule: {delay: 1d}\nflows: [{flow_key: ABC}]\n")
+    event_id = admin.client().post("/hooks/leads", json={"phone": "+919812345678"}).get_json()[
+        "event_id"]
+    seen = _scrape(admin)
+    assert seen[("relay_queue_depth", ())] == 1
+    assert seen[("relay_scheduled_deliveries", ())] == 1
+    assert seen[("relay_queue_oldest_seconds", ())] == 0
+    assert seen[("relay_cancelled_deliveries", ())] == 0
+    (d,) = admin.store.event(event_id)["deliveries"]
+    assert admin.store.cancel_delivery(d["id"], d["created_at"] - 3600)
+    after = _scrape(admin)
+    assert after[("relay_scheduled_deliveries", ())] == 0
+    assert after[("relay_cancelled_deliveries", ())] == 1
+    assert after[("relay_queue_depth", ())] == 0

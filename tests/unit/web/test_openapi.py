@@ -50,6 +50,12 @@ CONFIG = {
         "include-path": "/api/events/{event_id}/replay",
         "checks": {"positive_data_acceptance": {
             "expected-statuses": ["2xx", "401", "403", "404", "422", "429", "503"]}}},
+        # Sending now or cancelling a delivery that is not pending (delivered, dead, or
+        # cancelled already by an earlier case) is answered 409 saying why, as documented.
+        *({"include-path": path, "checks": {"positive_data_acceptance": {
+            "expected-statuses": ["2xx", "401", "403", "404", "409", "429", "503"]}}}
+          for path in ("/api/deliveries/{delivery_id}/send-now",
+                       "/api/deliveries/{delivery_id}/cancel")),
         # The playground refuses a YAML longer than the document allows as too large (413),
         # as it does a body over RELAY_MAX_BODY.
         *({"include-path": path, "checks": {"negative_data_rejection": {
