@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -40,7 +41,9 @@ from pathlib import Path
 import sqlalchemy as sa
 from harness import cpu_seconds, free_port, start_standin, stats, stop, wait_until
 
-from relay.model import Attempt
+from relay.mapping import Result
+from relay.mapping.model import Cancellation
+from relay.model import Attempt, Received
 from relay.store import Store, open_store
 
 SAMPLE = 3000  # due deliveries claimed per round
@@ -129,6 +132,17 @@ def claim_round(store: Store, round_: int) -> tuple[float, float]:
     cpu = time.process_time() + cpu_seconds(pids) - cpu
     assert done == SAMPLE, f"claimed {done} of {SAMPLE}"
     return done / elapsed, cpu / done * 1e6
+
+
+def cancel_ms(store: Store, keys: list[str]) -> float:
+    """Milliseconds per webhook whose `cancel:` names one of `keys` (each its own accept,
+    as the web processes store one at a time when quiet)."""
+    start = time.perf_counter()
+    for n, key in enumerate(keys):
+        cancel = Cancellation(key, ("bench",), 86400.0)
+        store.accept(Received("paid", b"{}", {}, {}, Result(key=f"paid-{n}", cancels=(cancel,)),
+                              time.time()))
+    return (time.perf_counter() - start) / len(keys) * 1000
 
 
 def analyze(store: Store) -> None:
@@ -226,6 +240,14 @@ def claiming(backend: str, urls: tuple[str, str], scheduled: int, rounds: int) -
     print(f"  with {scheduled:,} scheduled: {speed:.1%} of the claim speed, "
           f"{cost:.1%} by CPU per delivery (medians of the rounds' pairs; "
           f"{'within' if min(speed, cost) >= 0.9 else 'OUTSIDE'} the 10% bound)")
+    # Cancellations by key: none match in the first database, one each in the other.
+    keys = [f"checkout-{i}" for i in random.Random(16).sample(range(1, scheduled + 1), 200)]
+    costs = [cancel_ms(store, keys) for store in stores]
+    with stores[1].engine.connect() as conn:
+        cancelled = conn.exec_driver_sql(
+            "SELECT count(*) FROM deliveries WHERE status = 'cancelled'").scalar()
+    print(f"  a webhook with cancel: {costs[0]:.2f} ms (nothing to cancel), {costs[1]:.2f} ms "
+          f"with {scheduled:,} scheduled ({cancelled} of {len(keys)} cancelled)")
     print("  the claim's plan with the scheduled deliveries:\n" + explain(stores[1]))
     for store in stores:
         store.dispose()
