@@ -46,6 +46,8 @@ def relay(database, tmp_path):
     (tmp_path / "mappings" / "paid.yaml").write_text(PAID)
     (tmp_path / "mappings" / "now.yaml").write_text(AT_ONCE)
     cluster.start(workers=1)
+    # Started in earnest: a SIGTERM before its handlers are in place would kill it.
+    wait_for(lambda: "started: concurrency" in cluster.workers[0].output(), what="the worker")
     yield cluster
     codes = cluster.stop()
     assert all(code == 0 for code in codes.values()), (codes, cluster.logs()[-3000:])
@@ -67,12 +69,13 @@ def shown(relay: Cluster, event_id: int) -> dict[str, Any]:
 
 
 def claimed_after(relay: Cluster, due: float) -> None:
-    """Wait past `due`, then until a delivery posted after it has reached Engati: the worker
-    has claimed everything due by then, a cancelled delivery included had it been claimable."""
+    """Wait past `due`, then until a delivery posted after it has reached Engati and nothing
+    is pending: the worker claims in order of due time, so it has claimed and finished all
+    that was due by then, a cancelled delivery included had it been claimable."""
     wait_for(lambda: time.time() > due, timeout=DELAY + 5, what="the due time")
     probe = relay.markers(1)[0]
     post(relay, "now", {"id": probe, "phone": PHONE})
-    wait_for(lambda: relay.delivered([probe]), timeout=20, what="the probe's delivery")
+    assert relay.wait_delivered([probe], timeout=20)[probe] == 1
 
 
 def test_a_later_webhook_cancels_a_scheduled_delivery(relay):
@@ -87,7 +90,7 @@ def test_a_later_webhook_cancels_a_scheduled_delivery(relay):
     assert (paid["deliveries"], paid["cancelled"]) == (0, 1)
     [(due,)] = relay.query(f"SELECT next_at FROM deliveries WHERE event_id = {other['event_id']}")
     claimed_after(relay, due)
-    assert relay.wait_delivered([kept])[kept] == 1
+    assert relay.delivered([kept])[kept] == 1
     assert relay.delivered([cancelled]) == {}
     assert [c for c in relay.calls() if (c["json"] or {}).get("marker") == cancelled] == []
     (d,) = shown(relay, nudge["event_id"])["deliveries"]
