@@ -15,8 +15,10 @@ from relay.cli.group import Failed
 from relay.config import Settings
 from relay.delivery.request import build_request
 from relay.errors import MappingLoadError, RelayError
-from relay.mapping import unset_engati
+from relay.mapping import Result, unset_engati
 from relay.mapping.load import schema
+from relay.mapping.model import iso_utc
+from relay.mapping.schedule import ScheduleError
 from relay.sources import (
     Endpoint,
     Inbound,
@@ -27,7 +29,7 @@ from relay.sources import (
 )
 from relay.sources.body import content_type_for
 from relay.sources.folder import find_file, unique
-from relay.sources.selftest import run_tests
+from relay.sources.selftest import arrival, cancel_text, run_tests, when_text
 from relay.sources.status import BROKEN, state_of
 
 
@@ -75,7 +77,7 @@ def check(paths: tuple[Path, ...], strict: bool) -> None:
             for problem in mapping.problems:
                 click.echo(f"  FAIL {problem}")
             continue
-        for warning in _warnings(mapping):
+        for warning in _warnings(mapping, set(by_name)):
             warned += 1
             click.echo(f"  warn {warning}")
         for outcome in run_tests(mapping):
@@ -103,14 +105,22 @@ def check(paths: tuple[Path, ...], strict: bool) -> None:
               help="A query parameter of the webhook URL. Repeatable.")
 @click.option("--lookup", "answer", type=click.File("rb"), metavar="ANSWER.json",
               help="For a mapping with lookup: the answer its fetch would get.")
+@click.option("--now", "arrived", metavar="TIME",
+              help="Preview as if the webhook arrived at TIME: ISO 8601 (UTC unless it names "
+                   "a zone) or epoch seconds [default: now].")
 def preview(mapping: str, body: Any, headers: tuple[str, ...], query: tuple[str, ...],
-            answer: Any) -> None:
+            answer: Any, arrived: str | None) -> None:
     """Print the Engati request(s) a webhook BODY would trigger; nothing is sent.
 
     MAPPING is a mapping file or an endpoint name in the mappings folder; BODY is a file,
     or - for standard input. The API key is masked. A mapping with lookup: fetches first:
-    give --lookup with the answer to see what it maps to.
+    give --lookup with the answer to see what it maps to. When each request would be sent
+    (schedule:, quiet_hours:) and what the webhook cancels (cancel:) go to standard error.
     """
+    try:
+        now = time.time() if arrived is None else arrival(arrived)
+    except ScheduleError as exc:
+        raise click.BadParameter(str(exc), param_hint="--now") from None
     loaded = load_endpoint(_find_mapping(mapping))
     header_map, query_map = _request_options(body, headers, query)
     raw = body.read()
@@ -119,9 +129,9 @@ def preview(mapping: str, body: Any, headers: tuple[str, ...], query: tuple[str,
             fetched = json.loads(answer.read())
         except ValueError:
             raise RelayError(f"--lookup {answer.name} is not JSON") from None
-        result = evaluate_answered(loaded, raw, header_map, query_map, fetched)
+        result = evaluate_answered(loaded, raw, header_map, query_map, fetched, now)
     else:
-        result = evaluate_raw(loaded, raw, header_map, query_map)
+        result = evaluate_raw(loaded, raw, header_map, query_map, now)
     for fetch in result.lookups:
         click.echo(f"lookup: GET {fetch.url} first (the worker fetches it; --lookup ANSWER.json "
                    "shows what its answer maps to)", err=True)
@@ -131,10 +141,24 @@ def preview(mapping: str, body: Any, headers: tuple[str, ...], query: tuple[str,
         raise Failed()
     if result.status == "skipped":
         click.echo(f"skipped: {result.skipped}; nothing would be sent", err=True)
+    for line in timing_lines(result, loaded.name, now, arrived is not None):
+        click.echo(line, err=True)
     if unset := unset_engati(loaded.mapping):
         click.echo(f"warn: {unset}", err=True)
     requests = [build_request(loaded.mapping.engati, d, mask=True) for d in result.deliveries]
     click.echo(json.dumps(requests, indent=2, ensure_ascii=False))
+
+
+def timing_lines(result: Result, name: str, now: float, told: bool) -> list[str]:
+    """What a preview of mapping `name` says of time: when each request would be sent and
+    why, what the webhook cancels, and (`told`: --now was given) the arrival time assumed."""
+    lines = [f"arrival: {iso_utc(now)} (--now)"] if told else []
+    if result.status == "planned" and result.skipped and not result.deliveries:
+        why = "the filter was false" if result.skipped == "filter" else result.skipped
+        lines.append(f"no request: {why}")
+    lines += [f"request {n}: {when_text(d, now)}" for n, d in enumerate(result.deliveries, 1)]
+    lines += [cancel_text(cancel, name) for cancel in result.cancels]
+    return lines
 
 
 
@@ -221,10 +245,21 @@ def _split(text: str, sep: str, option: str, form: str) -> tuple[str, str]:
     return key.strip(), value.strip() if sep == ":" else value
 
 
-def _warnings(endpoint: Endpoint) -> list[str]:
+def _warnings(endpoint: Endpoint, names: set[str]) -> list[str]:
     """What `check` warns of beyond the state line: the static checks of the expressions
-    (file:line: key: message), then how the sender is verified and whether there are tests."""
+    (file:line: key: message), what `cancel:` names that is not checked (`names`: the
+    mappings checked together), then how the sender is verified and whether there are
+    tests."""
     warnings = [str(problem) for problem in endpoint.mapping.warnings]
+    cancel = endpoint.mapping.cancel
+    if cancel is not None:
+        unknown = sorted(set(cancel.mappings) - names)
+        if unknown:
+            warnings.append(f"cancel.mappings names {', '.join(unknown)}, not among the "
+                            "mappings checked: a misspelt name cancels nothing")
+        if not endpoint.preset.verifies(endpoint) or endpoint.verify is False:
+            warnings.append("cancel: on an endpoint that verifies no sender: anyone who "
+                            "knows the URL and a key can cancel deliveries")
     capped = ("; it stores at most RELAY_UNVERIFIED_LIMIT webhooks a minute per web process "
               "(429 above)")
     if endpoint.verify is False:

@@ -219,6 +219,12 @@ def engati_settings(spec: dict[str, Any], env: AnyMapping[str, str]) -> Engati:
 def _phone(report: Report, data: dict[str, Any], expr: Any) -> Phone | None:
     """`phone:` compiled; None in a mapping that only cancels (no phone, no flows)."""
     if "cancel" in data and "phone" not in data and "flows" not in data:
+        # It plans no delivery: keys about deliveries would be ignored, which is more likely
+        # a phone and flows forgotten than meant.
+        for key in ("attributes", "schedule", "quiet_hours", "lookup"):
+            if key in data:
+                report.add((key,), f"a mapping without phone and flows only cancels: {key} "
+                           "applies to deliveries (add phone and flows, or leave it out)")
         return None
     for key in ("phone", "flows"):
         if key not in data:
@@ -235,6 +241,7 @@ def _phone(report: Report, data: dict[str, Any], expr: Any) -> Phone | None:
 
 
 MAX_KEEP = 30 * 86400.0  # seconds a cancellation may wait for its delivery
+MAX_AHEAD = 365 * 86400.0  # seconds a delivery may be scheduled ahead (pending rows stay)
 
 
 def _duration(report: Report, path: Path_, value: Any, default: float) -> float:
@@ -268,9 +275,11 @@ def _schedule(report: Report, spec: dict[str, Any], expr: Any) -> Schedule:
     delay = _duration(report, (*path, "delay"), spec.get("delay"), 0.0)
     if delay < 0:
         report.add((*path, "delay"), "a delay cannot be negative")
+    elif delay > MAX_AHEAD:
+        report.add((*path, "delay"), "at most 365d: a delivery waits no longer than a year")
     horizon = _duration(report, (*path, "horizon"), spec.get("horizon"), 90 * 86400.0)
-    if horizon <= 0:
-        report.add((*path, "horizon"), "expected a duration above 0, e.g. 90d")
+    if not 0 < horizon <= MAX_AHEAD:
+        report.add((*path, "horizon"), "expected a duration above 0 and at most 365d, e.g. 90d")
     _zone_name(report, (*path, "timezone"), spec.get("timezone"))
     if spec.get("timezone") == "recipient":
         report.add((*path, "timezone"), "`at` times are read in a named zone (recipient is "

@@ -151,8 +151,9 @@ class Mapping:
 
 
 def unset_engati(mapping: Mapping) -> str | None:
-    """What `relay check` and `relay serve` say of a mapping whose Engati settings are unset."""
-    missing = mapping.engati.missing()
+    """What `relay check` and `relay serve` say of a mapping whose Engati settings are unset
+    (None for a mapping that only cancels: it never calls Engati)."""
+    missing = mapping.engati.missing() if mapping.phone is not None else []
     if not missing:
         return None
     unset = ", ".join(f"{key} (ENGATI_{key.upper()})" for key in missing)

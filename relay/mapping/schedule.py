@@ -204,7 +204,13 @@ def _window_end(quiet: QuietHours, at: float, z: ZoneInfo) -> float | None:
         day += timedelta(days=1)
     elif now >= end:
         return None
-    return datetime.combine(day, end, tzinfo=z).timestamp()
+    ends = datetime.combine(day, end, tzinfo=z)
+    if ends.timestamp() <= at:
+        # `to` in the hour a clock repeats when it goes back, and `at` in its second pass
+        # (02:10 the second time, to 02:30): the window ends at the second 02:30, not the
+        # first, which is already past.
+        ends = ends.replace(fold=1)
+    return ends.timestamp() if ends.timestamp() > at else None
 
 
 def _shown(value: Any) -> str:

@@ -7,6 +7,7 @@ PyYAML's node tree keeps where every key and value starts; `Report` turns a key 
 from __future__ import annotations
 
 import difflib
+from datetime import date
 from typing import Any
 
 import yaml
@@ -204,6 +205,9 @@ def report_schema_error(report: Report, error: ValidationError) -> None:
     message = error.message
     if error.validator in ("type", "pattern", "enum") and isinstance(error.instance, bool):
         message += " (YAML reads yes/no/on/off/NO as booleans: put the value in quotes)"
+    elif error.validator == "type" and isinstance(error.instance, date):
+        message += (" (YAML reads an unquoted 2026-12-03 or 2026-12-03T10:00:00Z as a date: "
+                    "put the value in quotes)")
     elif error.validator == "required":
         message = message.replace("is a required property", "is required here")
     report.add(path, message)

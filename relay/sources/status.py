@@ -62,7 +62,9 @@ def state_of(file: str | Path, loaded: Loaded, *,
     endpoint = loaded
     warnings = tuple(f"{file.name}:{w.line}: {w.key}: {w.message}" if w.line
                      else f"{file.name}: {w.message}" for w in endpoint.mapping.warnings)
-    engati = tuple(f"ENGATI_{key.upper()}" for key in endpoint.mapping.engati.missing())
+    # A mapping that only cancels (no phone, no flows) never calls Engati: nothing missing.
+    engati = tuple(f"ENGATI_{key.upper()}" for key in endpoint.mapping.engati.missing()
+                   if endpoint.mapping.phone is not None)
     if endpoint.locked:
         also = f"; Engati settings missing too: {', '.join(engati)}" if engati else ""
         return MappingState(endpoint.name, file.name, LOCKED,

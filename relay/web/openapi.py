@@ -119,7 +119,13 @@ _playground_in = {"type": "object", "additionalProperties": False,
                                  "yaml": {"type": "string", "maxLength": 65536,
                                           "description": "the mapping's text"},
                                  "body": {"type": "string"}, "headers": _strings,
-                                 "query": _strings}}
+                                 "query": _strings,
+                                 "now": {"type": ["number", "null"], "exclusiveMinimum": 0,
+                                         "exclusiveMaximum": 32503680000,
+                                         "description": "when the body arrives, UNIX seconds "
+                                                        "(for schedule: and quiet_hours:); "
+                                                        "null or left out: the relay's "
+                                                        "clock"}}}
 _problem = {"type": "object", "required": ["line", "key", "message"],
             "properties": {"line": {"type": ["integer", "null"]}, "key": {"type": "string"},
                            "message": {"type": "string"}}}
@@ -135,6 +141,26 @@ _tried = {"type": "object", "required": ["problems", "locked", "preview", "tests
                   "requests": {"type": "array"},
                   "rules": {"type": "array", "items": {"type": ["string", "null"]},
                             "description": "per request: which flow rule matched and why"},
+                  "times": {"type": "array", "items": {
+                      "type": "object", "required": ["send_at", "why", "text"],
+                      "properties": {"send_at": {"type": ["string", "null"],
+                                                 "description": "ISO 8601 UTC; null: at once"},
+                                     "why": {"type": ["string", "null"]},
+                                     "text": {"type": "string"}}},
+                      "description": "per request: when it would be sent, and why (delay, "
+                                     "payload time, quiet hours)"},
+                  "cancels": {"type": "array", "items": {
+                      "type": "object", "required": ["key", "mappings", "keep", "text"],
+                      "properties": {"key": {"type": "string"},
+                                     "mappings": {"type": "array",
+                                                  "items": {"type": "string"}},
+                                     "keep": {"type": "number",
+                                              "description": "seconds it waits for a "
+                                                             "delivery still to come"},
+                                     "text": {"type": "string"}}},
+                      "description": "what the body's cancel: cancels"},
+                  "now": {"type": "string", "description": "the arrival time it assumed, "
+                                                           "ISO 8601 UTC"},
                   "errors": {"type": "array"}}},
               "tests": {"type": "array", "items": {
                   "type": "object", "required": ["name", "passed", "failures"],

@@ -29,13 +29,15 @@ from relay.web.services import services
 MAX_YAML = 64 * 1024  # characters of a mapping's text; the largest example is 3 KB
 MAX_HEADERS = 100
 NEW_NAME = "playground"  # the name a mapping without one is tried under
-_EXAMPLE = '{"name": "leads", "yaml": text, "body": text, "headers": {}, "query": {}}'
-_KEYS = ("name", "yaml", "body", "headers", "query")
+_EXAMPLE = ('{"name": "leads", "yaml": text, "body": text, "headers": {}, "query": {}, '
+            '"now": 1796292000}')
+_KEYS = ("name", "yaml", "body", "headers", "query", "now")
+LAST_TIME = 32503680000  # UNIX seconds of the year 3000: what a schedule takes for a time
 
 
 def read_spec() -> tuple[dict[str, Any] | None, Any]:
-    """The request's {name, yaml, body, headers, query}, checked: (spec, None) or (None, an
-    error answer)."""
+    """The request's {name, yaml, body, headers, query, now}, checked: (spec, None) or (None,
+    an error answer)."""
     # The web server reads no request past RELAY_MAX_BODY (bridge.py): the YAML and the
     # body, as JSON, are one request, so that is this one's limit too.
     limit = services().settings.max_body
@@ -57,13 +59,20 @@ def read_spec() -> tuple[dict[str, Any] | None, Any]:
                 and all(isinstance(v, str) for v in value.values())):
             return None, json_error(400, f"{key} must be an object of at most {MAX_HEADERS} "
                                     "strings", 'e.g. "headers": {"Content-Type": "text/xml"}')
+    now = spec.get("now")
+    if now is not None and (isinstance(now, bool) or not isinstance(now, int | float)
+                            or not 0 < now < LAST_TIME):
+        return None, json_error(400, "now must be UNIX seconds (a number above 0, before the "
+                                "year 3000), or left out for the current time",
+                                'e.g. "now": 1796292000 for 2026-12-03T10:00:00Z')
     name = spec.get("name") or NEW_NAME
     body = spec.get("body", "").encode("utf-8", "replace").decode()
     wrong = too_much(name, spec.get("yaml", ""), body)
     if wrong:
         return None, json_error(*wrong)
     return {"name": name, "yaml": spec.get("yaml", ""), "body": body,
-            "headers": spec.get("headers", {}), "query": spec.get("query", {})}, None
+            "headers": spec.get("headers", {}), "query": spec.get("query", {}),
+            "now": None if now is None else float(now)}, None
 
 
 def too_much(name: str, yaml: str, body: str) -> tuple[int, str, str] | None:

@@ -16,14 +16,16 @@ needed.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from relay.delivery.request import build_request
 from relay.errors import BodyError, MappingLoadError
+from relay.mapping.model import iso_utc
 from relay.sources.endpoint import Endpoint, endpoint_from_text, evaluate_raw
-from relay.sources.selftest import run_tests
+from relay.sources.selftest import cancel_text, run_tests, when_text
 
 SHOWN = ("ENGATI_CUSTOMER_ID", "ENGATI_BOT_KEY", "ENGATI_BASE_URL", "ENGATI_RATE_LIMIT")
 API_KEY_STAND_IN = "playground-api-key"  # never shown: build_request masks any api key
@@ -63,8 +65,9 @@ class _Env(Mapping[str, str]):
 
 
 def try_mapping(spec: dict[str, Any]) -> dict[str, Any]:
-    """`spec`: name, yaml, body, headers, query, folder (the mappings folder, where examples
-    are read), env (playground_env's)."""
+    """`spec`: name, yaml, body, headers, query, now (when the body arrives, UNIX seconds;
+    None: the clock's time), folder (the mappings folder, where examples are read), env
+    (playground_env's)."""
     env = _Env(spec["env"])
     answer: dict[str, Any] = {"problems": [], "locked": None, "preview": None, "tests": [],
                               "unexpanded": env.unexpanded}
@@ -76,22 +79,26 @@ def try_mapping(spec: dict[str, Any]) -> dict[str, Any]:
                               for p in sorted(exc.problems, key=lambda p: p.line or 0)]
         return answer
     answer["locked"] = endpoint.locked
-    answer["preview"] = preview(endpoint, spec["body"].encode(), spec["headers"], spec["query"])
+    now = spec.get("now")
+    answer["preview"] = preview(endpoint, spec["body"].encode(), spec["headers"], spec["query"],
+                                time.time() if now is None else now)
     answer["tests"] = [{"name": o.name, "passed": o.passed, "failures": o.failures}
                        for o in run_tests(endpoint)]
     return answer
 
 
 def preview(endpoint: Endpoint, raw: bytes, headers: dict[str, str],
-            query: dict[str, Any]) -> dict[str, Any]:
-    """What a body would trigger, with the rule that chose each flow (api key masked)."""
+            query: dict[str, Any], now: float) -> dict[str, Any]:
+    """What a body arriving at `now` would trigger, with the rule that chose each flow, when
+    each request would be sent and why, and what it cancels (api key masked)."""
     if not any(k.lower() == "content-type" for k in headers):
         headers = {**headers, "Content-Type": "application/json"}
     try:
-        result = evaluate_raw(endpoint, raw, headers, query)
+        result = evaluate_raw(endpoint, raw, headers, query, now)
     except BodyError as exc:
         return {"status": "failed", "skipped": None, "planned": 0, "requests": [],
-                "rules": [], "errors": [{"field": "body", "message": str(exc)}]}
+                "rules": [], "times": [], "cancels": [], "now": iso_utc(now),
+                "errors": [{"field": "body", "message": str(exc)}]}
     shown = result.deliveries[:MAX_REQUESTS]
     return {"status": result.status, "skipped": result.skipped,
             "planned": len(result.deliveries),
@@ -99,4 +106,11 @@ def preview(endpoint: Endpoint, raw: bytes, headers: dict[str, str],
             "lookups": [f.url for f in result.lookups[:MAX_REQUESTS]],
             "requests": [build_request(endpoint.mapping.engati, d, mask=True) for d in shown],
             "rules": [d.rule.explain() if d.rule else None for d in shown],
+            "times": [{"send_at": None if d.send_at is None or d.send_at - now < 1
+                       else iso_utc(d.send_at), "why": d.why, "text": when_text(d, now)}
+                      for d in shown],
+            "cancels": [{"key": c.key, "mappings": list(c.mappings or (endpoint.name,)),
+                         "keep": c.keep, "text": cancel_text(c, endpoint.name)}
+                        for c in result.cancels[:MAX_REQUESTS]],
+            "now": iso_utc(now),
             "errors": [e.to_dict() for e in result.errors]}

@@ -83,6 +83,13 @@ document.addEventListener("DOMContentLoaded", () => {
       if (r.rules.length) {
         parts.push(el("ul", {id: "rules"}, ...r.rules.map((rule) => el("li", {}, rule || ""))));
       }
+      if (r.times && r.times.length) {
+        parts.push(el("ul", {id: "times"}, ...r.times.map(
+          (t, n) => el("li", {}, `request ${n + 1}: ${t.text}`))));
+      }
+      if (r.cancels && r.cancels.length) {
+        parts.push(el("ul", {id: "cancels"}, ...r.cancels.map((c) => el("li", {}, c.text))));
+      }
       if (r.requests.length) {
         parts.push(el("pre", {id: "requests"}, JSON.stringify(r.requests, null, 2)));
       }
@@ -112,8 +119,27 @@ document.addEventListener("DOMContentLoaded", () => {
     numberLines();
   }
 
+  // The "Arrives at" field as UNIX seconds, as the API takes it: epoch seconds (or
+  // milliseconds), or ISO 8601, in UTC unless it names a zone (as relay preview --now reads
+  // it). undefined: empty (the relay's clock); NaN: not a time.
+  function arrival() {
+    const text = document.getElementById("now").value.trim();
+    if (!text) return undefined;
+    if (/^\d+(\.\d+)?$/.test(text)) {
+      const number = Number(text);
+      return number >= 1e11 ? number / 1000 : number;
+    }
+    const zoned = /(Z|[+-]\d\d:?\d\d)$/i.test(text) || !/\d[T ]\d/.test(text);
+    return Date.parse(zoned ? text : `${text}Z`) / 1000;
+  }
+
   async function tryIt() {
     const mine = ++sent;
+    const now = arrival();
+    if (Number.isNaN(now)) {
+      status.textContent = "Arrives at: give ISO 8601 (2026-12-03T10:00:00Z) or epoch seconds";
+      return;
+    }
     status.textContent = "trying…";
     let answer;
     try {
@@ -122,7 +148,7 @@ document.addEventListener("DOMContentLoaded", () => {
         headers: {"Content-Type": "application/json", "X-CSRF-Token": form.dataset.csrf},
         body: JSON.stringify({name: mapping.value, yaml: yaml.value,
                               body: document.getElementById("body").value,
-                              headers: headers(), query: {}})});
+                              headers: headers(), query: {}, now})});
       answer = await response.json();
     } catch (err) {
       answer = {error: `could not ask the relay: ${err}`};
@@ -137,7 +163,7 @@ document.addEventListener("DOMContentLoaded", () => {
     timer = setTimeout(tryIt, 300);
   }
 
-  ["yaml", "body", "headers"].forEach((id) =>
+  ["yaml", "body", "headers", "now"].forEach((id) =>
     document.getElementById(id).addEventListener("input", later));
   yaml.addEventListener("input", numberLines);
   yaml.addEventListener("scroll", () => { lines.scrollTop = yaml.scrollTop; });

@@ -81,6 +81,18 @@ class TestCheck:
             result.output)
 
 
+    def test_warns_about_what_cancel_names(self, run, write_mapping):
+        """A cancel: naming a mapping not checked with it, or on an unverified endpoint, is
+        warned of."""
+        write_mapping("phone: body.p\nflows: [{flow_key: F}]\nverify: false\n", name="nudge")
+        path = write_mapping("verify: false\ncancel: {key: body.k, mappings: [nudge, nudgee]}\n",
+                             name="paid")
+        result = run("check", path.parent)
+        assert result.exit_code == 0, result.output
+        assert ("warn cancel.mappings names nudgee, not among the mappings checked: a "
+                "misspelt name cancels nothing") in result.output
+        assert "warn cancel: on an endpoint that verifies no sender" in result.output
+
     def test_a_folder_without_mappings_is_one_error(self, run, tmp_path):
         result = run("check", tmp_path)
         assert (result.exit_code, result.output) == (
@@ -160,6 +172,74 @@ class TestPreview:
         result = run("preview", write_mapping(), "-", "-H", "nocolon", input="{}")
         assert result.exit_code == 2
         assert "'nocolon' is not 'Name: value'" in result.output
+
+
+class TestPreviewTimes:
+    def test_now_says_when_each_request_goes_and_why(self, run):
+        """--now previews as if the webhook arrived then: the reminder an hour before the
+        meeting, on standard error; standard output stays the requests' JSON."""
+        result = run("preview", MAPPINGS / "calendly-reminders.yaml",
+                     MAPPINGS / "examples" / "calendly-invitee-created.json",
+                     "--now", "2026-11-24T09:05:12Z")
+        assert result.exit_code == 0, result.output
+        assert len(json.loads(result.stdout)) == 1
+        assert result.stderr.splitlines()[:2] == [
+            "arrival: 2026-11-24T09:05:12Z (--now)",
+            "request 1: 2026-11-28T16:00:00Z, in 4d6h54m48s (at body.payload.scheduled_event."
+            "start_time (2026-11-28T17:00:00Z) - 1h)"]
+
+    def test_quiet_hours_and_epoch_now(self, run):
+        """Epoch seconds work as --now; a delay that ends in quiet hours says until when."""
+        result = run("preview", MAPPINGS / "shopify-checkout-nudge.yaml",
+                     MAPPINGS / "examples" / "shopify-checkout-create.json",
+                     "-H", "X-Shopify-Topic: checkouts/create", "--now", "1795532400")
+        assert result.exit_code == 0, result.output
+        assert ("request 1: 2026-11-25T03:30:00Z, in 12h30m (delay 1h; quiet hours "
+                "21:00-09:00 in Asia/Calcutta: waits until 2026-11-25 09:00 IST)"
+                in result.stderr)
+
+    def test_what_a_webhook_cancels(self, run):
+        """A cancel-only mapping plans no request and says which key of which mapping it
+        cancels, and for how long it waits for one still to come."""
+        result = run("preview", MAPPINGS / "shopify-order-paid.yaml",
+                     MAPPINGS / "examples" / "shopify-order-paid.json",
+                     "-H", "X-Shopify-Topic: orders/paid")
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout) == []
+        assert result.stderr == (
+            "cancels key '5f2a8c0e9b7d4e1fa3c6b8d0e2f4a6c8' of shopify-checkout-nudge "
+            "(pending deliveries now, and those arriving within 1d)\n")
+
+    def test_cancelling_and_filtered_out_by_its_own_mapping(self, run):
+        """Calendly's invitee.canceled is filtered out and cancels this mapping's reminder."""
+        result = run("preview", MAPPINGS / "calendly-reminders.yaml",
+                     MAPPINGS / "examples" / "calendly-invitee-canceled.json")
+        assert result.exit_code == 0, result.output
+        assert result.stderr.splitlines() == [
+            "no request: the filter was false",
+            "cancels key 'https://api.calendly.com/scheduled_events/GBGBDCAADAEDCRZ2/invitees/"
+            "AAAAAAAAAAAAAAAA' of calendly-reminders (this mapping) (pending deliveries now, "
+            "and those arriving within 1d)"]
+
+    def test_at_once_without_a_schedule(self, run, write_mapping):
+        result = run("preview", write_mapping(), "-", input='{"phone": "+14155552671"}')
+        assert result.exit_code == 0, result.output
+        assert "request 1: at once" in result.stderr.splitlines()
+
+    def test_a_time_gone_is_skipped_and_said(self, run):
+        """Without --now the clock decides: the 2026-11-28 meeting of the example is past."""
+        result = run("preview", MAPPINGS / "calendly-reminders.yaml",
+                     MAPPINGS / "examples" / "calendly-invitee-created.json",
+                     "--now", "2026-11-28T16:30:00Z")
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout) == []
+        assert ("skipped: schedule: 2026-11-28T16:00:00Z had passed when the webhook arrived "
+                "(if_past: skip); nothing would be sent") in result.stderr
+
+    def test_a_bad_now_is_a_usage_error(self, run, write_mapping):
+        result = run("preview", write_mapping(), "-", "--now", "soon", input="{}")
+        assert result.exit_code == 2
+        assert "Invalid value for --now: 'soon' is not an ISO 8601 time" in result.output
 
 
 def test_schema_prints_the_json_schema(run):

@@ -13,7 +13,7 @@ from relay.config import Settings
 from relay.delivery.engati import EngatiClient
 from relay.delivery.worker import Worker
 from relay.sources.registry import Registry
-from tests.unit.delivery.clock import NOW, FakeClock
+from tests.unit.delivery.clock import FakeClock
 
 # NOW is 2023-11-14 22:13:20 UTC: inside 21:00-09:00 UTC.
 MORNING = datetime(2023, 11, 15, 9, 0, tzinfo=UTC).timestamp()

@@ -72,6 +72,35 @@ class TestSchema:
             "FILE:1: flows is required (only a mapping with cancel: may leave out both phone "
             "and flows)"]
 
+    def test_a_cancel_only_mapping_with_delivery_keys_is_refused(self):
+        """Without phone and flows a mapping only cancels: a schedule or attributes there
+        would be ignored, so they are problems (a phone and flows were likely forgotten)."""
+        found = problems("""
+            cancel: {key: body.token}
+            schedule: {delay: 1h}
+            attributes: {name: body.name}
+        """)
+        assert found == [
+            "FILE:3: schedule: a mapping without phone and flows only cancels: schedule "
+            "applies to deliveries (add phone and flows, or leave it out)",
+            "FILE:4: attributes: a mapping without phone and flows only cancels: attributes "
+            "applies to deliveries (add phone and flows, or leave it out)"]
+        assert load("cancel: {key: body.token, mappings: [nudges]}\n", "FILE", {}).phone is None
+
+    def test_an_unquoted_time_in_a_test_gets_a_quoting_hint(self):
+        """`send_at: 2026-12-03T10:00:00Z` is a YAML timestamp, not the text a test wants."""
+        found = problems("""
+            phone: body.phone
+            flows: [{flow_key: X}]
+            tests:
+              - name: t
+                body: {}
+                expect: {send_at: 2026-12-03T10:00:00Z}
+        """)
+        assert len(found) == 1 and found[0].startswith("FILE:7: tests[0].expect.send_at: ")
+        assert found[0].endswith("(YAML reads an unquoted 2026-12-03 or 2026-12-03T10:00:00Z "
+                                 "as a date: put the value in quotes)")
+
     def test_yaml_boolean_gets_a_quoting_hint(self):
         """`region: NO` (Norway) is read by YAML as false; the error says to quote it."""
         found = problems("""

@@ -76,6 +76,13 @@ class TestStateOf:
         assert state.state == LOCKED
         assert "Engati settings missing too: ENGATI_CUSTOMER_ID" in state.detail
 
+    def test_a_mapping_that_only_cancels_needs_no_engati_settings(self, folder):
+        """No phone, no flows: it never calls Engati, so unset ENGATI_* leave it ok."""
+        path = folder / "paid.yaml"
+        path.write_text("source: generic\nverify: false\ncancel: {key: body.token}\n")
+        state = state_of(path, load(path))
+        assert (state.state, state.missing, state.detail) == (OK, (), "")
+
     def test_a_broken_reload_keeps_serving_the_last_good_version(self, folder):
         registry = Registry(folder)
         registry.load()

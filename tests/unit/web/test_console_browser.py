@@ -272,3 +272,41 @@ def test_the_playground_edits_a_mapping_and_opens_an_event(browser, relay, tmp_p
     assert "content-type: application/json" in page.input_value("#headers")
     page.screenshot(path=SHOTS / "playground-event.png", full_page=True)
     assert blocked == []
+
+
+SCHEDULED = """\
+phone: {path: body.phone, region: IN}
+schedule: {delay: 1h, key: body.token}
+quiet_hours: {from: "21:00", to: "09:00"}
+cancel: {key: body.token, when: body.paid}
+filter: "!(body.paid)"
+flows: [{flow_key: NUDGE}]
+"""
+
+
+def test_the_playground_says_when_each_request_goes_as_of_the_arrival_time(browser, relay):
+    """The Arrives at field (ISO 8601, UTC unless it says; epoch seconds) moves the preview's
+    time: an hour's delay, then quiet hours in the recipient's zone; a cancelling body says
+    what it cancels; a time that is no time is said, and nothing is tried."""
+    base, _, _ = relay
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page, blocked = log_in(browser, base)
+    page.goto(f"{base}/admin/playground?mapping=leads")
+    page.fill("#yaml", SCHEDULED)
+    page.fill("#body", '{"phone": "9812345678", "token": "t-1"}')
+    page.fill("#now", "2026-12-03T10:00")  # no zone: UTC, 15:30 in India
+    page.wait_for_selector("#times li:has-text('2026-12-03T11:00:00Z')")
+    assert page.locator("#times li").inner_text() == (
+        "request 1: 2026-12-03T11:00:00Z, in 1h (delay 1h)")
+    page.fill("#now", "1796320800")  # 2026-12-03T18:00:00Z: 23:30 in India
+    page.wait_for_selector("#times li:has-text('waits until 2026-12-04 09:00 IST')")
+    assert page.locator("#times li").inner_text().startswith("request 1: 2026-12-04T03:30:00Z")
+    page.screenshot(path=SHOTS / "playground-schedule.png", full_page=True)
+    page.fill("#body", '{"token": "t-1", "paid": true}')
+    page.wait_for_selector("#cancels li")
+    assert page.locator("#cancels li").inner_text() == (
+        "cancels key 't-1' of leads (this mapping) (pending deliveries now, and those "
+        "arriving within 1d)")
+    page.fill("#now", "next tuesday")
+    page.wait_for_selector("#status:has-text('Arrives at: give ISO 8601')")
+    assert blocked == []

@@ -294,3 +294,75 @@ class TestPages:
             "csrf": admin.csrf(client), "mapping": "leads", "yaml": GOOD, "body": BODY,
             "headers": ""}).get_data(as_text=True)
         assert "rule 2: when" in page and "MUMBAI" in page and "passed" in page
+
+
+SCHEDULED = """\
+phone: {path: body.phone, region: IN}
+schedule: {at: body.starts, offset: -1h, key: body.id}
+quiet_hours: {from: "21:00", to: "09:00"}
+cancel: {key: body.id, mappings: [reminders], when: body.cancelled}
+filter: "!(body.cancelled)"
+flows:
+  - flow_key: REMIND
+"""
+STARTS = '{"phone": "9812345678", "id": "b1", "starts": "2026-12-03T12:00:00+05:30"}'
+
+
+class TestTimes:
+    def test_the_preview_says_when_and_why_as_of_now(self, admin):
+        """`now` (UNIX seconds) is the arrival time; each request says when it goes, why,
+        and the time it assumed."""
+        tried = _try(admin, SCHEDULED, STARTS, now=1796292000).get_json()  # 10:00 UTC
+        preview = tried["preview"]
+        assert preview["now"] == "2026-12-03T10:00:00Z"
+        assert preview["times"] == [{
+            "send_at": None, "why": "at body.starts (2026-12-03T06:30:00Z) - 1h, which had "
+            "passed: at once (if_past: send)", "text": "at once: at body.starts "
+            "(2026-12-03T06:30:00Z) - 1h, which had passed: at once (if_past: send)"}]
+        early = _try(admin, SCHEDULED, STARTS, now=1796263200).get_json()["preview"]  # 02:00Z
+        assert early["times"][0]["send_at"] == "2026-12-03T05:30:00Z"
+        assert early["times"][0]["text"] == (
+            "2026-12-03T05:30:00Z, in 3h30m (at body.starts (2026-12-03T06:30:00Z) - 1h)")
+        assert early["cancels"] == []
+
+    def test_quiet_hours_in_the_recipients_zone(self, admin):
+        night = '{"phone": "9812345678", "id": "b1", "starts": "2026-12-03T23:00:00+05:30"}'
+        preview = _try(admin, SCHEDULED, night, now=1796263200).get_json()["preview"]
+        assert preview["times"][0]["send_at"] == "2026-12-04T03:30:00Z"
+        assert "quiet hours 21:00-09:00 in Asia/Calcutta: waits until 2026-12-04 09:00 IST" in (
+            preview["times"][0]["why"])
+
+    def test_what_the_body_cancels(self, admin):
+        preview = _try(admin, SCHEDULED, '{"id": "b1", "cancelled": true}').get_json()["preview"]
+        assert (preview["status"], preview["requests"]) == ("planned", [])
+        assert preview["cancels"] == [{
+            "key": "b1", "mappings": ["reminders"], "keep": 86400.0,
+            "text": "cancels key 'b1' of reminders (pending deliveries now, and those arriving "
+                    "within 1d)"}]
+
+    @pytest.mark.parametrize("now", ["2026-12-03T10:00:00Z", True, -5, 4e10])
+    def test_a_now_that_is_no_unix_time_is_400(self, admin, now):
+        answer = _try(admin, SCHEDULED, STARTS, now=now)
+        assert answer.status_code == 400
+        assert "now must be UNIX seconds" in answer.get_json()["error"]
+
+    def test_without_javascript_the_arrival_time_is_read_as_written(self, admin):
+        """The page's "Arrives at" field takes ISO 8601 (or epoch seconds); a wrong one is
+        said, not a 500."""
+        client = admin.logged_in()
+        form = {"csrf": admin.csrf(client), "mapping": "leads", "yaml": SCHEDULED,
+                "body": STARTS, "headers": "", "now": "2026-12-03T07:30:00+05:30"}
+        page = client.post("/admin/playground", data=form).get_data(as_text=True)
+        assert "request 1: 2026-12-03T05:30:00Z, in 3h30m" in page
+        page = client.post("/admin/playground", data={**form, "now": "soon"}).get_data(
+            as_text=True)
+        assert "Arrives at: &#39;soon&#39; is not an ISO 8601 time" in page
+
+    def test_an_event_opens_with_its_arrival_time(self, admin):
+        event_id = admin.client().post("/hooks/leads", json={"phone": "+919812345678"}
+                                       ).get_json()["event_id"]
+        received = admin.store.event(event_id)["received_at"]
+        page = admin.logged_in().get(f"/admin/playground?event={event_id}").get_data(
+            as_text=True)
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(received))
+        assert f'name="now" id="now" value="{stamp}"' in page
