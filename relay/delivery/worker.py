@@ -113,7 +113,10 @@ class Worker:
                 timeout = self.settings.poll_interval
                 if not self._calling:  # idle: a call in flight would wake us as it ends
                     timeout = await self._until_due(timeout)
-                if slots < self.settings.concurrency:  # the ramp's next step opens sooner
+                # The ramp's next step opens sooner: worth waking for only while more is
+                # due than its slots took. After an empty claim it would poll 40 times a
+                # second while idle (the ramp starts over after every quiet second).
+                if slots < self.settings.concurrency and not self._drained:
                     timeout = min(timeout, RAMP_STEP)
                 await self._idle(stop, timeout)
                 continue

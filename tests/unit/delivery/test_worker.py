@@ -255,6 +255,65 @@ class TestRun:
         assert (d["status"], d["attempts"], d["leased_by"]) == ("pending", 0, None)
 
 
+class TestIdle:
+    """How long an idle worker sleeps between claims: until the earliest scheduled delivery
+    is due when that comes before the poll interval ends, else the poll interval (new work
+    is found by claiming again)."""
+
+    def sleeps(self, worker, clock, rounds):
+        """Run the worker, its idle waits recorded and passed on the fake clock at once;
+        the waits' lengths, once `rounds` of them were taken."""
+        slept: list[float] = []
+        stop = asyncio.Event()
+
+        async def idle(_stop, timeout):
+            slept.append(timeout)
+            clock.now += timeout
+            if len(slept) >= rounds:
+                stop.set()
+            await asyncio.sleep(0)  # let the calls in flight run, as a real wait would
+
+        worker._idle = idle
+        asyncio.run(asyncio.wait_for(worker.run(stop), DEADLINE))
+        return slept
+
+    def test_nothing_pending_sleeps_the_poll_interval(self, make_worker):
+        """With no delivery pending, every wait is the whole poll interval: the ramp's short
+        steps are for work the worker has no free slot for yet, not for an empty queue."""
+        clock = FakeClock()
+        worker = make_worker(ok, clock, poll_interval=0.5)
+        assert self.sleeps(worker, clock, rounds=3) == [0.5, 0.5, 0.5]
+
+    def test_sleeps_until_a_scheduled_delivery_is_due(self, store, deliveries, make_worker):
+        """With one delivery due in 0.2 s, the worker sleeps 0.2 s, not the poll interval;
+        then delivers it, and with nothing left waits the poll interval."""
+        from relay.mapping import Delivery, Result
+        from relay.model import Received
+        later = Delivery("F", "whatsapp", "919812345678", {}, None, send_at=NOW + 0.2,
+                         why="delay 0.2s")
+        event_id = store.accept(Received("leads", b"{}", {}, {}, Result((later,)),
+                                         NOW)).event_id
+        clock = FakeClock()
+        worker = make_worker(ok, clock, poll_interval=0.5)
+        slept = self.sleeps(worker, clock, rounds=3)
+        assert slept[0] == pytest.approx(0.2)
+        assert slept[-1] == 0.5
+        (d,) = deliveries(event_id)
+        assert d["status"] == "delivered" and d["attempt_log"][0]["started_at"] >= NOW + 0.2
+
+    def test_a_delivery_in_flight_is_not_waited_for(self, store, make_worker):
+        """next_due counts no leased delivery: a worker whose only pending delivery is
+        leased elsewhere sleeps the poll interval, not 0 s over and over."""
+        from relay.mapping import Delivery, Result
+        from relay.model import Received
+        store.accept(Received("leads", b"{}", {}, {}, Result((
+            Delivery("F", "whatsapp", "919812345678", {}),)), NOW))
+        assert len(store.claim("w2", 10, NOW, 60)) == 1  # another worker holds it
+        clock = FakeClock()
+        worker = make_worker(ok, clock, poll_interval=0.5)
+        assert self.sleeps(worker, clock, rounds=2) == [0.5, 0.5]
+
+
 def test_retention_purges_on_schedule(store, queue, make_worker):
     """With RELAY_RETENTION set, the worker purges finished events older than it."""
     event_id = queue(now=NOW - 40 * 86400)
