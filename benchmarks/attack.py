@@ -624,9 +624,10 @@ class Attack:
         return [n for n, m in self.maps.items() if m.preset.verifies(m) and m.secrets]
 
     def body_signed_names(self) -> list[str]:
-        """Mappings whose signature covers the body (token and org checks do not)."""
+        """Mappings whose signature covers the body (token and org checks do not, nor
+        Google Ads' key, which travels in the body)."""
         return [n for n in self.signed_names()
-                if self.maps[n].preset.name not in ("jotform", "salesforce")
+                if self.maps[n].preset.name not in ("jotform", "salesforce", "google-ads")
                 and not (self.maps[n].preset.name == "generic"
                          and verify_options(self.maps[n]).get("type") != "hmac")]
 
