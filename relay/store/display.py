@@ -37,8 +37,8 @@ def utc_text(ts: float | None) -> str:
 
 def event_state(row: dict[str, Any]) -> str:
     """An event row's state as people read it: skipped, failed, pending, scheduled (every
-    pending delivery is due later, none tried), delivered, cancelled (every delivery was)
-    or dead."""
+    pending delivery is due later, none tried), delivered, cancelled (every delivery was),
+    dead, or accepted (no delivery at all: a webhook that only cancelled)."""
     if row["status"] != EventStatus.ACCEPTED:
         return str(row["status"])
     if row["dead"]:
@@ -50,6 +50,8 @@ def event_state(row: dict[str, Any]) -> str:
     cancelled = row.get(DeliveryStatus.CANCELLED) or 0
     if cancelled and cancelled == row.get("total"):
         return DeliveryStatus.CANCELLED
+    if not row.get("total"):  # nothing to deliver: a webhook that only cancelled
+        return str(EventStatus.ACCEPTED)
     return DeliveryStatus.DELIVERED
 
 

@@ -193,3 +193,11 @@ def test_replay_never_queues_a_cancelled_delivery(store):
         NOW + 5)
     assert counts["queued"] == 0
     assert only_delivery(store, receipt.event_id)["status"] == "cancelled"
+
+
+def test_a_webhook_that_only_cancelled_is_listed_as_accepted(store):
+    """No delivery to count: its state is accepted, not delivered 0/0."""
+    from relay.store.display import event_state
+    receipt = accept(store, cancelling("k"), mapping="paid")
+    (row,) = [r for r in store.events() if r["id"] == receipt.event_id]
+    assert event_state(row) == "accepted"
