@@ -6,9 +6,10 @@ flight at once, answering like Engati after an optional delay and counting what 
 GET /_stats answers {"calls": N, "first": t, "last": t, "markers": {marker: count}} where a
 marker is the JSON body's `--count-by` attribute, `marker` unless told (benchmarks use it to
 find repeats and losses); GET /_stats?times gives "times" too, the time (epoch seconds) each
-marker was first received (benchmarks/wake.py times accept-to-call); GET /_stats?summary gives "distinct" (the number of markers) in place
-of the markers, cheap enough to poll during a run; DELETE /_stats clears it. `relay sandbox`
-is the checking, printing stand-in for people; this one only counts, as fast as it can.
+marker was first received (benchmarks/wake.py times accept-to-call); GET /_stats?summary
+gives "distinct" (the number of markers) in place of the markers, cheap enough to poll during
+a run; DELETE /_stats clears it. `relay sandbox` is the checking, printing stand-in for
+people; this one only counts, as fast as it can.
 """
 
 from __future__ import annotations
