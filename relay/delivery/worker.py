@@ -44,11 +44,6 @@ from relay.store import Store
 
 log = logging.getLogger("relay.worker")
 MIN_SLEEP = 0.005  # seconds: an idle worker never spins, whatever the clock says is due
-# Seconds at least between an idle worker's claims while its waiter listens: new work wakes
-# it, and the poll only finds what nobody announces (a crashed worker's lease run out,
-# another worker's retry), which can wait that long. Claiming every RELAY_POLL_INTERVAL for
-# nothing cost an idle worker about 1% of a core; this, under half of that.
-LISTENING_POLL = 5.0
 
 
 class Worker:
@@ -120,8 +115,6 @@ class Worker:
             if not claimed:
                 timeout = self.settings.poll_interval
                 if not self._calling:  # idle: a call in flight would wake us as it ends
-                    if self.waiter is not None and self.waiter.listening:
-                        timeout = max(timeout, LISTENING_POLL)
                     timeout = await self._until_due(timeout)
                 # The ramp's next step opens sooner: worth waking for only while more is
                 # due than its slots took. After an empty claim it would poll 40 times a

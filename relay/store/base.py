@@ -80,10 +80,6 @@ def keeps(current: tuple[str, str | None] | None, attempt: Attempt, worker: str)
 class Waiter(Protocol):
     """How an idle worker hears of new work sooner than its next poll (`Store.waiter`)."""
 
-    @property
-    def listening(self) -> bool:
-        """Whether work accepted now would be announced (False: connecting, or lost)."""
-
     async def wait(self, timeout: float) -> bool:
         """True once work was announced since the last wait that returned True (at once if
         it was already); False when `timeout` seconds passed without."""

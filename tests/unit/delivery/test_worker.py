@@ -367,10 +367,9 @@ class TestWaking:
     """On PostgreSQL an idle worker is woken by new work (relay/store/wake.py), long before
     its poll interval (30 s here) would have found it."""
 
-    def running(self, store, make_worker, scenario, poll_interval=30.0):
+    def running(self, store, make_worker, scenario):
         """Run a worker on the real clock, and `scenario(worker, claims)` once it is idle
-        and listening: `claims` counts its claims so far, `worker.idled` holds its idle
-        waits' timeouts."""
+        and listening: `claims` counts its claims so far."""
         claims = [0]
         claim = store.claim
 
@@ -379,15 +378,7 @@ class TestWaking:
             return claim(*args)
 
         store.claim = counted
-        worker = make_worker(ok, clock=time.time, poll_interval=poll_interval)
-        worker.idled = []
-        idle = worker._idle
-
-        def recorded(stop, timeout):
-            worker.idled.append(timeout)
-            return idle(stop, timeout)
-
-        worker._idle = recorded
+        worker = make_worker(ok, clock=time.time, poll_interval=30.0)
 
         async def run():
             stop = asyncio.Event()
@@ -439,14 +430,3 @@ class TestWaking:
             await wait_for(lambda: self.delivered(store, event_id), "the delivery")
 
         self.running(store, make_worker, scenario)
-
-    def test_a_listening_worker_polls_less_often(self, store, make_worker):
-        """Once its listener is connected, an idle worker claims every LISTENING_POLL
-        seconds rather than every poll interval (before: 0.5 s): new work wakes it anyway."""
-        from relay.delivery.worker import LISTENING_POLL
-
-        async def scenario(worker, claims):
-            assert worker.idled[0] == 0.5  # the listener starts with the first wait
-            await wait_for(lambda: worker.idled[-1] == LISTENING_POLL, "a longer wait")
-
-        self.running(store, make_worker, scenario, poll_interval=0.5)
