@@ -25,16 +25,19 @@ from harness import cpu_seconds, family, stats, stop, wait_until
 from ingest import percentile, post, requests_bytes, serve_typeform
 
 
-async def answered_at(port: int, requests: list[bytes], rate: float) -> list[tuple[float, int]]:
-    """(epoch seconds the answer came, HTTP status) per request, sent on an open loop."""
-    results: list[tuple[float, int]] = [(0.0, 0)] * len(requests)
+async def answered_at(port: int, requests: list[bytes],
+                      rate: float) -> list[tuple[float, float, int]]:
+    """(epoch seconds the answer came, seconds it took from when the request was due, HTTP
+    status) per request, sent on an open loop."""
+    results: list[tuple[float, float, int]] = [(0.0, 0.0, 0)] * len(requests)
 
     async def one(i: int, request: bytes) -> None:
+        due = start + i / rate
         try:
             status = await post(port, request)
         except OSError:
             status = 0
-        results[i] = (time.time(), status)
+        results[i] = (time.time(), time.perf_counter() - due, status)
 
     start = time.perf_counter() + 0.1
     tasks = []
@@ -60,27 +63,35 @@ def main() -> None:
             requests = requests_bytes(folder / "requests.txt", port)
             asyncio.run(answered_at(port, requests[count:], 50))  # warm up every web process
             wait_until(lambda: stats(standin_port, summary=True)["distinct"] >= 50, "the warm-up")
+            pids = family(relay.pid)[1:]  # gunicorn and its workers, the delivery worker
+            worker = [pid for pid in pids
+                      if b"relay\x00worker" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+            web = [pid for pid in pids if pid not in worker]
+            cpu_before = cpu_seconds(web), cpu_seconds(worker)
             results = asyncio.run(answered_at(port, requests[:count], args.rate))
             wait_until(lambda: stats(standin_port, summary=True)["distinct"] >= count + 50,
                        "the deliveries", timeout=60)
+            web_ms, worker_ms = ((cpu_seconds(pids) - spent) / count * 1000
+                                 for pids, spent in zip((web, worker), cpu_before, strict=True))
             called = stats(standin_port, times=True)
-            worker = [pid for pid in family(relay.pid)[1:]
-                      if b"relay\x00worker" in Path(f"/proc/{pid}/cmdline").read_bytes()]
             time.sleep(2)  # the last calls' outcomes recorded, the ramp wound down
             spent, began = cpu_seconds(worker), time.monotonic()
             time.sleep(args.idle)
             idle = (cpu_seconds(worker) - spent) / (time.monotonic() - began)
         finally:
             stop(relay, standin)
-    statuses = sorted({status for _, status in results})
+    statuses = sorted({status for _, _, status in results})
     lags = [(called["times"][f"bench{i}@example.com"] - at) * 1000
-            for i, (at, _) in enumerate(results)]
+            for i, (at, _, _) in enumerate(results)]
+    acks = [took * 1000 for _, took, _ in results]
     repeats = sum(n - 1 for n in called["markers"].values())
     print(f"{count} webhooks at {args.rate:.0f}/s, open loop; answers {statuses}; "
           f"{count + 50 - len(called['times'])} missing, {repeats} repeats")
     print(f"2xx to Engati call, ms: p50 {percentile(lags, 0.5):.1f}  p90 "
           f"{percentile(lags, 0.9):.1f}  p99 {percentile(lags, 0.99):.1f}  "
           f"max {max(lags):.1f}  min {min(lags):.1f}")
+    print(f"ack latency ms: p50 {percentile(acks, 0.5):.1f}  p99 {percentile(acks, 0.99):.1f}")
+    print(f"CPU per webhook: web {web_ms:.2f} ms, worker {worker_ms:.2f} ms")
     print(f"idle worker: {idle:.2%} of a core over {args.idle:.0f}s")
 
 
