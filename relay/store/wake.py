@@ -12,8 +12,8 @@ the worker while the listener's connection is lost.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+from typing import Any
 
 import psycopg
 import sqlalchemy as sa
@@ -33,8 +33,8 @@ def conninfo(url: str) -> str:
 
 
 class Listener:
-    """A `Waiter` (base.py) over LISTEN on a connection of its own (autocommit), read on the
-    worker's event loop by psycopg's async connection: waiting costs no thread and no CPU.
+    """A `Waiter` (base.py) over LISTEN on a connection of its own (autocommit), whose socket
+    the worker's event loop watches: waiting costs no thread and no CPU.
     It starts at the first `wait`. A lost connection is logged and connected again, after
     RETRY_FIRST seconds and then longer; meanwhile `wait` only times out (the worker polls).
     `backend_pid` is the server process of the current connection (None while there is
@@ -52,7 +52,10 @@ class Listener:
         if self._task is None:
             self._task = asyncio.create_task(self._listen())
         try:
-            await asyncio.wait_for(self._announced.wait(), timeout)
+            # Not wait_for: on Python 3.11 it can swallow a cancellation that comes as the
+            # wait ends, and the worker cancels this wait whenever something else woke it.
+            async with asyncio.timeout(timeout):
+                await self._announced.wait()
         except TimeoutError:
             return False
         self._announced.clear()
@@ -61,8 +64,7 @@ class Listener:
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.wait([self._task])  # its end, without its CancelledError
             self._task = None
 
     async def _listen(self) -> None:
@@ -84,17 +86,45 @@ class Listener:
     async def _session(self, lost: bool) -> None:
         """Connect, LISTEN, and wake the worker on every notification until the connection
         fails (raised)."""
-        async with await psycopg.AsyncConnection.connect(
-                self.conninfo, autocommit=True, connect_timeout=10) as conn:
-            await conn.execute(f"LISTEN {CHANNEL}")
+        conn = await asyncio.to_thread(_connect, self.conninfo)
+        try:
+            await asyncio.to_thread(conn.execute, f"LISTEN {CHANNEL}")
             self.backend_pid = conn.info.backend_pid
             if lost:
                 log.info("listening for new work again")
             # Whatever was accepted before we listened was announced to nobody: claim once.
             self._announced.set()
+            await self._heed(conn)
+        finally:
+            conn.close()
+
+    async def _heed(self, conn: psycopg.Connection[Any]) -> None:
+        """Read notifications as the socket has them. Not psycopg's `notifies()`, which
+        wakes ten times a second to look for interruptions: an idle worker's CPU (issue 17)."""
+        readable = asyncio.Event()
+        socket = conn.pgconn.socket
+        loop = asyncio.get_running_loop()
+        loop.add_reader(socket, readable.set)
+        try:
             while True:
-                async for _ in conn.notifies(timeout=self.ping):
+                try:
+                    async with asyncio.timeout(self.ping):
+                        await readable.wait()
+                except TimeoutError:
+                    # Quiet for a while: a connection the network dropped silently would
+                    # keep us waiting for ever, a query finds out. What it reads on the way
+                    # psycopg keeps for itself: wake the worker in case.
+                    async with asyncio.timeout(self.ping):
+                        await asyncio.to_thread(conn.execute, "SELECT 1")
                     self._announced.set()
-                # Quiet for a while: a connection the network dropped silently would keep
-                # us waiting for ever, a query finds out.
-                await asyncio.wait_for(conn.execute("SELECT 1"), self.ping)
+                    continue
+                readable.clear()
+                conn.pgconn.consume_input()  # raises once the connection is lost
+                while conn.pgconn.notifies() is not None:
+                    self._announced.set()
+        finally:
+            loop.remove_reader(socket)
+
+
+def _connect(conninfo: str) -> psycopg.Connection[Any]:
+    return psycopg.connect(conninfo, autocommit=True, connect_timeout=10)
