@@ -24,6 +24,7 @@ NOTIFY = f"NOTIFY {CHANNEL}"
 RETRY_FIRST = 0.5  # seconds before connecting again after a drop; doubled per failure
 RETRY_MOST = 30.0
 PING = 30.0  # seconds without a notification after which the connection is checked
+PING_TIMEOUT = 10.0  # seconds that check may take before the connection counts as lost
 
 
 def conninfo(url: str) -> str:
@@ -72,7 +73,7 @@ class Listener:
         while True:
             try:
                 await self._session(lost)
-            except (psycopg.Error, OSError, TimeoutError) as exc:
+            except Exception as exc:  # whatever it was, the worker polls and we try again
                 if self.backend_pid is not None:  # it was listening: a drop, not a retry
                     delay, self.backend_pid = self.retry, None
                 first = str(exc).strip().splitlines()[:1]
@@ -86,19 +87,17 @@ class Listener:
     async def _session(self, lost: bool) -> None:
         """Connect, LISTEN, and wake the worker on every notification until the connection
         fails (raised)."""
-        conn = await asyncio.to_thread(_connect, self.conninfo)
-        try:
-            await asyncio.to_thread(conn.execute, f"LISTEN {CHANNEL}")
+        async with await psycopg.AsyncConnection.connect(
+                self.conninfo, autocommit=True, connect_timeout=10) as conn:
+            await conn.execute(f"LISTEN {CHANNEL}")
             self.backend_pid = conn.info.backend_pid
             if lost:
                 log.info("listening for new work again")
             # Whatever was accepted before we listened was announced to nobody: claim once.
             self._announced.set()
             await self._heed(conn)
-        finally:
-            conn.close()
 
-    async def _heed(self, conn: psycopg.Connection[Any]) -> None:
+    async def _heed(self, conn: psycopg.AsyncConnection[Any]) -> None:
         """Read notifications as the socket has them. Not psycopg's `notifies()`, which
         wakes ten times a second to look for interruptions: an idle worker's CPU (issue 17)."""
         readable = asyncio.Event()
@@ -114,8 +113,8 @@ class Listener:
                     # Quiet for a while: a connection the network dropped silently would
                     # keep us waiting for ever, a query finds out. What it reads on the way
                     # psycopg keeps for itself: wake the worker in case.
-                    async with asyncio.timeout(self.ping):
-                        await asyncio.to_thread(conn.execute, "SELECT 1")
+                    async with asyncio.timeout(PING_TIMEOUT):
+                        await conn.execute("SELECT 1")
                     self._announced.set()
                     continue
                 readable.clear()
@@ -124,7 +123,3 @@ class Listener:
                     self._announced.set()
         finally:
             loop.remove_reader(socket)
-
-
-def _connect(conninfo: str) -> psycopg.Connection[Any]:
-    return psycopg.connect(conninfo, autocommit=True, connect_timeout=10)

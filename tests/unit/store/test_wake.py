@@ -141,3 +141,23 @@ def test_a_listener_without_a_server_only_times_out(caplog):
     with caplog.at_level(logging.WARNING, logger="relay.worker"):
         asyncio.run(scenario())
     assert any("not listening for new work" in r.getMessage() for r in caplog.records)
+
+
+@postgres
+def test_a_quiet_listener_checks_its_connection_and_keeps_it(store, caplog):
+    """Quiet for `ping` seconds, the listener checks its connection with a query (a
+    dropped network would otherwise keep it waiting for ever), and keeps listening on it."""
+    async def scenario():
+        listener = Listener(POSTGRES_URL, ping=0.05)
+        try:
+            assert await listener.wait(DEADLINE)
+            first = listener.backend_pid
+            for _ in range(5):  # each ping wakes the worker once, in case
+                assert await listener.wait(DEADLINE)
+            assert listener.backend_pid == first
+        finally:
+            await listener.close()
+
+    with caplog.at_level(logging.WARNING, logger="relay.worker"):
+        asyncio.run(asyncio.wait_for(scenario(), 4 * DEADLINE))
+    assert not caplog.records
