@@ -5,9 +5,11 @@ flight at once, answering like Engati after an optional delay and counting what 
 
 GET /_stats answers {"calls": N, "first": t, "last": t, "markers": {marker: count}} where a
 marker is the JSON body's `--count-by` attribute, `marker` unless told (benchmarks use it to
-find repeats and losses); GET /_stats?summary gives "distinct" (the number of markers) in place
-of the markers, cheap enough to poll during a run; DELETE /_stats clears it. `relay sandbox`
-is the checking, printing stand-in for people; this one only counts, as fast as it can.
+find repeats and losses); GET /_stats?times gives "times" too, the time (epoch seconds) each
+marker was first received (benchmarks/wake.py times accept-to-call); GET /_stats?summary
+gives "distinct" (the number of markers) in place of the markers, cheap enough to poll during
+a run; DELETE /_stats clears it. `relay sandbox` is the checking, printing stand-in for
+people; this one only counts, as fast as it can.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class Stats:
         self.first: float | None = None
         self.last: float | None = None
         self.markers: Counter[str] = Counter()
+        self.times: dict[str, float] = {}
 
     def record(self, body: bytes) -> None:
         now = time.time()
@@ -45,8 +48,12 @@ class Stats:
             marker = None
         if marker is not None:
             self.markers[str(marker)] += 1
+            self.times.setdefault(str(marker), now)
 
-    def to_json(self, summary: bool = False) -> bytes:
+    def to_json(self, summary: bool = False, times: bool = False) -> bytes:
+        if times:
+            return json.dumps({"calls": self.calls, "markers": self.markers,
+                               "times": self.times}).encode()
         if summary:  # cheap enough to poll while calls are measured
             return json.dumps({"calls": self.calls, "first": self.first, "last": self.last,
                                "distinct": len(self.markers)}).encode()
@@ -67,7 +74,8 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, sta
             if path.startswith("/_stats"):
                 if method == "DELETE":
                     stats.clear()
-                answer = stats.to_json(summary=path == "/_stats?summary")
+                answer = stats.to_json(summary=path == "/_stats?summary",
+                                       times=path == "/_stats?times")
             else:
                 if latency:
                     await asyncio.sleep(latency)

@@ -31,11 +31,13 @@ def start_standin(port: int, latency: float = 0.0, count_by: str = "marker") -> 
     return standin
 
 
-def stats(port: int, *, clear: bool = False, summary: bool = False) -> dict:
+def stats(port: int, *, clear: bool = False, summary: bool = False, times: bool = False) -> dict:
     """The stand-in's counts; `summary`: without the markers (for polling during a run: a
-    stand-in busy serialising thousands of markers answers calls late)."""
+    stand-in busy serialising thousands of markers answers calls late); `times`: with when
+    each marker was first received."""
+    query = "?summary" if summary else "?times" if times else ""
     request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/_stats{'?summary' if summary else ''}",
+        f"http://127.0.0.1:{port}/_stats{query}",
         method="DELETE" if clear else "GET")
     with urllib.request.urlopen(request, timeout=30) as answer:
         return json.load(answer)

@@ -4,7 +4,9 @@ and on stop let the calls in flight finish or give them back.
 Many calls are in flight at once (RELAY_CONCURRENCY) on one asyncio loop. Around the loop:
 pacing.py says when calls may start, policy.py what an outcome leaves a delivery with,
 recorder.py writes outcomes in batches, upkeep.py indexes for search, checkpoints and purges;
-every store call goes through the one thread of store_thread.py; relay/lookup/ fetches
+every store call goes through the one thread of store_thread.py; on PostgreSQL an idle worker
+is woken by the store's waiter (relay/store/wake.py) as new work is accepted, rather than
+finding it at its next poll; relay/lookup/ fetches
 what mappings with `lookup:` need before they map, on the same loop. Alerts
 (relay/alerts/alerter.py), when a channel is configured, run beside the loop on a thread of
 their own.
@@ -71,6 +73,7 @@ class Worker:
         self.clock = clock
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.db = StoreThread(store)
+        self.waiter = store.waiter()  # None: the backend announces nothing, we only poll
         self._freed = asyncio.Event()  # a call ended, or a lookup planned a delivery
         self.policy = RetryPolicy.of(settings, rng)
         self.ramp = Ramp(settings.concurrency, monotonic)
@@ -118,7 +121,10 @@ class Worker:
                 # second while idle (the ramp starts over after every quiet second).
                 if slots < self.settings.concurrency and not self._drained:
                     timeout = min(timeout, RAMP_STEP)
-                await self._idle(stop, timeout)
+                if await self._idle(stop, timeout):
+                    # Work was accepted since that claim found nothing more: claim it now
+                    # rather than after the poll interval, calls in flight or not.
+                    self._drained = False
                 continue
             for delivery in claimed:
                 self._calling.add(delivery.id)
@@ -127,6 +133,8 @@ class Worker:
                 task.add_done_callback(functools.partial(self._finished, delivery.id))
         await self._drain(grace)
         await self.recorder.close()
+        if self.waiter is not None:
+            await self.waiter.close()
         for chore in chores:
             chore.cancel()
         await asyncio.gather(*chores, return_exceptions=True)
@@ -142,13 +150,21 @@ class Worker:
             return longest
         return longest if due is None else min(longest, max(MIN_SLEEP, due - now))
 
-    async def _idle(self, stop: asyncio.Event, timeout: float) -> None:
-        """Sleep until `timeout` passes, a call finishes, or we are stopped."""
+    async def _idle(self, stop: asyncio.Event, timeout: float) -> bool:
+        """Sleep until `timeout` passes, a call finishes, new work is announced, or we are
+        stopped; whether new work was announced (the store's waiter)."""
         self._freed.clear()
-        waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._freed.wait())]
+        waiters: list[asyncio.Future[bool]] = [asyncio.ensure_future(stop.wait()),
+                                               asyncio.ensure_future(self._freed.wait())]
+        announced = None
+        if self.waiter is not None:
+            announced = asyncio.ensure_future(self.waiter.wait(timeout))
+            waiters.append(announced)
         await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         for waiter in waiters:
             waiter.cancel()
+        return (announced is not None and announced.done() and not announced.cancelled()
+                and announced.result())
 
     async def _claim(self, slots: int) -> list[Claimed]:
         """Lease what is due, as many as there are free slots of `slots` (the calls that may

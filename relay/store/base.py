@@ -42,7 +42,7 @@ write lock: /readyz, /metrics and the console never wait behind webhook commits.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, Protocol
 
 from relay.mapping import Result
 from relay.model import (
@@ -75,6 +75,17 @@ def keeps(current: tuple[str, str | None] | None, attempt: Attempt, worker: str)
     if current is None or current[0] != DeliveryStatus.PENDING:
         return False
     return attempt.outcome == Outcome.DELIVERED or current[1] == worker
+
+
+class Waiter(Protocol):
+    """How an idle worker hears of new work sooner than its next poll (`Store.waiter`)."""
+
+    async def wait(self, timeout: float) -> bool:
+        """True once work was announced since the last wait that returned True (at once if
+        it was already); False when `timeout` seconds passed without."""
+
+    async def close(self) -> None:
+        """Stop listening and close what the waiter holds."""
 
 
 class Store(ABC):
@@ -124,6 +135,14 @@ class Store(ABC):
     def next_due(self, now: float) -> float | None:
         """When the earliest pending delivery that is not in flight is due (None: there is
         none): an idle worker sleeps until then, or until it looks for new work."""
+
+    def waiter(self) -> Waiter | None:
+        """A new waiter for one worker, on its event loop: woken when deliveries are made
+        due now (accepted, replayed, sent now, given back by a worker that stops); None (the
+        default: SQLite, the fake store) when the backend has none and workers only poll.
+        Polling goes on beside it: a lease run out or a retry come due is announced by
+        nobody."""
+        return None
 
     @abstractmethod
     def claim_lookups(self, worker: str, limit: int, now: float,

@@ -36,10 +36,10 @@ from relay.model import (
     Receipt,
     Received,
 )
-from relay.store import alerts, capture, charts, history, mapping_stats, sessions
+from relay.store import alerts, capture, charts, history, mapping_stats, sessions, wake
 from relay.store import cancels as cancels_sql
 from relay.store import lookups as lookups_sql
-from relay.store.base import Store, keeps
+from relay.store.base import Store, Waiter, keeps
 from relay.store.group_commit import GroupCommit
 from relay.store.refusals import UPSERT, RefusalCounter
 from relay.store.rows import delivery_row, event_key, event_row, lookup_row, storable
@@ -95,6 +95,7 @@ class SqlStore(Store):
             events.c.mapping == sa.bindparam("mapping"),
             events.c.status == sa.bindparam("status"),
             events.c.dedup_key == sa.bindparam("key"))
+        self._notify = sa.text(wake.NOTIFY)
         self.refusals = RefusalCounter()
         self._accepts: GroupCommit = GroupCommit(self._accept_many)
         d = deliveries.c
@@ -274,7 +275,20 @@ class SqlStore(Store):
             receipts = [self._cancel(conn, receipt, item)
                         if item.result.cancels and receipt.status != EventStatus.DUPLICATE
                         else receipt for item, receipt in zip(batch, receipts, strict=True)]
+            if any(inserted[row["event_id"]] and row["status"] == DeliveryStatus.PENDING
+                   and row["next_at"] <= row["updated_at"] for row in planned):
+                self._wake(conn)  # one statement per batch, only when one is due now
         return receipts
+
+    def _wake(self, conn: sa.Connection) -> None:
+        """Wake the idle workers to claim what this transaction makes due now (wake.py): the
+        server notifies them when it commits, once however often it was asked. SQLite's
+        workers only poll (sqlite.py)."""
+        conn.execute(self._notify)
+
+    def waiter(self) -> Waiter | None:
+        """A listener for the NOTIFY that `_wake` sends (wake.py)."""
+        return wake.Listener(self.url)
 
     def _cancel(self, conn: sa.Connection, receipt: Receipt, item: Received) -> Receipt:
         """Apply a webhook's cancellations, and say in its event's note what they did."""
@@ -333,6 +347,7 @@ class SqlStore(Store):
                 deliveries.update()
                 .where(deliveries.c.id.in_(ids), deliveries.c.leased_by == worker)
                 .values(lease_until=None, leased_by=None))
+            self._wake(conn)  # another worker takes them now, not at its next poll
 
     def next_due(self, now: float) -> float | None:
         with self._read() as conn:
@@ -429,7 +444,10 @@ class SqlStore(Store):
 
     def replay(self, event_id: int, result: Result, now: float) -> dict[str, int]:
         with self._write() as conn:
-            return history.replay(conn, self._insert_delivery, event_id, result, now)
+            counts = history.replay(conn, self._insert_delivery, event_id, result, now)
+            if counts["queued"]:
+                self._wake(conn)
+            return counts
 
     def purge(self, before: float, *, include_failed: bool = False, dry_run: bool = False,
               batch: int = 1000) -> int:
@@ -462,7 +480,10 @@ class SqlStore(Store):
 
     def send_now(self, delivery_id: int, now: float) -> bool:
         with self._write() as conn:
-            return history.send_now(conn, delivery_id, now)
+            sent = history.send_now(conn, delivery_id, now)
+            if sent:
+                self._wake(conn)
+            return sent
 
     def cancel_delivery(self, delivery_id: int, now: float) -> bool:
         with self._write() as conn:

@@ -99,6 +99,12 @@ class SqliteStore(SqlStore):
     def insert(self, table: sa.Table) -> Any:
         return sqlite.insert(table)
 
+    def _wake(self, conn: sa.Connection) -> None:
+        """Nothing to send: SQLite has no notifications, its workers poll."""
+
+    def waiter(self) -> None:
+        return None
+
     @staticmethod
     def open_engine(url: str, timeout: float, worker: bool) -> sa.Engine:
         # Every transaction ends in a commit or a rollback: nothing to reset when a

@@ -360,3 +360,73 @@ def test_the_worker_indexes_new_events_for_search(store, make_worker):
 
     asyncio.run(scenario())
     assert [row["id"] for row in store.events(text="Asha Rao")] == [event_id]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+class TestWaking:
+    """On PostgreSQL an idle worker is woken by new work (relay/store/wake.py), long before
+    its poll interval (30 s here) would have found it."""
+
+    def running(self, store, make_worker, scenario):
+        """Run a worker on the real clock, and `scenario(worker, claims)` once it is idle
+        and listening: `claims` counts its claims so far."""
+        claims = [0]
+        claim = store.claim
+
+        def counted(*args):
+            claims[0] += 1
+            return claim(*args)
+
+        store.claim = counted
+        worker = make_worker(ok, clock=time.time, poll_interval=30.0)
+
+        async def run():
+            stop = asyncio.Event()
+            task = asyncio.create_task(worker.run(stop))
+            # The first claim, and the one the listener asks for once it has connected.
+            await wait_for(lambda: worker.waiter.backend_pid is not None and claims[0] >= 2,
+                           "the worker to listen")
+            await scenario(worker, claims)
+            stop.set()
+            await asyncio.wait_for(task, DEADLINE)
+
+        asyncio.run(asyncio.wait_for(run(), 3 * DEADLINE))
+
+    def accepted(self, store):
+        from relay.mapping import Delivery, Result
+        from relay.model import Received
+        return store.accept(Received("leads", b"{}", {}, {}, Result((
+            Delivery("F", "whatsapp", "919812345678", {}),)), time.time())).event_id
+
+    def delivered(self, store, event_id):
+        return [d["status"] for d in store.event(event_id)["deliveries"]] == ["delivered"]
+
+    def test_a_webhook_wakes_an_idle_worker(self, store, make_worker):
+        """A webhook accepted while the worker sleeps is delivered within seconds."""
+        async def scenario(worker, claims):
+            event_id = await asyncio.to_thread(self.accepted, store)
+            await wait_for(lambda: self.delivered(store, event_id), "the delivery")
+
+        self.running(store, make_worker, scenario)
+
+    def test_the_worker_is_woken_after_its_listener_lost_its_connection(self, store,
+                                                                        make_worker):
+        """Its listener's connection killed (pg_terminate_backend), the worker listens again
+        and is woken by the next webhook as before."""
+        import sqlalchemy as sa
+
+        from tests.conftest import POSTGRES_URL
+
+        async def scenario(worker, claims):
+            first = worker.waiter.backend_pid
+            killer = sa.create_engine(POSTGRES_URL)
+            with killer.begin() as conn:
+                conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+            killer.dispose()
+            before = claims[0]
+            await wait_for(lambda: worker.waiter.backend_pid not in (None, first)
+                           and claims[0] > before, "the listener to connect again")
+            event_id = await asyncio.to_thread(self.accepted, store)
+            await wait_for(lambda: self.delivered(store, event_id), "the delivery")
+
+        self.running(store, make_worker, scenario)
