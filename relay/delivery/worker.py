@@ -111,19 +111,25 @@ class Worker:
             chores.append(asyncio.create_task(self.alerter.run(stop)))
         while not stop.is_set():
             slots = self.ramp.slots(busy=bool(self._calling))
+            asked = self._claimed_at
             claimed = await self._claim(slots)
             if not claimed:
-                timeout = self.settings.poll_interval
-                if not self._calling:  # idle: a call in flight would wake us as it ends
-                    timeout = await self._until_due(timeout)
+                timeout, due = self.settings.poll_interval, False
+                if self._claimed_at != asked:  # the claim ran and came back empty
+                    if not self._calling:  # idle: a call in flight would wake us as it ends
+                        timeout = await self._until_due(timeout)
+                        due = timeout < self.settings.poll_interval  # a scheduled one
+                else:  # it was skipped: asked again once the poll interval is over
+                    timeout = max(MIN_SLEEP, min(timeout, self._claimed_at + timeout
+                                                 - self.clock()))
                 # The ramp's next step opens sooner: worth waking for only while more is
                 # due than its slots took. After an empty claim it would poll 40 times a
                 # second while idle (the ramp starts over after every quiet second).
                 if slots < self.settings.concurrency and not self._drained:
                     timeout = min(timeout, RAMP_STEP)
-                if await self._idle(stop, timeout):
-                    # Work was accepted since that claim found nothing more: claim it now
-                    # rather than after the poll interval, calls in flight or not.
+                if await self._idle(stop, timeout) or due:
+                    # Work was accepted (or came due) since that claim found nothing more:
+                    # claim it now rather than after the poll interval, calls in flight or not.
                     self._drained = False
                 continue
             for delivery in claimed:
@@ -176,7 +182,10 @@ class Worker:
         free = slots - len(self._calling)
         overdue = self.clock() - self._claimed_at >= self.settings.poll_interval
         waiting = self._drained or free < self.ramp.step
-        if free <= 0 or (waiting and self._calling and not overdue):
+        # A worker that hears of new work (LISTEN) need not ask again as each call ends:
+        # at a few webhooks a second that was an empty claim and a next_due per webhook.
+        heard = getattr(self.waiter, "backend_pid", None) is not None
+        if free <= 0 or (waiting and (self._calling or heard) and not overdue):
             return []
         self._claimed_at = self.clock()
         try:
