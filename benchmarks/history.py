@@ -5,7 +5,8 @@
 For each backend: accept and deliver speed on an empty database, then again with `--rows`
 delivered events (each with its delivery and its attempt) stored. PostgreSQL uses the server
 at RELAY_TEST_POSTGRES (default postgresql+psycopg://postgres@127.0.0.1:5432/test), in a
-database of its own, relay_bench, created afresh.
+database of its own created afresh, named after that one's (test_bench): runs given different
+databases never drop each other's.
 """
 
 from __future__ import annotations
@@ -117,12 +118,13 @@ def database(backend: str, folder: str) -> str:
         return f"sqlite:///{folder}/history.db"
     url = sa.engine.make_url(os.environ.get(
         "RELAY_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"))
+    name = f"{url.database}_bench"
     admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.exec_driver_sql("DROP DATABASE IF EXISTS relay_bench WITH (FORCE)")
-        conn.exec_driver_sql("CREATE DATABASE relay_bench")
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
     admin.dispose()
-    return url.set(database="relay_bench").render_as_string(hide_password=False)
+    return url.set(database=name).render_as_string(hide_password=False)
 
 
 def main() -> None:
