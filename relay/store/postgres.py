@@ -20,7 +20,7 @@ import os
 import re
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import psycopg
@@ -30,23 +30,44 @@ from relay.model import Attempt, Claimed, DeliveryStatus, EventStatus, Outcome, 
 from relay.store import refusals
 from relay.store.base import keeps
 from relay.store.cancels import cancelled_by, note
-from relay.store.rows import delivery_row, errors_json, event_key, lookup_row, storable
+from relay.store.rows import delivery_row, event_key, event_row, lookup_row, storable
 from relay.store.sql import SqlStore
 
-INSERT_EVENT = (
+# Many rows to a statement, as one JSON array (the bodies, bytes, as an array beside it): one
+# round trip and one plan however many webhooks share the batch, and one parameter to encode
+# (array parameters cost psycopg more CPU per webhook than the statements did). Rows go in
+# in `n`'s order and take their ids from the sequence in that order, so the ids RETURNING
+# gives, sorted, are the rows' in order (what SQLAlchemy's "insertmanyvalues" relies on too).
+INSERT_EVENTS = (
     "INSERT INTO events (mapping, received_at, status, body, headers, query, errors, note, "
-    "dedup_key) VALUES (%s, %s, %s, %s, %s::jsonb, %s::jsonb, %s::jsonb, %s, %s)")
+    "dedup_key) SELECT mapping, received_at, status, (%s::bytea[])[n], headers, query, "
+    "errors, note, dedup_key FROM jsonb_to_recordset(%s::jsonb) AS t(n int, mapping text, "
+    "received_at float8, status text, headers jsonb, query jsonb, errors jsonb, note text, "
+    "dedup_key text) ORDER BY n RETURNING id")
 # A failed or skipped event whose key was stored before conflicts and is not inserted.
-INSERT_KEYED = INSERT_EVENT + " ON CONFLICT DO NOTHING"
-INSERT_DELIVERY = (
+INSERT_KEYED = (
+    "INSERT INTO events (mapping, received_at, status, body, headers, query, errors, note, "
+    "dedup_key) SELECT mapping, received_at, status, (%s::bytea[])[n], headers, query, "
+    "errors, note, dedup_key FROM jsonb_to_recordset(%s::jsonb) AS t(n int, mapping text, "
+    "received_at float8, status text, headers jsonb, query jsonb, errors jsonb, note text, "
+    "dedup_key text) ON CONFLICT DO NOTHING RETURNING id")
+INSERT_DELIVERIES = (
     "INSERT INTO deliveries (event_id, mapping, item, dedup_key, flow_key, channel, phone, "
     "attributes, status, attempts, next_at, created_at, updated_at, rule, schedule, "
-    "cancel_key, last_error) VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, 0, %s, %s, "
-    "%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING event_id")
-INSERT_LOOKUP = (
+    "cancel_key, last_error) SELECT event_id, mapping, item, dedup_key, flow_key, channel, "
+    "phone, attributes, status, attempts, next_at, created_at, updated_at, rule, schedule, "
+    "cancel_key, last_error FROM jsonb_to_recordset(%s::jsonb) AS t(event_id bigint, "
+    "mapping text, item int, dedup_key text, flow_key text, channel text, phone text, "
+    "attributes jsonb, status text, attempts int, next_at float8, created_at float8, "
+    "updated_at float8, rule text, schedule text, cancel_key text, last_error text) "
+    "ON CONFLICT DO NOTHING RETURNING event_id")
+INSERT_LOOKUPS = (
     "INSERT INTO lookups (event_id, mapping, item, dedup_key, url, status, attempts, next_at, "
-    "created_at, updated_at, tries) VALUES (%s, %s, %s, %s, %s, 'pending', 0, %s, %s, %s, "
-    "'[]') ON CONFLICT DO NOTHING RETURNING event_id")
+    "created_at, updated_at, tries) SELECT event_id, mapping, item, dedup_key, url, status, "
+    "attempts, next_at, created_at, updated_at, tries FROM jsonb_to_recordset(%s::jsonb) "
+    "AS t(event_id bigint, mapping text, item int, dedup_key text, url text, status text, "
+    "attempts int, next_at float8, created_at float8, updated_at float8, tries jsonb) "
+    "ON CONFLICT DO NOTHING RETURNING event_id")
 FIRST_EVENT = "SELECT event_id FROM deliveries WHERE mapping = %s AND dedup_key = %s"
 FIRST_LOOKUP = "SELECT event_id FROM lookups WHERE mapping = %s AND dedup_key = %s"
 FIRST_KEYED = "SELECT id FROM events WHERE mapping = %s AND status = %s AND dedup_key = %s"
@@ -100,15 +121,26 @@ class PostgresStore(SqlStore):
         self._pid = 0
 
     @contextlib.contextmanager
-    def _direct(self) -> Iterator[psycopg.Cursor[Any]]:
+    def _direct(self) -> Iterator[psycopg.Connection[Any]]:
         """A write transaction on this store's own connection, in pipeline mode: committed
-        when the block ends, rolled back if it raises. Reading a result waits for the
-        server's answers to what was sent so far."""
+        when the block ends, rolled back if it raises. Statements are sent as they are
+        executed and answered at the first result read (which waits for the answers to all
+        sent so far) or at the commit. A result read after the block needs no round trip of
+        its own. Each statement whose rows are read needs a cursor of its own: a cursor keeps
+        its last statement's rows only."""
         with self._lock:
             try:
                 db = self._own_connection()
-                with db.pipeline(), db.transaction():
-                    yield db.cursor()
+                try:
+                    with db.pipeline():
+                        db.execute("BEGIN")
+                        yield db
+                        db.execute("COMMIT")
+                except BaseException:
+                    if not db.broken:
+                        with contextlib.suppress(psycopg.Error):  # the first error is the one
+                            db.execute("ROLLBACK")
+                    raise
             except self.unavailable as exc:
                 raise StoreUnavailable.from_driver(exc) from exc
             finally:
@@ -132,25 +164,22 @@ class PostgresStore(SqlStore):
     # --- the hot paths ---------------------------------------------------------------------
 
     def write_batch(self, batch: list[Received], refused: list[dict[str, Any]]) -> list[Receipt]:
-        """As SqlStore's: the events, then their deliveries and lookups, each a statement per
-        row sent together; duplicates are answered and taken out as there."""
+        """As SqlStore's, in three round trips for the usual batch: the events, then their
+        deliveries and lookups, then the commit. Duplicates are answered and taken out, and
+        cancellations applied, as there (a round trip more each: they are rare)."""
         with self._direct() as db:
-            if refused:
-                db.executemany(UPSERT, refused)
+            for row in refused:
+                db.execute(UPSERT, row)
             # Keyed events in key order: two transactions never wait for each other's keys.
             keyed = sorted((i for i, item in enumerate(batch) if event_key(item.result)),
                            key=lambda i: event_key(batch[i].result) or "")
             plain = sorted(set(range(len(batch))) - set(keyed))
             ids: dict[int, int | None] = {}
             if plain:
-                db.executemany(INSERT_EVENT + " RETURNING id",
-                               [event_values(batch[i]) for i in plain], returning=True)
-                for i in plain:
-                    ids[i] = db.fetchone()[0]  # type: ignore[index]
-                    db.nextset()
+                stored = db.cursor().execute(INSERT_EVENTS, event_values(batch[i] for i in plain))
+                ids.update(zip(plain, sorted(row[0] for row in stored.fetchall()), strict=True))
             for i in keyed:  # failed or skipped, with a key: rare, one at a time
-                row = db.execute(INSERT_KEYED + " RETURNING id", event_values(batch[i]))
-                found = row.fetchone()
+                found = db.cursor().execute(INSERT_KEYED, event_values([batch[i]])).fetchone()
                 ids[i] = found[0] if found else None
             inserted, looked = self._plan(db, batch, ids)
             receipts, repeated = [], []
@@ -180,10 +209,10 @@ class PostgresStore(SqlStore):
         return receipts
 
     @staticmethod
-    def _plan(db: psycopg.Cursor[Any], batch: list[Received],
+    def _plan(db: psycopg.Connection[Any], batch: list[Received],
               ids: dict[int, int | None]) -> tuple[Counter[int], Counter[int]]:
-        """Insert the stored events' deliveries and lookups; how many of each every event
-        got (none: their dedup keys were taken)."""
+        """Insert the stored events' deliveries and lookups, a statement each; how many of
+        each every event got (none: their dedup keys were taken)."""
         rows = [delivery_row(event_id, item.mapping, d, item.received_at)
                 for item, event_id in ((item, ids[i]) for i, item in enumerate(batch))
                 if event_id is not None for d in item.result.deliveries]
@@ -198,76 +227,64 @@ class PostgresStore(SqlStore):
                    if event_id is not None for f in item.result.lookups]
         inserted: Counter[int] = Counter()
         looked: Counter[int] = Counter()
-        for statement, values, counts in (
-                (INSERT_DELIVERY, [delivery_values(row) for row in rows], inserted),
-                (INSERT_LOOKUP, [(f["event_id"], f["mapping"], f["item"], f["dedup_key"],
-                                  f["url"], f["next_at"], f["created_at"], f["updated_at"])
-                                 for f in fetches], looked)):
-            if not values:
-                continue
-            db.executemany(statement, values, returning=True)
-            while True:
-                counts.update(row[0] for row in db.fetchall())
-                if not db.nextset():
-                    break
-        # (issue 17: workers' NOTIFY, once a delivery due now is inserted, goes here.)
+        sent = [(db.cursor().execute(statement, (json.dumps(planned),)), counts)
+                for statement, planned, counts in ((INSERT_DELIVERIES, rows, inserted),
+                                                   (INSERT_LOOKUPS, fetches, looked))
+                if planned]
+        for cursor, counts in sent:
+            counts.update(row[0] for row in cursor.fetchall())
+        # (issue 17: the NOTIFY that wakes workers, once a delivery due now is inserted, is
+        # sent here, in this transaction.)
         return inserted, looked
 
     def claim(self, worker: str, limit: int, now: float, lease: float) -> list[Claimed]:
+        """One round trip: the claim and its commit sent together."""
         with self._direct() as db:
-            db.execute(CLAIM, (now + lease, worker, now, now, limit))
-            rows = db.fetchall()
-        return sorted((Claimed(*row) for row in rows), key=lambda c: c.id)
+            claimed = db.cursor().execute(CLAIM, (now + lease, worker, now, now, limit))
+        return sorted((Claimed(*row) for row in claimed.fetchall()), key=lambda c: c.id)
 
     def record_many(self, outcomes: list[Attempt], worker: str, now: float) -> list[bool]:
-        """As SqlStore's: the leases read (and locked), then every attempt and outcome sent
-        together with the commit."""
+        """As SqlStore's, in two round trips: the leases read (and locked), then every
+        attempt and outcome sent with the commit."""
         ids = [attempt.delivery_id for attempt in outcomes]
         with self._direct() as db:
             current = {row[0]: (row[1], row[2])
-                       for row in db.execute(LEASES, (ids,)).fetchall()}
+                       for row in db.cursor().execute(LEASES, (ids,)).fetchall()}
             kept = [keeps(current.get(attempt.delivery_id), attempt, worker)
                     for attempt in outcomes]
-            db.executemany(INSERT_ATTEMPT, [
-                (attempt.delivery_id, attempt.started_at, attempt.duration_ms,
-                 attempt.http_status, attempt.engati_code, attempt.outcome, attempt.error,
-                 attempt.failure, worker)
-                for attempt in outcomes])
-            changes = [
-                (Outcome(attempt.outcome).status,
-                 attempt.next_at if attempt.next_at is not None else now, now, attempt.error,
-                 attempt.failure, attempt.delivery_id)
-                for attempt, keep in zip(outcomes, kept, strict=True) if keep]
-            if changes:
-                db.executemany(SET_OUTCOME, changes)
+            for attempt, keep in zip(outcomes, kept, strict=True):
+                db.execute(INSERT_ATTEMPT, (
+                    attempt.delivery_id, attempt.started_at, attempt.duration_ms,
+                    attempt.http_status, attempt.engati_code, attempt.outcome, attempt.error,
+                    attempt.failure, worker))
+                if keep:
+                    db.execute(SET_OUTCOME, (
+                        Outcome(attempt.outcome).status,
+                        attempt.next_at if attempt.next_at is not None else now, now,
+                        attempt.error, attempt.failure, attempt.delivery_id))
         return kept
 
 
-def event_values(item: Received) -> tuple[Any, ...]:
-    """INSERT_EVENT's values for a webhook (rows.event_row's, JSON as text)."""
-    result = item.result
-    return (item.mapping, item.received_at, EventStatus.of(result.status), item.body,
-            json.dumps(storable(item.headers)), json.dumps(storable(item.query)),
-            json.dumps(errors_json(result.errors)), result.skipped, event_key(result))
+def event_values(items: Iterable[Received]) -> tuple[list[bytes], str]:
+    """INSERT_EVENTS's parameters for webhooks: their bodies, and the rest of their rows
+    (rows.event_row's) as JSON, numbered from 1 as the bodies' array is."""
+    bodies, rows = [], []
+    for n, item in enumerate(items, 1):
+        bodies.append(item.body)
+        rows.append({**event_row(item), "n": n, "body": None})
+    return bodies, json.dumps(rows)
 
 
-def delivery_values(row: dict[str, Any]) -> tuple[Any, ...]:
-    """INSERT_DELIVERY's values for a rows.delivery_row."""
-    return (row["event_id"], row["mapping"], row["item"], row["dedup_key"], row["flow_key"],
-            row["channel"], row["phone"], json.dumps(row["attributes"]), row["status"],
-            row["next_at"], row["created_at"], row["updated_at"], row["rule"], row["schedule"],
-            row["cancel_key"], row["last_error"])
-
-
-def cancel(db: psycopg.Cursor[Any], event_id: int, item: Received) -> int:
+def cancel(db: psycopg.Connection[Any], event_id: int, item: Received) -> int:
     """cancels.apply and the event's note, through the driver; how many it cancelled."""
     now, count = item.received_at, 0
     for cancellation in item.result.cancels:
         targets = list(cancellation.mappings or (item.mapping,))
-        db.executemany(KEEP_CANCEL, [(target, cancellation.key, event_id, now,
-                                      now + cancellation.keep) for target in targets])
-        count += len(db.execute(CANCEL_PENDING, (now, cancelled_by(event_id), targets,
-                                                 cancellation.key, now)).fetchall())
+        for target in targets:
+            db.execute(KEEP_CANCEL, (target, cancellation.key, event_id, now,
+                                     now + cancellation.keep))
+        count += len(db.cursor().execute(CANCEL_PENDING, (
+            now, cancelled_by(event_id), targets, cancellation.key, now)).fetchall())
     said = note(item.result.cancels, item.mapping, count)
     db.execute(SET_NOTE, (f"{item.result.skipped}; {said}" if item.result.skipped else said,
                           event_id))
