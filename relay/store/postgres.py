@@ -24,6 +24,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import psycopg
+from sqlalchemy import event as sa_event
 
 from relay.errors import StoreUnavailable
 from relay.model import Attempt, Claimed, DeliveryStatus, EventStatus, Outcome, Receipt, Received
@@ -105,7 +106,13 @@ SET_NOTE = "UPDATE events SET note = %s WHERE id = %s"
 
 
 class PostgresStore(SqlStore):
-    """The contract on PostgreSQL (see base.py and sql.py)."""
+    """The contract on PostgreSQL (see base.py and sql.py).
+
+    `worker`: the store of a delivery worker, whose commits do not wait for the disk
+    (synchronous_commit off, on its connections only), as on SQLite: what it writes (leases,
+    attempts, outcomes) could be lost to a crash of the server and only repeat a call, which
+    a crash can do anyway. The webhooks answered 2xx are written by the web processes, whose
+    every commit waits for the disk; the next such commit makes the worker's durable too."""
 
     # And the driver's own, where we talk to the driver directly.
     unavailable = (*SqlStore.unavailable, psycopg.OperationalError, psycopg.InterfaceError)
@@ -114,6 +121,14 @@ class PostgresStore(SqlStore):
         super().__init__(url, timeout=timeout, worker=worker)
         # The arguments SQLAlchemy's pool connects with: the same server, user and options.
         args, options = self.engine.dialect.create_connect_args(self.engine.url)
+        if worker:
+            options = lazy_commits(options)
+
+            @sa_event.listens_for(self.engine, "do_connect")
+            def _connect(_dialect: object, _record: object, _args: object,
+                         params: dict[str, Any]) -> None:
+                params.update(lazy_commits(params))
+
         self._connect = functools.partial(psycopg.connect, *args, **options, autocommit=True)
         # Web requests arrive on threads: one transaction at a time on the connection.
         self._lock = threading.Lock()
@@ -263,6 +278,12 @@ class PostgresStore(SqlStore):
                         attempt.next_at if attempt.next_at is not None else now, now,
                         attempt.error, attempt.failure, attempt.delivery_id))
         return kept
+
+
+def lazy_commits(options: dict[str, Any]) -> dict[str, Any]:
+    """Connection options whose commits do not wait for the disk, beside the URL's own."""
+    given = options.get("options", "")
+    return {**options, "options": f"{given} -c synchronous_commit=off".strip()}
 
 
 def event_values(items: Iterable[Received]) -> tuple[list[bytes], str]:
