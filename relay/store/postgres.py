@@ -20,7 +20,7 @@ import os
 import re
 import threading
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import psycopg
@@ -280,7 +280,7 @@ class PostgresStore(SqlStore):
         return kept
 
 
-def lazy_commits(options: dict[str, Any]) -> dict[str, Any]:
+def lazy_commits(options: Mapping[str, Any]) -> dict[str, Any]:
     """Connection options whose commits do not wait for the disk, beside the URL's own."""
     given = options.get("options", "")
     return {**options, "options": f"{given} -c synchronous_commit=off".strip()}
