@@ -1,22 +1,28 @@
-"""End to end, side by side: bare Flask, a naive relay and the relay, under the same load.
+"""End to end, side by side: bare Flask, a naive relay, Node-RED and the relay, under the same
+load.
 
     .venv/bin/python benchmarks/e2e.py [--webhooks 5000] [--senders 32] [--rounds 1]
-                                       [--database URL] [--systems bare,naive,relay]
+                                       [--database URL] [--systems bare,naive,node-red,relay]
 
 wrk (Debian's package) posts `--webhooks` signed Typeform webhooks (the 2 KB example, each
 with its own event id and email) from `--senders` connections, a new connection per webhook
 as senders open them. The references run under gunicorn with `relay serve`'s process and
 thread counts (2 workers x 8 threads, on gunicorn's gthread worker); the relay runs as
 `relay serve`, with its one `relay worker` (RELAY_CONCURRENCY at its default), on SQLite in
-a temporary folder unless `--database` names another. Engati is the asyncio stand-in,
-answering at once. Everything runs on 127.0.0.1.
+a temporary folder unless `--database` names another. Node-RED (node_red.py: installed from
+npm into benchmarks/.node-red/ on first use) runs an http in -> function -> http request flow
+that checks the signature and answers after Engati, as the naive relay does; it is one Node.js
+process, as `node-red` runs. Engati is the asyncio stand-in, answering at once.
+Everything runs on 127.0.0.1.
 With `--rounds N` the systems take turns N times, each round with new webhooks, and the
 median round of each is reported: this machine's speed drifts by 20% from minute to minute.
 
 Printed per system: webhooks answered a second; deliveries a second from the first post to
 Engati's last call; missing and repeated deliveries; how long after the last 2xx the last
 delivery came; server CPU per webhook (web and worker processes, not wrk or the stand-in);
-peak RSS per web process and of the worker; wrk's own CPU, to show it is not the bottleneck.
+peak RSS per web process and of the worker; wrk's own CPU, to show it is not the bottleneck;
+each system's end-to-end rate (deliveries a second; bare Flask's answers, as it delivers
+nothing) as a ratio to the naive relay's and to the relay's.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import node_red
 import sqlalchemy as sa
 from harness import (
     HERE,
@@ -153,14 +160,20 @@ def run(name: str, args: argparse.Namespace, folder: Path, requests: Path,
         web = subprocess.Popen([sys.executable, "-m", "relay", "serve", "--port", str(port)],
                                env=env, stdout=subprocess.DEVNULL,
                                stderr=(folder / "relay.log").open("wb"))
+    elif name == "node-red":
+        path = node_red.PATH
+        web = node_red.start(port, env["ENGATI_URL"], SECRET, folder / "node-red.log")
     else:
         web = gunicorn(f"references:{name}()", port, env, folder / f"{name}.log", chdir=HERE)
     try:
-        wait_until(lambda: len(family(web.pid)) == (5 if name == "relay" else 3),
-                   f"{name}'s processes")
+        processes = {"relay": 5, "node-red": 1}.get(name, 3)
+        wait_until(lambda: len(family(web.pid)) == processes, f"{name}'s processes")
         if name == "relay":  # serve, gunicorn and its two workers, the delivery worker
             worker = next(pid for pid in family(web.pid) if b"relay\x00worker" in _cmdline(pid))
-        wait_until(lambda: _accepts(port), f"{name} to listen")
+        if name == "node-red":  # it listens before its flow has started
+            wait_until(lambda: _refuses_forged(port, path), "Node-RED's flow to refuse a forgery")
+        else:
+            wait_until(lambda: _accepts(port), f"{name} to listen")
         stats(standin_port, clear=True)
         warm_up(port, path)
         if name != "bare":
@@ -193,11 +206,16 @@ def run(name: str, args: argparse.Namespace, folder: Path, requests: Path,
             handled = args.webhooks
         figures.web_cpu_ms = (cpu_seconds(webs) - web_before) / handled * 1000
         figures.worker_cpu_ms = (cpu_seconds(workers) - worker_before) / handled * 1000
-        figures.web_rss_mb = [peak_rss_mb(pid) for pid in webs[1:]]  # gunicorn's workers
+        # gunicorn's workers, not their master; Node-RED is one process
+        figures.web_rss_mb = [peak_rss_mb(pid) for pid in (webs if name == "node-red" else
+                                                           webs[1:])]
         if worker:
             figures.worker_rss_mb = peak_rss_mb(worker)
     finally:
-        stop(web)
+        if name == "node-red":
+            node_red.stop(web)
+        else:
+            stop(web)
     return figures
 
 
@@ -208,6 +226,15 @@ def _cmdline(pid: int) -> bytes:
 def _accepts(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _refuses_forged(port: int, path: str) -> bool:
+    """Whether a webhook with a wrong signature is answered 401 (the flow is running)."""
+    try:
+        return httpx.post(f"http://127.0.0.1:{port}{path}", content=b"{}", timeout=5, headers={
+            "Typeform-Signature": "sha256=forged"}).status_code == 401
+    except httpx.HTTPError:
+        return False
 
 
 def _query(database: str, sql: str):
@@ -233,12 +260,14 @@ def main() -> None:
     parser.add_argument("--webhooks", type=int, default=5000)
     parser.add_argument("--senders", type=int, default=32)
     parser.add_argument("--database", help="the relay's DATABASE_URL (default: SQLite)")
-    parser.add_argument("--systems", default="bare,naive,relay")
+    parser.add_argument("--systems", default="bare,naive,node-red,relay")
     parser.add_argument("--rounds", type=int, default=1,
                         help="run the systems in turn this many times; report each one's median")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed: apt-get install wrk")
+    if "node-red" in args.systems.split(","):
+        node_red.install()  # before the clock starts; a clear message if npm is missing
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
         standin_port = free_port()
@@ -262,18 +291,28 @@ def main() -> None:
 
 def report(results: list[Figures]) -> None:
     by_name = {f.name: f for f in results}
-    naive = by_name.get("naive")
-    print(f"{'system':<7} {'answered/s':>10} {'delivered/s':>11} {'vs naive':>8} {'missing':>7} "
-          f"{'repeats':>7} {'lag s':>6} {'CPU ms':>13} {'web RSS MB':>11} {'worker MB':>9} "
-          f"{'wrk CPU':>7} {'non-2xx':>7}")
+    print(f"{'system':<8} {'answered/s':>10} {'delivered/s':>11} {'vs naive':>8} {'vs relay':>8} "
+          f"{'missing':>7} {'repeats':>7} {'lag s':>6} {'CPU ms':>13} {'web RSS MB':>11} "
+          f"{'worker MB':>9} {'wrk CPU':>7} {'non-2xx':>7}")
     for f in results:
-        ratio = (f"{f.delivered_per_s / naive.delivered_per_s:.2f}x"
-                 if naive and f.delivered_per_s else "-")
-        print(f"{f.name:<7} {f.answered_per_s:>10.0f} {f.delivered_per_s or 0:>11.0f} "
-              f"{ratio:>8} {_opt(f.missing):>7} {_opt(f.repeats):>7} {_opt(f.lag_s, '.2f'):>6} "
+        ratios = [_ratio(f, by_name.get(other)) for other in ("naive", "relay")]
+        print(f"{f.name:<8} {f.answered_per_s:>10.0f} {f.delivered_per_s or 0:>11.0f} "
+              f"{ratios[0]:>8} {ratios[1]:>8} {_opt(f.missing):>7} {_opt(f.repeats):>7} "
+              f"{_opt(f.lag_s, '.2f'):>6} "
               f"{f.web_cpu_ms + f.worker_cpu_ms:>5.2f} ({f.web_cpu_ms:.2f}+{f.worker_cpu_ms:.2f}) "
               f"{'/'.join(f'{r:.0f}' for r in f.web_rss_mb):>11} "
               f"{_opt(f.worker_rss_mb, '.0f'):>9} {f.wrk_cpu_share:>7.0%} {f.failed:>7}")
+    if "bare" in by_name:
+        print("bare Flask delivers nothing: its ratios are of webhooks answered, the ceiling")
+
+
+def _rate(f: Figures) -> float:
+    """End to end: deliveries a second; answers for bare Flask, which delivers nothing."""
+    return f.delivered_per_s or f.answered_per_s
+
+
+def _ratio(f: Figures, to: Figures | None) -> str:
+    return f"{_rate(f) / _rate(to):.2f}x" if to and _rate(to) else "-"
 
 
 def _opt(value, spec: str = "") -> str:
