@@ -4,8 +4,8 @@ sqlite3.
 
 They run on one psycopg connection of this store's own per process, in pipeline mode: the
 statements of a transaction travel together and the server's answers come back together, so
-that a transaction costs the round trips its statements depend on (a claim: one; an accept or
-a record: two or three) instead of one a statement, with BEGIN, COMMIT and the pool's
+that a transaction costs the round trips its statements depend on (a claim: one, a record:
+two, an accept: three) instead of one a statement, with BEGIN, COMMIT and the pool's
 pre-ping on top. SQLAlchemy's execution layer also cost more CPU than the statements did.
 Everything else (reads, replays, lookups, pacing, purges) is sql.py's. tests/unit/store/
 test_contract.py holds every backend to one contract.
