@@ -1,11 +1,13 @@
 """Does the cost of accepting and delivering grow with history? Prints both figures.
 
     .venv/bin/python benchmarks/history.py [--rows 1000000] [--backends sqlite,postgresql]
+                                           [--worker]
 
 For each backend: accept and deliver speed on an empty database, then again with `--rows`
 delivered events (each with its delivery and its attempt) stored. PostgreSQL uses the server
 at RELAY_TEST_POSTGRES (default postgresql+psycopg://postgres@127.0.0.1:5432/test), in a
-database of its own, relay_bench, created afresh.
+database of its own created afresh, named after that one's (test_bench): runs given different
+databases never drop each other's.
 """
 
 from __future__ import annotations
@@ -55,12 +57,12 @@ def deliver_rate(store: Store) -> float:
     return done / (time.perf_counter() - start)
 
 
-def measure(store: Store) -> tuple[float, float]:
+def measure(store: Store, deliverer: Store) -> tuple[float, float]:
     """Best of five rounds of SAMPLE accepts, then SAMPLE deliveries (commits vary a lot)."""
     accepts, delivers = [], []
     for _ in range(5):
         accepts.append(accept_rate(store))
-        delivers.append(deliver_rate(store))
+        delivers.append(deliver_rate(deliverer))
     return max(accepts), max(delivers)
 
 
@@ -117,34 +119,41 @@ def database(backend: str, folder: str) -> str:
         return f"sqlite:///{folder}/history.db"
     url = sa.engine.make_url(os.environ.get(
         "RELAY_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"))
+    name = f"{url.database}_bench"
     admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.exec_driver_sql("DROP DATABASE IF EXISTS relay_bench WITH (FORCE)")
-        conn.exec_driver_sql("CREATE DATABASE relay_bench")
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
     admin.dispose()
-    return url.set(database="relay_bench").render_as_string(hide_password=False)
+    return url.set(database=name).render_as_string(hide_password=False)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--worker", action="store_true",
+                        help="deliver through a store opened as `relay worker` opens it, whose "
+                             "commits do not wait for the disk")
     args = parser.parse_args()
     print(f"{'backend':<11} {'history':>9} {'accept/s':>9} {'deliver/s':>10}")
     results = {}
     with tempfile.TemporaryDirectory() as folder:
         for backend in args.backends.split(","):
-            store = open_store(database(backend, folder))
+            url = database(backend, folder)
+            store = open_store(url)
             store.upgrade()
-            empty = measure(store)
+            deliverer = open_store(url, worker=True) if args.worker else store
+            empty = measure(store, deliverer)
             print(f"{backend:<11} {0:>9,} {empty[0]:>9.0f} {empty[1]:>10.0f}", flush=True)
             started = time.perf_counter()
             fill(store, args.rows)
             filled = time.perf_counter() - started
-            full = measure(store)
+            full = measure(store, deliverer)
             print(f"{backend:<11} {args.rows:>9,} {full[0]:>9.0f} {full[1]:>10.0f}"
                   f"   (history written in {filled:.0f}s)", flush=True)
             results[backend] = (full[0] / empty[0], full[1] / empty[1])
+            deliverer.dispose()
             store.dispose()
     for backend, (accept, deliver) in results.items():
         print(f"{backend}: with history, accept at {accept:.0%} and deliver at {deliver:.0%} "

@@ -13,11 +13,16 @@ __all__ = ["STATUSES", "SqlStore", "SqliteStore", "Store", "database_url", "open
 
 
 def open_store(url: str, *, timeout: float = 5.0, worker: bool = False) -> Store:
-    """The store at `url`: SQLite's backend for a `sqlite:` URL, SQLAlchemy's for any other
-    (PostgreSQL). `timeout`: seconds to wait for the database (SQLite's write lock);
-    `worker`: the store of a delivery worker (see SqliteStore)."""
+    """The store at `url`: SQLite's backend for a `sqlite:` URL, PostgreSQL's (psycopg's)
+    for a `postgresql:` one, SQLAlchemy's for any other. `timeout`: seconds to wait for the
+    database (SQLite's write lock); `worker`: the store of a delivery worker (see
+    SqliteStore)."""
     url = database_url(url)
-    backend = SqliteStore if url.startswith("sqlite") else SqlStore
+    backend: type[SqlStore] = SqliteStore if url.startswith("sqlite") else SqlStore
+    if url.startswith("postgresql+psycopg:"):
+        # Imported here: psycopg is an extra ('.[postgres]'), absent where SQLite runs.
+        from relay.store.postgres import PostgresStore
+        backend = PostgresStore
     return backend(url, timeout=timeout, worker=worker)
 
 

@@ -1,0 +1,312 @@
+"""The PostgreSQL backend: `SqlStore`, but for its hot paths (webhooks accepted, deliveries
+claimed, outcomes recorded), which go through psycopg itself, as sqlite.py's go through
+sqlite3.
+
+They run on one psycopg connection of this store's own per process, in pipeline mode: the
+statements of a transaction travel together and the server's answers come back together, so
+that a transaction costs the round trips its statements depend on (a claim: one, a record:
+two, an accept: three) instead of one a statement, with BEGIN, COMMIT and the pool's
+pre-ping on top. SQLAlchemy's execution layer also cost more CPU than the statements did.
+Everything else (reads, replays, lookups, pacing, purges) is sql.py's. tests/unit/store/
+test_contract.py holds every backend to one contract.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import re
+import threading
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+import psycopg
+from sqlalchemy import event as sa_event
+
+from relay.errors import StoreUnavailable
+from relay.model import Attempt, Claimed, DeliveryStatus, EventStatus, Outcome, Receipt, Received
+from relay.store import refusals
+from relay.store.base import keeps
+from relay.store.cancels import cancelled_by, note
+from relay.store.rows import delivery_row, event_key, event_row, lookup_row, storable
+from relay.store.sql import SqlStore
+
+# Many rows to a statement, as one JSON array (the bodies, bytes, as an array beside it): one
+# round trip and one plan however many webhooks share the batch, and one parameter to encode
+# (array parameters cost psycopg more CPU per webhook than the statements did). Rows go in
+# in `n`'s order and take their ids from the sequence in that order, so the ids RETURNING
+# gives, sorted, are the rows' in order (what SQLAlchemy's "insertmanyvalues" relies on too).
+INSERT_EVENTS = (
+    "INSERT INTO events (mapping, received_at, status, body, headers, query, errors, note, "
+    "dedup_key) SELECT mapping, received_at, status, (%s::bytea[])[n], headers, query, "
+    "errors, note, dedup_key FROM jsonb_to_recordset(%s::jsonb) AS t(n int, mapping text, "
+    "received_at float8, status text, headers jsonb, query jsonb, errors jsonb, note text, "
+    "dedup_key text) ORDER BY n RETURNING id")
+# A failed or skipped event whose key was stored before conflicts and is not inserted.
+INSERT_KEYED = (
+    "INSERT INTO events (mapping, received_at, status, body, headers, query, errors, note, "
+    "dedup_key) SELECT mapping, received_at, status, (%s::bytea[])[n], headers, query, "
+    "errors, note, dedup_key FROM jsonb_to_recordset(%s::jsonb) AS t(n int, mapping text, "
+    "received_at float8, status text, headers jsonb, query jsonb, errors jsonb, note text, "
+    "dedup_key text) ON CONFLICT DO NOTHING RETURNING id")
+INSERT_DELIVERIES = (
+    "INSERT INTO deliveries (event_id, mapping, item, dedup_key, flow_key, channel, phone, "
+    "attributes, status, attempts, next_at, created_at, updated_at, rule, schedule, "
+    "cancel_key, last_error) SELECT event_id, mapping, item, dedup_key, flow_key, channel, "
+    "phone, attributes, status, attempts, next_at, created_at, updated_at, rule, schedule, "
+    "cancel_key, last_error FROM jsonb_to_recordset(%s::jsonb) AS t(event_id bigint, "
+    "mapping text, item int, dedup_key text, flow_key text, channel text, phone text, "
+    "attributes jsonb, status text, attempts int, next_at float8, created_at float8, "
+    "updated_at float8, rule text, schedule text, cancel_key text, last_error text) "
+    "ON CONFLICT DO NOTHING RETURNING event_id")
+INSERT_LOOKUPS = (
+    "INSERT INTO lookups (event_id, mapping, item, dedup_key, url, status, attempts, next_at, "
+    "created_at, updated_at, tries) SELECT event_id, mapping, item, dedup_key, url, status, "
+    "attempts, next_at, created_at, updated_at, tries FROM jsonb_to_recordset(%s::jsonb) "
+    "AS t(event_id bigint, mapping text, item int, dedup_key text, url text, status text, "
+    "attempts int, next_at float8, created_at float8, updated_at float8, tries jsonb) "
+    "ON CONFLICT DO NOTHING RETURNING event_id")
+FIRST_EVENT = "SELECT event_id FROM deliveries WHERE mapping = %s AND dedup_key = %s"
+FIRST_LOOKUP = "SELECT event_id FROM lookups WHERE mapping = %s AND dedup_key = %s"
+FIRST_KEYED = "SELECT id FROM events WHERE mapping = %s AND status = %s AND dedup_key = %s"
+# The refusal counts' upsert (refusals.py), its :name parameters in psycopg's spelling.
+UPSERT = re.sub(r":(\w+)", r"%(\1)s", refusals.UPSERT)
+# Workers skip each other's rows rather than queue for them; 'pending' written out so that
+# the planner sees the partial index on pending deliveries applies.
+CLAIM = (
+    "UPDATE deliveries SET lease_until = %s, leased_by = %s WHERE id IN ("
+    " SELECT id FROM deliveries WHERE status = 'pending' AND next_at <= %s"
+    " AND (lease_until IS NULL OR lease_until <= %s) ORDER BY next_at LIMIT %s"
+    " FOR UPDATE SKIP LOCKED) "
+    "RETURNING id, event_id, mapping, flow_key, channel, phone, attributes, attempts, "
+    "created_at, lease_until")
+LEASES = "SELECT id, status, leased_by FROM deliveries WHERE id = ANY(%s) FOR UPDATE"
+INSERT_ATTEMPT = (
+    "INSERT INTO attempts (delivery_id, started_at, duration_ms, http_status, engati_code, "
+    "outcome, error, failure, worker) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)")
+SET_OUTCOME = (
+    "UPDATE deliveries SET status = %s, attempts = attempts + 1, next_at = %s, "
+    "lease_until = NULL, leased_by = NULL, updated_at = %s, last_error = %s, failure = %s "
+    "WHERE id = %s")
+# Cancellations (cancels.py says what they mean).
+KEPT_CANCEL = "SELECT event_id FROM cancels WHERE mapping = %s AND key = %s AND expires_at > %s"
+KEEP_CANCEL = (
+    "INSERT INTO cancels (mapping, key, event_id, created_at, expires_at) "
+    "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (mapping, key) DO UPDATE SET "
+    "event_id = excluded.event_id, created_at = excluded.created_at, "
+    "expires_at = excluded.expires_at")
+CANCEL_PENDING = (
+    "UPDATE deliveries SET status = 'cancelled', updated_at = %s, last_error = %s "
+    "WHERE mapping = ANY(%s) AND cancel_key = %s AND status = 'pending' "
+    "AND (lease_until IS NULL OR lease_until <= %s) RETURNING id")
+SET_NOTE = "UPDATE events SET note = %s WHERE id = %s"
+
+
+class PostgresStore(SqlStore):
+    """The contract on PostgreSQL (see base.py and sql.py).
+
+    `worker`: the store of a delivery worker, whose commits do not wait for the disk
+    (synchronous_commit off, on its connections only), as on SQLite: what it writes (leases,
+    attempts, outcomes) could be lost to a crash of the server and only repeat a call, which
+    a crash can do anyway. The webhooks answered 2xx are written by the web processes, whose
+    every commit waits for the disk; the next such commit makes the worker's durable too."""
+
+    # And the driver's own, where we talk to the driver directly.
+    unavailable = (*SqlStore.unavailable, psycopg.OperationalError, psycopg.InterfaceError)
+
+    def __init__(self, url: str, *, timeout: float = 5.0, worker: bool = False):
+        super().__init__(url, timeout=timeout, worker=worker)
+        # The arguments SQLAlchemy's pool connects with: the same server, user and options.
+        args, options = self.engine.dialect.create_connect_args(self.engine.url)
+        if worker:
+            options = lazy_commits(options)
+
+            @sa_event.listens_for(self.engine, "do_connect")
+            def _connect(_dialect: object, _record: object, _args: object,
+                         params: dict[str, Any]) -> None:
+                params.update(lazy_commits(params))
+
+        self._connect = functools.partial(psycopg.connect, *args, **options, autocommit=True)
+        # Web requests arrive on threads: one transaction at a time on the connection.
+        self._lock = threading.Lock()
+        self._connection: psycopg.Connection[Any] | None = None
+        self._pid = 0
+
+    @contextlib.contextmanager
+    def _direct(self) -> Iterator[psycopg.Connection[Any]]:
+        """A write transaction on this store's own connection, in pipeline mode: committed
+        when the block ends, rolled back if it raises. Statements are sent as they are
+        executed and answered at the first result read (which waits for the answers to all
+        sent so far) or at the commit. A result read after the block needs no round trip of
+        its own. Each statement whose rows are read needs a cursor of its own: a cursor keeps
+        its last statement's rows only."""
+        with self._lock:
+            try:
+                db = self._own_connection()
+                try:
+                    with db.pipeline():
+                        db.execute("BEGIN")
+                        yield db
+                        db.execute("COMMIT")
+                except BaseException:
+                    if not db.broken:
+                        with contextlib.suppress(psycopg.Error):  # the first error is the one
+                            db.execute("ROLLBACK")
+                    raise
+            except self.unavailable as exc:
+                raise StoreUnavailable.from_driver(exc) from exc
+            finally:
+                if self._connection is not None and self._connection.broken:
+                    self._connection = None  # the next transaction connects again
+
+    def _own_connection(self) -> psycopg.Connection[Any]:
+        """This process's connection, never one of the pool's; a forked process opens its
+        own (psycopg leaves the parent's alone when the child lets go of it)."""
+        if self._connection is None or self._pid != os.getpid():
+            self._connection = self._connect()
+            self._pid = os.getpid()
+        return self._connection
+
+    def dispose(self) -> None:
+        if self._connection is not None and self._pid == os.getpid():
+            self._connection.close()
+        self._connection = None
+        super().dispose()
+
+    # --- the hot paths ---------------------------------------------------------------------
+
+    def write_batch(self, batch: list[Received], refused: list[dict[str, Any]]) -> list[Receipt]:
+        """As SqlStore's, in three round trips for the usual batch: the events, then their
+        deliveries and lookups, then the commit. Duplicates are answered and taken out, and
+        cancellations applied, as there (a round trip more each: they are rare)."""
+        with self._direct() as db:
+            for row in refused:
+                db.execute(UPSERT, row)
+            # Keyed events in key order: two transactions never wait for each other's keys.
+            keyed = sorted((i for i, item in enumerate(batch) if event_key(item.result)),
+                           key=lambda i: event_key(batch[i].result) or "")
+            plain = sorted(set(range(len(batch))) - set(keyed))
+            ids: dict[int, int | None] = {}
+            if plain:
+                stored = db.cursor().execute(INSERT_EVENTS, event_values(batch[i] for i in plain))
+                ids.update(zip(plain, sorted(row[0] for row in stored.fetchall()), strict=True))
+            for i in keyed:  # failed or skipped, with a key: rare, one at a time
+                found = db.cursor().execute(INSERT_KEYED, event_values([batch[i]])).fetchone()
+                ids[i] = found[0] if found else None
+            inserted, looked = self._plan(db, batch, ids)
+            receipts, repeated = [], []
+            for i, item in enumerate(batch):
+                event_id, result = ids[i], item.result
+                if event_id is None:
+                    first = db.execute(FIRST_KEYED, (item.mapping, EventStatus.of(result.status),
+                                                     event_key(result))).fetchone()
+                    receipts.append(Receipt(EventStatus.DUPLICATE, first[0]))  # type: ignore[index]
+                elif ((result.deliveries or result.lookups)
+                      and not inserted[event_id] and not looked[event_id]):
+                    repeated.append(event_id)
+                    first_of, planned = ((FIRST_EVENT, result.deliveries[0]) if result.deliveries
+                                         else (FIRST_LOOKUP, result.lookups[0]))
+                    first = db.execute(first_of, (item.mapping,
+                                                  storable(planned.dedup_key))).fetchone()
+                    receipts.append(Receipt(EventStatus.DUPLICATE, first[0]))  # type: ignore[index]
+                elif result.cancels:
+                    receipts.append(Receipt(EventStatus.of(result.status), event_id,
+                                            inserted[event_id], looked[event_id],
+                                            cancel(db, event_id, item)))
+                else:
+                    receipts.append(Receipt(EventStatus.of(result.status), event_id,
+                                            inserted[event_id], looked[event_id]))
+            if repeated:
+                db.execute("DELETE FROM events WHERE id = ANY(%s)", (repeated,))
+        return receipts
+
+    @staticmethod
+    def _plan(db: psycopg.Connection[Any], batch: list[Received],
+              ids: dict[int, int | None]) -> tuple[Counter[int], Counter[int]]:
+        """Insert the stored events' deliveries and lookups, a statement each; how many of
+        each every event got (none: their dedup keys were taken)."""
+        rows = [delivery_row(event_id, item.mapping, d, item.received_at)
+                for item, event_id in ((item, ids[i]) for i, item in enumerate(batch))
+                if event_id is not None for d in item.result.deliveries]
+        for row in rows:  # a delivery arriving after the cancellation that names it: rare
+            if row["cancel_key"] is not None:
+                found = db.execute(KEPT_CANCEL, (row["mapping"], row["cancel_key"],
+                                                 row["updated_at"])).fetchone()
+                if found is not None:
+                    row.update(status=DeliveryStatus.CANCELLED, last_error=cancelled_by(found[0]))
+        fetches = [lookup_row(event_id, item.mapping, f, item.received_at)
+                   for item, event_id in ((item, ids[i]) for i, item in enumerate(batch))
+                   if event_id is not None for f in item.result.lookups]
+        inserted: Counter[int] = Counter()
+        looked: Counter[int] = Counter()
+        sent = [(db.cursor().execute(statement, (json.dumps(planned),)), counts)
+                for statement, planned, counts in ((INSERT_DELIVERIES, rows, inserted),
+                                                   (INSERT_LOOKUPS, fetches, looked))
+                if planned]
+        for cursor, counts in sent:
+            counts.update(row[0] for row in cursor.fetchall())
+        # (issue 17: the NOTIFY that wakes workers, once a delivery due now is inserted, is
+        # sent here, in this transaction.)
+        return inserted, looked
+
+    def claim(self, worker: str, limit: int, now: float, lease: float) -> list[Claimed]:
+        """One round trip: the claim and its commit sent together."""
+        with self._direct() as db:
+            claimed = db.cursor().execute(CLAIM, (now + lease, worker, now, now, limit))
+        return sorted((Claimed(*row) for row in claimed.fetchall()), key=lambda c: c.id)
+
+    def record_many(self, outcomes: list[Attempt], worker: str, now: float) -> list[bool]:
+        """As SqlStore's, in two round trips: the leases read (and locked), then every
+        attempt and outcome sent with the commit."""
+        ids = [attempt.delivery_id for attempt in outcomes]
+        with self._direct() as db:
+            current = {row[0]: (row[1], row[2])
+                       for row in db.cursor().execute(LEASES, (ids,)).fetchall()}
+            kept = [keeps(current.get(attempt.delivery_id), attempt, worker)
+                    for attempt in outcomes]
+            for attempt, keep in zip(outcomes, kept, strict=True):
+                db.execute(INSERT_ATTEMPT, (
+                    attempt.delivery_id, attempt.started_at, attempt.duration_ms,
+                    attempt.http_status, attempt.engati_code, attempt.outcome, attempt.error,
+                    attempt.failure, worker))
+                if keep:
+                    db.execute(SET_OUTCOME, (
+                        Outcome(attempt.outcome).status,
+                        attempt.next_at if attempt.next_at is not None else now, now,
+                        attempt.error, attempt.failure, attempt.delivery_id))
+        return kept
+
+
+def lazy_commits(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Connection options whose commits do not wait for the disk, beside the URL's own."""
+    given = options.get("options", "")
+    return {**options, "options": f"{given} -c synchronous_commit=off".strip()}
+
+
+def event_values(items: Iterable[Received]) -> tuple[list[bytes], str]:
+    """INSERT_EVENTS's parameters for webhooks: their bodies, and the rest of their rows
+    (rows.event_row's) as JSON, numbered from 1 as the bodies' array is."""
+    bodies, rows = [], []
+    for n, item in enumerate(items, 1):
+        bodies.append(item.body)
+        rows.append({**event_row(item), "n": n, "body": None})
+    return bodies, json.dumps(rows)
+
+
+def cancel(db: psycopg.Connection[Any], event_id: int, item: Received) -> int:
+    """cancels.apply and the event's note, through the driver; how many it cancelled."""
+    now, count = item.received_at, 0
+    for cancellation in item.result.cancels:
+        targets = list(cancellation.mappings or (item.mapping,))
+        for target in targets:
+            db.execute(KEEP_CANCEL, (target, cancellation.key, event_id, now,
+                                     now + cancellation.keep))
+        count += len(db.cursor().execute(CANCEL_PENDING, (
+            now, cancelled_by(event_id), targets, cancellation.key, now)).fetchall())
+    said = note(item.result.cancels, item.mapping, count)
+    db.execute(SET_NOTE, (f"{item.result.skipped}; {said}" if item.result.skipped else said,
+                          event_id))
+    return count

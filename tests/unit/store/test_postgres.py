@@ -1,0 +1,74 @@
+"""PostgresStore's own connection (relay/store/postgres.py): what test_contract.py cannot see
+from outside the contract."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from relay.errors import StoreUnavailable
+from relay.store import open_store
+from tests.conftest import POSTGRES_URL, postgres_reason
+from tests.unit.store.helpers import LEASE, NOW, accept, planned
+
+pytestmark = pytest.mark.skipif(postgres_reason() is not None, reason=str(postgres_reason()))
+
+
+@pytest.fixture
+def store():
+    """A PostgresStore on RELAY_TEST_POSTGRES's database, emptied first."""
+    store = open_store(POSTGRES_URL, timeout=0.5)
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+    store.upgrade()
+    yield store
+    store.dispose()
+
+
+def backend_of(store) -> int:
+    """The server process behind the store's own connection."""
+    with store._direct() as db:
+        pid = db.cursor().execute("SELECT pg_backend_pid()")
+    return int(pid.fetchone()[0])
+
+
+class TestOwnConnection:
+    def test_postgresql_urls_open_the_direct_store(self, store):
+        """open_store gives PostgreSQL's backend its psycopg hot paths."""
+        assert type(store).__name__ == "PostgresStore"
+
+    def test_a_dropped_connection_fails_one_transaction_then_connects_again(self, store):
+        """A connection the server ended answers StoreUnavailable once; the next
+        transaction runs on a new one."""
+        accept(store, planned("a"))
+        before = backend_of(store)
+        with psycopg.connect(POSTGRES_URL.replace("+psycopg", ""), autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (before,))
+        with pytest.raises(StoreUnavailable):
+            store.claim("w1", 10, NOW, LEASE)
+        assert [c.phone for c in store.claim("w1", 10, NOW, LEASE)] == ["919812345600"]
+        assert backend_of(store) != before
+
+    def test_a_failed_transaction_is_rolled_back_and_the_connection_kept(self, store):
+        """A statement the server refuses rolls its transaction back; the connection
+        serves the next one."""
+        before = backend_of(store)
+        with pytest.raises(psycopg.errors.UndefinedTable), store._direct() as db:
+            db.execute("INSERT INTO events_missing VALUES (1)")
+        accept(store, planned("b"))
+        assert len(store.claim("w1", 10, NOW, LEASE)) == 1
+        assert backend_of(store) == before
+
+    def test_a_worker_store_does_not_wait_for_the_disk(self, store):
+        """worker=True: synchronous_commit off on its own connection and its pool's; the
+        web's store keeps it on."""
+        worker = open_store(POSTGRES_URL, worker=True)
+        try:
+            for each, expected in ((store, "on"), (worker, "off")):
+                with each._direct() as db:
+                    own = db.cursor().execute("SHOW synchronous_commit")
+                with each.engine.connect() as conn:
+                    pooled = conn.exec_driver_sql("SHOW synchronous_commit").scalar()
+                assert (own.fetchone()[0], pooled) == (expected, expected)
+        finally:
+            worker.dispose()
