@@ -28,11 +28,11 @@ from sqlalchemy import event as sa_event
 
 from relay.errors import StoreUnavailable
 from relay.model import Attempt, Claimed, DeliveryStatus, EventStatus, Outcome, Receipt, Received
-from relay.store import refusals
+from relay.store import refusals, wake
 from relay.store.base import keeps
 from relay.store.cancels import cancelled_by, note
 from relay.store.rows import delivery_row, event_key, event_row, lookup_row, storable
-from relay.store.sql import SqlStore
+from relay.store.sql import SqlStore, due_now
 
 # Many rows to a statement, as one JSON array (the bodies, bytes, as an array beside it): one
 # round trip and one plan however many webhooks share the batch, and one parameter to encode
@@ -248,8 +248,8 @@ class PostgresStore(SqlStore):
                 if planned]
         for cursor, counts in sent:
             counts.update(row[0] for row in cursor.fetchall())
-        # (issue 17: the NOTIFY that wakes workers, once a delivery due now is inserted, is
-        # sent here, in this transaction.)
+        if due_now(rows, inserted):  # the idle workers claim it at once (wake.py)
+            db.execute(wake.NOTIFY)
         return inserted, looked
 
     def claim(self, worker: str, limit: int, now: float, lease: float) -> list[Claimed]:

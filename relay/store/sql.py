@@ -63,6 +63,13 @@ class _Flush:
     now: float
 
 
+def due_now(rows: list[dict[str, Any]], inserted: Counter[int]) -> bool:
+    """Whether a batch's delivery rows (rows.delivery_row) hold one that was inserted (its
+    event's count of inserted rows is not 0) and is due now: what wakes the workers."""
+    return any(inserted[row["event_id"]] and row["status"] == DeliveryStatus.PENDING
+               and row["next_at"] <= row["updated_at"] for row in rows)
+
+
 class SqlStore(Store):
     """The contract over SQLAlchemy Core (see base.py)."""
 
@@ -275,8 +282,7 @@ class SqlStore(Store):
             receipts = [self._cancel(conn, receipt, item)
                         if item.result.cancels and receipt.status != EventStatus.DUPLICATE
                         else receipt for item, receipt in zip(batch, receipts, strict=True)]
-            if any(inserted[row["event_id"]] and row["status"] == DeliveryStatus.PENDING
-                   and row["next_at"] <= row["updated_at"] for row in planned):
+            if due_now(planned, inserted):
                 self._wake(conn)  # one statement per batch, only when one is due now
         return receipts
 
