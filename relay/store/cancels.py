@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from relay.mapping.model import Cancellation
-from relay.model import DeliveryStatus
+from relay.model import DeliveryStatus, Received
 from relay.store.tables import cancels, deliveries
 
 _C, _D = cancels.c, deliveries.c
@@ -68,12 +68,16 @@ def apply(conn: sa.Connection, insert: Any, event_id: int, mapping: str,
     return done
 
 
-def note(wanted: tuple[Cancellation, ...], mapping: str, count: int) -> str:
-    """What an event's note says of its cancellations."""
+def note(received: Received, count: int) -> str:
+    """An event's note once its cancellations cancelled `count` deliveries: why it was
+    skipped, if it was, then what it cancelled."""
+    wanted, mapping = received.result.cancels, received.mapping
     keys = ", ".join(repr(c.key) for c in wanted[:3]) + (" ..." if len(wanted) > 3 else "")
     names = sorted({m for c in wanted for m in (c.mappings or (mapping,))})
-    return (f"cancel: key {keys} in {', '.join(names)}: {count} pending "
+    said = (f"cancel: key {keys} in {', '.join(names)}: {count} pending "
             f"deliver{'y' if count == 1 else 'ies'} cancelled")
+    skipped = received.result.skipped
+    return f"{skipped}; {said}" if skipped else said
 
 
 def cancel_one(conn: sa.Connection, delivery_id: int, now: float) -> bool:

@@ -306,7 +306,5 @@ def cancel(db: psycopg.Connection[Any], event_id: int, item: Received) -> int:
                                      now + cancellation.keep))
         count += len(db.cursor().execute(CANCEL_PENDING, (
             now, cancelled_by(event_id), targets, cancellation.key, now)).fetchall())
-    said = note(item.result.cancels, item.mapping, count)
-    db.execute(SET_NOTE, (f"{item.result.skipped}; {said}" if item.result.skipped else said,
-                          event_id))
+    db.execute(SET_NOTE, (note(item, count), event_id))
     return count

@@ -298,12 +298,10 @@ class SqlStore(Store):
 
     def _cancel(self, conn: sa.Connection, receipt: Receipt, item: Received) -> Receipt:
         """Apply a webhook's cancellations, and say in its event's note what they did."""
-        wanted = item.result.cancels
-        count = cancels_sql.apply(conn, self.insert, receipt.event_id, item.mapping, wanted,
-                                  item.received_at)
-        said = cancels_sql.note(wanted, item.mapping, count)
+        count = cancels_sql.apply(conn, self.insert, receipt.event_id, item.mapping,
+                                  item.result.cancels, item.received_at)
         conn.execute(events.update().where(events.c.id == receipt.event_id).values(
-            note=f"{item.result.skipped}; {said}" if item.result.skipped else said))
+            note=cancels_sql.note(item, count)))
         return replace(receipt, cancelled=count)
 
     # --- the worker ------------------------------------------------------------------------

@@ -249,9 +249,7 @@ class SqliteStore(SqlStore):
             count += db.execute(
                 CANCEL_PENDING.format(", ".join("?" * len(targets))),  # placeholders only
                 (now, cancelled_by(event_id), *targets, cancellation.key, now)).rowcount
-        said = note(item.result.cancels, item.mapping, count)
-        db.execute("UPDATE events SET note = ? WHERE id = ?", (
-            f"{item.result.skipped}; {said}" if item.result.skipped else said, event_id))
+        db.execute("UPDATE events SET note = ? WHERE id = ?", (note(item, count), event_id))
         return count
 
     def claim(self, worker: str, limit: int, now: float, lease: float) -> list[Claimed]:
