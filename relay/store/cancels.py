@@ -10,6 +10,7 @@ called, and its outcome is recorded as it comes. An operator cancels one deliver
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,6 +25,15 @@ _C, _D = cancels.c, deliveries.c
 def cancelled_by(event_id: int) -> str:
     """The `last_error` of a delivery a webhook cancelled (the console links the event)."""
     return f"cancelled by event {event_id}"
+
+
+_CANCELLED_BY = re.compile(r"cancelled by event (\d+)")  # what cancelled_by writes
+
+
+def cancelling_event(last_error: str | None) -> int | None:
+    """The event a `last_error` of `cancelled_by` names (None: it is no such text)."""
+    found = _CANCELLED_BY.fullmatch(last_error or "")
+    return int(found.group(1)) if found else None
 
 
 def kept(conn: sa.Connection, mapping: str, key: str, now: float) -> int | None:

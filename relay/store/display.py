@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import re
 from datetime import UTC, datetime
 from typing import Any
 
 from relay.errors import field_errors
 from relay.model import DeliveryStatus, EventStatus, LookupStatus
 from relay.store.base import SCHEDULED
+from relay.store.cancels import cancelling_event
 from relay.store.rows import utf8
 
 
@@ -72,15 +72,11 @@ def is_scheduled(delivery: dict[str, Any], now: float | None) -> bool:
             and not delivery["attempts"] and delivery["next_at"] > now)
 
 
-_BY_EVENT = re.compile(r"cancelled by event (\d+)")
-
-
 def cancelled_by_event(delivery: dict[str, Any]) -> int | None:
     """The event whose `cancel:` cancelled a delivery (None: not one, or an operator did)."""
     if delivery["status"] != DeliveryStatus.CANCELLED:
         return None
-    found = _BY_EVENT.fullmatch(delivery.get("last_error") or "")
-    return int(found.group(1)) if found else None
+    return cancelling_event(delivery.get("last_error"))
 
 
 def schedule_text(delivery: dict[str, Any], now: float | None) -> str | None:
