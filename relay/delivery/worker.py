@@ -184,7 +184,7 @@ class Worker:
         waiting = self._drained or free < self.ramp.step
         # A worker that hears of new work (LISTEN) need not ask again as each call ends:
         # at a few webhooks a second that was an empty claim and a next_due per webhook.
-        heard = getattr(self.waiter, "backend_pid", None) is not None
+        heard = self.waiter is not None and self.waiter.listening
         if free <= 0 or (waiting and (self._calling or heard) and not overdue):
             return []
         self._claimed_at = self.clock()

@@ -80,6 +80,11 @@ def keeps(current: tuple[str, str | None] | None, attempt: Attempt, worker: str)
 class Waiter(Protocol):
     """How an idle worker hears of new work sooner than its next poll (`Store.waiter`)."""
 
+    @property
+    def listening(self) -> bool:
+        """Whether new work is announced now (False while the waiter's connection is lost:
+        the worker then finds it only by polling)."""
+
     async def wait(self, timeout: float) -> bool:
         """True once work was announced since the last wait that returned True (at once if
         it was already); False when `timeout` seconds passed without."""

@@ -49,6 +49,10 @@ class Listener:
         self._announced = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
+    @property
+    def listening(self) -> bool:
+        return self.backend_pid is not None
+
     async def wait(self, timeout: float) -> bool:
         if self._task is None:
             self._task = asyncio.create_task(self._listen())
