@@ -29,6 +29,8 @@ from relay.model import (
 )
 from relay.store import Store
 from relay.store.base import SCHEDULED, keeps
+from relay.store.cancels import OPERATOR
+from relay.store.history import SENT_NOW
 from relay.store.refusals import RefusalCounter
 from relay.store.rows import delivery_row, event_row, storable
 from relay.store.search import check_text
@@ -100,11 +102,11 @@ class FakeStore(Store):
             d = self._delivery(delivery_id)
             created = now if d is None else min(d["created_at"], now)
         return self._operate(delivery_id, now, next_at=now, created_at=created,
-                             schedule="sent now by an operator")
+                             schedule=SENT_NOW)
 
     def cancel_delivery(self, delivery_id: int, now: float) -> bool:
         return self._operate(delivery_id, now, status=DeliveryStatus.CANCELLED,
-                             last_error="cancelled by an operator")
+                             last_error=OPERATOR)
 
     def _operate(self, delivery_id: int, now: float, **changes: Any) -> bool:
         with self._lock:
