@@ -23,6 +23,7 @@ from relay.mapping.model import QuietHours, Schedule, iso_utc
 _DURATION = re.compile(r"^([+-])?(?=\d)(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _UNITS = (86400, 3600, 60, 1)
 _CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+LAST_TIME = 32503680000  # UNIX seconds of the year 3000: no later epoch number is a time
 # Epoch numbers above this are milliseconds: 10^11 seconds is the year 5138.
 _MILLIS = 10**11
 UNKNOWN_ZONE = "Etc/Unknown"  # what libphonenumber gives for a number it cannot place
@@ -75,7 +76,7 @@ def instant(value: Any, default_zone: ZoneInfo) -> float:
         value = float(value)
     if isinstance(value, int | float):
         seconds = float(value) / 1000 if abs(value) >= _MILLIS else float(value)
-        if not 0 < seconds < 32503680000:  # the year 3000
+        if not 0 < seconds < LAST_TIME:
             raise ScheduleError(f"{value!r} is not a time: expected epoch seconds or "
                                 "milliseconds")
         return seconds

@@ -198,7 +198,7 @@ def when_text(delivery: Delivery, now: float, dated: bool = False) -> str:
     """When a delivery of a webhook that arrived at `now` is sent, and why, as previews and
     test failures say it: "at once", or "2026-11-28T16:00:00Z, in 2d3h (delay ...)".
     `dated`: "at once" says the time too."""
-    why = delivery.why if delivery.why and delivery.why != "at once" else None
+    why = delivery.why  # None for one sent at once (evaluate() leaves a time it did not move)
     if delivery.send_at is None or delivery.send_at - now < 1:
         return "at once" + (f" ({iso_utc(now)})" if dated else "") + (
             f": {why}" if why else "")

@@ -18,6 +18,7 @@ from typing import Any
 from flask import jsonify, request
 
 from relay.mapping.load import ENV_REFERENCE, is_secret
+from relay.mapping.schedule import LAST_TIME
 from relay.mapping.yamlfile import parse_yaml
 from relay.sources.endpoint import valid_name
 from relay.sources.folder import find_file, write_atomically
@@ -32,7 +33,6 @@ NEW_NAME = "playground"  # the name a mapping without one is tried under
 _EXAMPLE = ('{"name": "leads", "yaml": text, "body": text, "headers": {}, "query": {}, '
             '"now": 1796292000}')
 _KEYS = ("name", "yaml", "body", "headers", "query", "now")
-LAST_TIME = 32503680000  # UNIX seconds of the year 3000: what a schedule takes for a time
 
 
 def read_spec() -> tuple[dict[str, Any] | None, Any]:
