@@ -51,6 +51,11 @@ class OpenWindows:
         self._read_at = -float("inf")
         self._by_name: dict[str, dict[str, Any]] = {}
 
+    def stale(self) -> bool:
+        """Whether the next `get` reads the database (the event loop has it made in a
+        thread)."""
+        return time.monotonic() - self._read_at >= self.every
+
     def get(self, name: str) -> dict[str, Any] | None:
         now = time.monotonic()
         if now - self._read_at >= self.every:

@@ -106,6 +106,18 @@ class Store(ABC):
         event's key was stored before under the same status, nothing is stored and the first
         event's id comes back as a duplicate."""
 
+    def accept_many(self, received: list[Received]) -> list[Receipt | Exception]:
+        """`accept` for each, in one transaction where the store can: each webhook's receipt,
+        or the exception that kept it out (one webhook the database refuses does not fail
+        the others)."""
+        receipts: list[Receipt | Exception] = []
+        for one in received:
+            try:
+                receipts.append(self.accept(one))
+            except Exception as exc:
+                receipts.append(exc)
+        return receipts
+
     @abstractmethod
     def refuse(self, mapping: str, reason: str, now: float) -> bool:
         """Count a request refused for its signature (why, never what it carried); never a

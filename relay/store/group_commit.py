@@ -75,6 +75,21 @@ class GroupCommit:
             raise turn.result
         return turn.result
 
+    def submit_many(self, items: list[Any]) -> list[Any]:
+        """Hand in several items at once; each one's result, or the exception that stopped
+        it (returned, not raised), once all are committed."""
+        turns = [_Turn(item) for item in items]
+        with self._lock:
+            self._waiting.extend(turns)
+            leads = not self._writing
+            self._writing = True
+        for n, turn in enumerate(turns):
+            if n or not leads:
+                turn.ready.acquire()  # written by a leader (perhaps this thread), or to lead
+            if turn.result is _LEAD:
+                self._lead()
+        return [turn.result for turn in turns]
+
     def _lead(self) -> None:
         with self._lock:
             batch, self._waiting = self._waiting[:self._limit], self._waiting[self._limit:]

@@ -194,6 +194,11 @@ class SqlStore(Store):
         receipt: Receipt = self._accepts.submit(received)
         return receipt
 
+    def accept_many(self, received: list[Received]) -> list[Receipt | Exception]:
+        """As many webhooks as one batch of the group commit takes, with whatever other
+        threads hand in meanwhile."""
+        return self._accepts.submit_many(received)
+
     def refuse(self, mapping: str, reason: str, now: float) -> bool:
         """Written with the next batch of webhooks, or on its own if none comes for a while
         (see refusals.py)."""

@@ -25,6 +25,8 @@ from aiohttp.streams import StreamReader
 from relay.config import Settings
 from relay.web.connection import Connection
 from relay.web.errors import error_body
+from relay.web.hooks import Hooks
+from relay.web.intake import Intake, hook_name
 
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 BODY_BUDGET = 64 * 1024 * 1024  # bytes of request bodies one web process holds at once
@@ -47,6 +49,10 @@ class Bridge:
         self.budget = max(BODY_BUDGET, 8 * (self.limit + 1))
         self.held = {True: 0, False: 0}  # bytes reserved, by small or not (the loop's alone)
         self.pool = ThreadPoolExecutor(max(1, cfg.threads), thread_name_prefix="wsgi")
+        # The relay's app answers webhooks in the loop (hooks.py); any other app, and the
+        # relay's other paths, run in the pool.
+        intake = getattr(app, "wsgi_app", None)
+        self.hooks = Hooks(intake, self.pool) if isinstance(intake, Intake) else None
         self.scheme = "https" if cfg.is_ssl else "http"
         # As gunicorn: the scheme headers count only from the proxies it trusts.
         self.forwarders = set(cfg.forwarded_allow_ips)
@@ -86,9 +92,12 @@ class Bridge:
                     connection.force_close()
                     return web.Response(status=400)
             environ["wsgi.input"] = BytesIO(body)
-            loop = asyncio.get_running_loop()
-            status, headers, content = await loop.run_in_executor(self.pool, self._call,
-                                                                  environ)
+            if self.hooks and small and hook_name(environ["PATH_INFO"]) is not None:
+                # A large body's parse and mapping would hold up every other request here.
+                status, headers, content = await self.hooks.answer(environ)
+            else:
+                status, headers, content = await asyncio.get_running_loop().run_in_executor(
+                    self.pool, self._call, environ)
         finally:
             self.held[small] -= reserved
         response = web.Response(status=int(status[:3]), reason=status[4:].strip() or None,

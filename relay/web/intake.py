@@ -12,9 +12,9 @@ from __future__ import annotations
 import http
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 from werkzeug.datastructures import EnvironHeaders
@@ -40,6 +40,41 @@ DEFAULT_PRESET = Preset()
 
 log = logging.getLogger("relay.inbound")
 
+T = TypeVar("T")
+# A webhook's handling as steps: it yields each call that may wait on the database, as
+# (function, *args), and is sent the call's result (or thrown its exception). The WSGI app
+# makes the calls in its own thread (`run`); a web process makes them off its event loop and
+# writes the accepts of many webhooks together (relay/web/hooks.py), so that the rest of a
+# webhook is handled where it arrived, with no thread to hand it to and back.
+Steps = Generator[tuple[Any, ...], Any, T]
+Answer = tuple[str, list[tuple[str, str]], bytes]  # the status line, headers and body
+Outcome = tuple[int, dict[str, Any], int | None]  # status, the answer's JSON, Retry-After
+
+
+def hook_name(path: str) -> str | None:
+    """The name of /hooks/<name> (WSGI's latin-1 PATH_INFO read as the UTF-8 URLs carry),
+    or None for any other path."""
+    name = path[len(PREFIX):]
+    if not path.startswith(PREFIX) or not name or "/" in name:
+        return None
+    return name.encode("latin-1").decode("utf-8", "replace")
+
+
+def run(steps: Steps[T]) -> T:
+    """Take `steps` to their end here, making each call they yield in turn."""
+    result: Any = None
+    error: Exception | None = None
+    while True:
+        try:
+            call = steps.send(result) if error is None else steps.throw(error)
+        except StopIteration as done:
+            return done.value
+        result, error = None, None
+        try:
+            result = call[0](*call[1:])
+        except Exception as exc:
+            error = exc
+
 
 class Intake:
     """The WSGI app for /hooks/<name>; every other path goes on to `fallback` (Flask)."""
@@ -56,13 +91,17 @@ class Intake:
 
     def __call__(self, environ: dict[str, Any],
                  start_response: Callable[..., Any]) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO", "")
-        name = path[len(PREFIX):]
-        if not path.startswith(PREFIX) or not name or "/" in name:
+        if hook_name(environ.get("PATH_INFO", "")) is None:
             return self.fallback(environ, start_response)
+        status, headers, body = run(self.handle(environ))
+        start_response(status, headers)
+        return [body]
+
+    def handle(self, environ: dict[str, Any]) -> Steps[Answer]:
+        """Answer the webhook of `environ` (a /hooks/<name> path): its steps, each store call
+        yielded for the caller to make (see Steps)."""
         started = time.perf_counter()
-        # WSGI hands the path over as latin-1; URLs carry UTF-8.
-        name = name.encode("latin-1").decode("utf-8", "replace")
+        name = hook_name(environ.get("PATH_INFO", "")) or ""
         endpoint, preset = None, DEFAULT_PRESET
         event_id: int | str = "-"
         try:
@@ -72,49 +111,49 @@ class Intake:
             shaken = (endpoint.preset.handshake(endpoint, self._query(environ))
                       if method == "GET" and endpoint is not None else None)
             if shaken is not None:  # a sender checking the URL (Meta): answered, not stored
-                return self._answer(environ, start_response, name, endpoint, started, *shaken)
+                return self._answer(environ, name, endpoint, started, *shaken)
             if method != "POST":
                 raise InboundError(f"/hooks/{name} takes {' and '.join(preset.methods)} only",
                                    405, "send the webhook as an HTTP POST")
-            window = self.windows.get(name)
+            window = ((yield (self.windows.get, name)) if self.windows.stale()
+                      else self.windows.get(name))
             inbound, taken = None, None
             if window is not None:
                 inbound = self._inbound(environ)  # read once: _receive may take it over
-                taken = take_sample(self.store, window, endpoint, inbound,
-                                    self.settings.capture_samples, time.time())
+                taken = yield (take_sample, self.store, window, endpoint, inbound,
+                               self.settings.capture_samples, time.time())
             if taken is not None:  # captured as a sample, never delivered (capture/)
                 status, answer, preset = taken
                 retry_after = None
             elif endpoint is None:
                 status, answer, retry_after = self._unknown(name)
             else:
-                status, answer, retry_after = self._receive(endpoint, environ, inbound)
+                status, answer, retry_after = yield from self._receive(endpoint, environ,
+                                                                       inbound)
             event_id = answer.get("event_id") or (
                 f"sample:{answer['sample_id']}" if "sample_id" in answer else "-")
         except Exception as exc:  # every failure gets an answer that says why
-            status, answer, retry_after = self._failure(name, exc)
+            status, answer, retry_after = yield from self._failure(name, exc)
         code, body, content_type = preset.respond(status, answer)
-        return self._answer(environ, start_response, name, endpoint, started, code, body,
-                            content_type, retry_after, event_id)
+        return self._answer(environ, name, endpoint, started, code, body, content_type,
+                            retry_after, event_id)
 
-    def _answer(self, environ: dict[str, Any], start_response: Callable[..., Any], name: str,
-                endpoint: Endpoint | None, started: float, code: int, body: bytes,
-                content_type: str, retry_after: int | None = None,
-                event_id: int | str = "-") -> Iterable[bytes]:
+    def _answer(self, environ: dict[str, Any], name: str, endpoint: Endpoint | None,
+                started: float, code: int, body: bytes, content_type: str,
+                retry_after: int | None = None, event_id: int | str = "-") -> Answer:
         headers = [("Content-Type", content_type), ("Content-Length", str(len(body)))]
         if retry_after:
             headers.append(("Retry-After", str(retry_after)))
         if code == 405:
             methods = endpoint.preset.methods if endpoint else ("POST",)
             headers.append(("Allow", ", ".join(methods)))
-        start_response(f"{code} {http.HTTPStatus(code).phrase}", headers)
         metrics.INBOUND.labels(name if endpoint else "(unknown)", str(code)).inc()
         log.info("inbound mapping=%s status=%d event=%s bytes=%s ms=%.1f", name, code,
                  event_id, environ.get("CONTENT_LENGTH") or "-",
                  (time.perf_counter() - started) * 1000)
-        return [body]
+        return f"{code} {http.HTTPStatus(code).phrase}", headers, body
 
-    def _unknown(self, name: str) -> tuple[int, dict, int | None]:
+    def _unknown(self, name: str) -> Outcome:
         """No mapping serves /hooks/<name>: 404, or 503 while its file exists but is broken
         (a sender such as Typeform disables a webhook that gets a 404)."""
         broken = self.registry.broken_error(name)
@@ -137,7 +176,7 @@ class Intake:
             (folder / file).as_posix())
 
     def _receive(self, endpoint: Endpoint, environ: dict[str, Any],
-                 inbound: Inbound | None = None) -> tuple[int, dict, int | None]:
+                 inbound: Inbound | None = None) -> Steps[Outcome]:
         if endpoint.locked:
             return 503, error_body(f"/hooks/{endpoint.name} is not ready: {endpoint.locked}",
                                    "set it in the relay's environment and restart; the "
@@ -161,9 +200,9 @@ class Intake:
         endpoint.preset.admit(endpoint, envelope)
         result = endpoint.preset.evaluate(endpoint.mapping, envelope, raw, now)
         stored = endpoint.preset.stored_body(raw)  # without a credential in it (Google Ads)
-        receipt = self.store.accept(Received(endpoint.name, stored,
-                                             redact(headers, endpoint.credentials),
-                                             redact(query, endpoint.credentials), result, now))
+        receipt = yield (self.store.accept, Received(
+            endpoint.name, stored, redact(headers, endpoint.credentials),
+            redact(query, endpoint.credentials), result, now))
         answer: dict[str, Any] = {"status": receipt.status, "event_id": receipt.event_id}
         errors = [e.to_dict() for e in result.errors]
         if receipt.status == "accepted":
@@ -223,9 +262,10 @@ class Intake:
         path = path.encode("latin-1").decode("utf-8", "replace") + (f"?{query}" if query else "")
         return public_base(self.settings, environ)[0] + path
 
-    def _failure(self, name: str, exc: Exception) -> tuple[int, dict, int | None]:
+    def _failure(self, name: str, exc: Exception) -> Steps[Outcome]:
         """The answer to a webhook that was not stored, and why."""
-        if isinstance(exc, SignatureError) and self.store.refuse(name, exc.reason, time.time()):
+        if isinstance(exc, SignatureError) and (
+                yield (self.store.refuse, name, exc.reason, time.time())):
             # Once a minute per kind: a flood of forgeries must not flood the log either.
             log.warning("refused mapping=%s: %s (more of this kind this minute are counted "
                         "in the failures inbox, not logged)", name, exc.reason)
