@@ -5,7 +5,9 @@ tests/support/fake_store.py. The history's reads and upkeep: test_history.py, te
 
 from __future__ import annotations
 
+import errno
 import fcntl
+import os
 import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +18,7 @@ from relay.errors import StoreUnavailable
 from relay.mapping import Result
 from relay.model import Attempt, FailureKind, Outcome, Receipt
 from relay.store import SqliteStore, open_store
+from relay.store import sqlite as sqlite_store
 from tests.unit.store.helpers import FAILED, LEASE, NOW, accept, everywhere, planned, received
 
 
@@ -347,5 +350,34 @@ class TestSqlite:
         before = database.stat().st_size  # everything so far is in the log, none in the file
         worker.checkpoint()
         assert database.stat().st_size > before
+        for store in (web, worker):
+            store.dispose()
+
+    def test_a_web_commit_is_synced_once_the_write_lock_is_let_go(self, tmp_path,
+                                                                  monkeypatch):
+        """The web's hot-path connection leaves the sync to the store (synchronous NORMAL),
+        which syncs the log after each commit, with the writer queue free again; the worker
+        never syncs; and a sync that fails answers StoreUnavailable (the sender retries)."""
+        url = f"sqlite:///{tmp_path / 'relay.db'}"
+        web, worker = open_store(url), open_store(url, worker=True)
+        web.upgrade()
+        synced = []
+
+        def fdatasync(fd):
+            synced.append((os.readlink(f"/proc/self/fd/{fd}"), web._writers._threads.locked()))
+
+        monkeypatch.setattr(sqlite_store.os, "fdatasync", fdatasync)
+        accept(web, planned("k1"))
+        assert synced == [(str(tmp_path / "relay.db-wal"), False)]
+        assert web._own_connection().execute("PRAGMA synchronous").fetchone() == (1,)
+        assert [c.id for c in worker.claim("w", 10, NOW, 60)]
+        assert len(synced) == 1  # the worker's claim: not synced
+
+        def failing(fd):
+            raise OSError(errno.EIO, "Input/output error")
+
+        monkeypatch.setattr(sqlite_store.os, "fdatasync", failing)
+        with pytest.raises(StoreUnavailable, match="could not be synced"):
+            accept(web, planned("k2"))
         for store in (web, worker):
             store.dispose()
