@@ -51,9 +51,9 @@ def upgrade_to(store: Store, revision: str) -> None:
 def test_empty_database_gets_the_schema_of_tables_py(database_url):
     """`relay db upgrade` on an empty database builds exactly what relay/tables.py says."""
     store = open_store(database_url)
-    assert store.upgrade() == (None, "0013")
+    assert store.upgrade() == (None, "0014")
     assert differences(store) == []
-    assert store.upgrade() == ("0013", "0013")  # idempotent
+    assert store.upgrade() == ("0014", "0014")  # idempotent
     store.dispose()
 
 
@@ -121,7 +121,7 @@ def test_failure_kinds_are_filled_from_the_old_error_texts(database_url):
                 "INSERT INTO attempts (delivery_id, started_at, duration_ms, outcome, error) "
                 "VALUES (:delivery, 1.0, 1.0, 'dead', :error)"),
                 {"delivery": delivery_id, "error": error})
-    assert store.upgrade() == ("0005", "0013")
+    assert store.upgrade() == ("0005", "0014")
     expected = [*OLD_ERRORS.values(), None]
     with store.engine.connect() as conn:
         assert conn.execute(sa.text(

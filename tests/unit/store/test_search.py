@@ -159,6 +159,14 @@ class TestSqliteIndex:
         assert self.indexed(sqlite, "needle") == 5
         assert ids(sqlite, text="needle") == made[::-1]
 
+    def test_segments_are_merged_sixteen_at_a_time(self, sqlite):
+        """The index's merges are FTS5's largest (migration 0014): fewer of them, for the
+        worker's many small transactions of indexing; all at once only at twice that."""
+        with sqlite.engine.connect() as conn:
+            assert dict(conn.execute(sa.text(
+                "SELECT k, v FROM events_search_config WHERE k IN ('automerge', 'crisismerge')"
+            )).all()) == {"automerge": 16, "crisismerge": 32}
+
     def test_purged_events_leave_the_index(self, sqlite):
         """A purged event is no longer found, nor its text in the index."""
         accept(sqlite, Result(), body=b'{"x": "gone soon"}')
