@@ -284,11 +284,8 @@ class SqliteStore(SqlStore):
 
     def claim(self, worker: str, limit: int, now: float, lease: float) -> list[Claimed]:
         with self._direct() as db:
-            cursor = db.cursor()
-            cursor.row_factory = sqlite3.Row
-            rows = cursor.execute(CLAIM, (now + lease, worker, now, now, limit)).fetchall()
-        return sorted((Claimed(**{**dict(row), "attributes": json.loads(row["attributes"])})
-                       for row in rows), key=lambda c: c.id)
+            rows = db.execute(CLAIM, (now + lease, worker, now, now, limit)).fetchall()
+        return sorted(map(_claimed, rows), key=lambda c: c.id)
 
     def record_many(self, outcomes: list[Attempt], worker: str, now: float) -> list[bool]:
         ids = [attempt.delivery_id for attempt in outcomes]
@@ -310,6 +307,14 @@ class SqliteStore(SqlStore):
                  attempt.failure, attempt.delivery_id)
                 for attempt, keep in zip(outcomes, kept, strict=True) if keep])
         return kept
+
+
+def _claimed(row: tuple[Any, ...]) -> Claimed:
+    """A row of CLAIM's RETURNING, whose columns are Claimed's fields in order: read by
+    position, not through a dict per row (which cost more than the rest of building it)."""
+    values = list(row)
+    values[6] = json.loads(values[6])  # the attributes, stored as JSON text
+    return Claimed(*values)
 
 
 # Cancellations (cancels.py says what they mean).
