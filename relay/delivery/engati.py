@@ -14,7 +14,6 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
-from multidict import CIMultiDict, CIMultiDictProxy
 
 from relay.errors import EngatiError
 from relay.model import FailureKind
@@ -54,9 +53,6 @@ class EngatiClient:
         self.timeout = timeout
         self.clock = clock  # for a Retry-After given as a date
         self._session: aiohttp.ClientSession | None = None
-        # Each bot's headers in the type aiohttp takes without converting it first: read-only, as
-        # every call to the bot shares them. One per API key (and version) the worker used.
-        self._headers: dict[tuple[tuple[str, str], ...], CIMultiDictProxy[str]] = {}
 
     async def __aenter__(self) -> EngatiClient:
         self._session = aiohttp.ClientSession(
@@ -76,12 +72,9 @@ class EngatiClient:
         """Send one request; raise EngatiError saying whether a retry can help."""
         assert self._session is not None, "use the client as `async with client:`"
         body = None if request["json"] is None else json.dumps(request["json"]).encode()
-        key = tuple(request["headers"].items())
-        if (headers := self._headers.get(key)) is None:
-            headers = self._headers[key] = CIMultiDictProxy(CIMultiDict(key))
         try:
             async with self._session.request(request["method"], request["url"],
-                                              headers=headers, data=body) as response:
+                                              headers=request["headers"], data=body) as response:
                 reply = Reply(response.status, response.headers, await response.read())
         except TimeoutError:
             raise EngatiError("timed out waiting for Engati",
