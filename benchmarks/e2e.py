@@ -104,11 +104,12 @@ def gunicorn(app: str, port: int, env: dict[str, str], log: Path,
                             stderr=subprocess.STDOUT)
 
 
-def warm_up(port: int, path: str) -> None:
-    """A few requests so that every web process has imported and connected what it needs."""
+def warm_up(port: int, path: str, run_name: str) -> None:
+    """A few requests so that every web process has imported and connected what it needs;
+    their ids are the run's own, so that rounds on one --database are not duplicates."""
     body = json.loads(EXAMPLE.read_text())
     for i in range(40):
-        body["event_id"] = f"warm{i}"
+        body["event_id"] = f"warm-{run_name}-{i}"
         raw = json.dumps(body).encode()
         signature = base64.b64encode(hmac.new(SECRET.encode(), raw, hashlib.sha256).digest())
         httpx.post(f"http://127.0.0.1:{port}{path}", content=raw, timeout=10, headers={
@@ -175,7 +176,7 @@ def run(name: str, args: argparse.Namespace, folder: Path, requests: Path,
         else:
             wait_until(lambda: _accepts(port), f"{name} to listen")
         stats(standin_port, clear=True)
-        warm_up(port, path)
+        warm_up(port, path, folder.name)
         if name != "bare":
             wait_until(lambda: stats(standin_port)["calls"] >= 40, "the warm-up deliveries")
         stats(standin_port, clear=True)
