@@ -78,6 +78,8 @@ class GroupCommit:
     def submit_many(self, items: list[Any]) -> list[Any]:
         """Hand in several items at once; each one's result, or the exception that stopped
         it (returned, not raised), once all are committed."""
+        if not items:  # nothing to lead with: the lead would never be passed on
+            return []
         turns = [_Turn(item) for item in items]
         with self._lock:
             self._waiting.extend(turns)

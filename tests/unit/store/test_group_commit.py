@@ -58,6 +58,7 @@ def test_items_handed_in_together_are_written_together_each_with_its_own_result(
     assert batches == [[1, 2, 3, 4]]
     assert results[:2] == [2, 4] and results[3] == 8
     assert isinstance(results[2], ValueError)
+    assert group.submit_many([]) == [] and group.submit(5) == 10  # nothing handed in: no lead
 
 
 def test_items_handed_in_together_while_a_batch_is_written_wait_for_the_next():
