@@ -2,9 +2,9 @@
 
 Under the WSGI bridge alone, each webhook went to a pool thread and back, and the pool's
 threads took turns at the GIL and at the group commit's locks: per webhook, more CPU went to
-those hand-overs than to the mapping. Here a webhook (a /hooks/<name> path with a small
-body, which is nearly all of them) is checked, mapped and answered in the loop that read it
-(intake.Intake.handle); only what waits on the database leaves it. Accepts go to the store
+those hand-overs than to the mapping. Here a webhook (a /hooks/<name> path with a body of
+at most 16 KB, which is nearly all of them; bridge.py sends larger ones to the pool) is
+checked, mapped and answered in the loop that read it (intake.Intake.handle); only what waits on the database leaves it. Accepts go to the store
 in batches, one batch at a time per process, each holding every webhook that arrived while
 the one before was being written: one hand-over to a pool thread and one commit per batch.
 The other calls a webhook may make (a refusal counted, a capture sample, the capture
