@@ -4,11 +4,12 @@ Under the WSGI bridge alone, each webhook went to a pool thread and back, and th
 threads took turns at the GIL and at the group commit's locks: per webhook, more CPU went to
 those hand-overs than to the mapping. Here a webhook (a /hooks/<name> path with a body of
 at most 16 KB, which is nearly all of them; bridge.py sends larger ones to the pool) is
-checked, mapped and answered in the loop that read it (intake.Intake.handle); only what waits on the database leaves it. Accepts go to the store
-in batches, one batch at a time per process, each holding every webhook that arrived while
-the one before was being written: one hand-over to a pool thread and one commit per batch.
-The other calls a webhook may make (a refusal counted, a capture sample, the capture
-windows read once a second) each go to the pool as they come: they are rare.
+checked, mapped and answered in the loop that read it (intake.Intake.handle); only what
+waits on the database leaves it. Accepts go to the store in batches, one batch at a time per
+process, each holding every webhook that arrived while the one before was being written:
+one hand-over to a pool thread and one commit per batch. The other calls a webhook may make
+(a refusal counted, a capture sample, the capture windows read once a second) each go to
+the pool as they come: they are rare.
 """
 
 from __future__ import annotations
