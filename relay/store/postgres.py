@@ -217,7 +217,8 @@ class PostgresStore(SqlStore):
                     break
                 mark = last  # everything up to it indexed, or never to commit
                 # The next stretch: what is stored by now, and who may still store below it.
-                last = db.execute(LAST_ID).fetchone()[0]  # type: ignore[index]
+                # (Never below the mark: a purge may have taken the newest events.)
+                last = max(mark, db.execute(LAST_ID).fetchone()[0])  # type: ignore[index]
                 waiting = [row[0] for row in db.execute(WRITING).fetchall()]
                 if last == mark:
                     break
