@@ -205,12 +205,12 @@ class PostgresStore(SqlStore):
         webhook."""
         done = 0
         with self._direct() as db:
-            mark = int(db.execute(LOCK_INDEXED).fetchone()[0])  # type: ignore[index]
+            mark = int(one(db.execute(LOCK_INDEXED))[0])
             settling = db.execute(SETTLING).fetchone()
             upto, *waiting = settling[0].split() if settling else (str(mark),)
             last = int(upto)
-            while not (waiting and db.execute(RUNNING, (waiting,)).fetchone()[0]):  # type: ignore[index]
-                count, top = db.execute(INDEX_EVENTS, (mark, last, limit - done)).fetchone()  # type: ignore[misc]
+            while not (waiting and one(db.execute(RUNNING, (waiting,)))[0]):
+                count, top = one(db.execute(INDEX_EVENTS, (mark, last, limit - done)))
                 done += count
                 if done == limit:
                     mark = top
@@ -218,7 +218,7 @@ class PostgresStore(SqlStore):
                 mark = last  # everything up to it indexed, or never to commit
                 # The next stretch: what is stored by now, and who may still store below it.
                 # (Never below the mark: a purge may have taken the newest events.)
-                last = max(mark, db.execute(LAST_ID).fetchone()[0])  # type: ignore[index]
+                last = max(mark, one(db.execute(LAST_ID))[0])
                 waiting = [row[0] for row in db.execute(WRITING).fetchall()]
                 if last == mark:
                     break
@@ -328,6 +328,13 @@ class PostgresStore(SqlStore):
                         attempt.next_at if attempt.next_at is not None else now, now,
                         attempt.error, attempt.failure, attempt.delivery_id))
         return kept
+
+
+def one(cursor: psycopg.Cursor[Any]) -> Any:
+    """A statement's one row (an aggregate's, or a row known to be there)."""
+    row = cursor.fetchone()
+    assert row is not None, "a statement of one row answered none"
+    return row
 
 
 def lazy_commits(options: Mapping[str, Any]) -> dict[str, Any]:
