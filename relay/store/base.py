@@ -200,8 +200,8 @@ class Store(ABC):
 
     def index_search(self, limit: int) -> int:
         """Index up to `limit` events for search that were stored since the last call, and
-        say how many (SQLite's FTS5 table; PostgreSQL's index is kept by the server); the
-        worker calls it every second, so the webhooks' own transactions index nothing."""
+        say how many (the table `events_search` of either backend, search.py); the worker
+        calls it every second, so the webhooks' own transactions index nothing."""
         return 0
 
     # --- running the store -----------------------------------------------------------------

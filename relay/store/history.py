@@ -87,10 +87,6 @@ def events_query(*, status: str | None, mapping: str | None, since: float | None
     if phones or phone:
         digits = "".join(ch for ch in phone or "" if ch.isdigit())
         query = query.where(search.phone_clause(tuple(phones), digits))
-    if text is not None:
-        alone = not (status or mapping or since is not None or phone or phones)
-        query = query.where(search.text_clause(dialect, text,
-                                               (limit, before) if alone else None))
     if status in (EventStatus.ACCEPTED, EventStatus.SKIPPED, EventStatus.FAILED):
         query = query.where(events.c.status == status)
     elif status == DeliveryStatus.PENDING:
@@ -109,7 +105,16 @@ def events_query(*, status: str | None, mapping: str | None, since: float | None
                             sa.or_(sa.exists().where(mine, _D.status == DeliveryStatus.DELIVERED),
                                    ~sa.exists().where(mine)),
                             ~sa.exists().where(looking))
-    return query
+    if text is None:
+        return query
+    alone = not (status or mapping or since is not None or phone or phones)
+    # Every other filter in each of the text's queries, and their pages joined in one.
+    found = [query.where(clause) for clause in
+             search.text_clauses(dialect, text, (limit, before) if alone else None)]
+    if len(found) == 1:
+        return found[0]
+    pages = sa.union_all(*found).subquery()
+    return sa.select(pages).order_by(pages.c.id.desc()).limit(limit)
 
 
 SCHEDULED = "scheduled"  # a listing's state and filter, not a status of its own (scheduled())

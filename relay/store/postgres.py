@@ -103,6 +103,25 @@ CANCEL_PENDING = (
     "WHERE mapping = ANY(%s) AND cancel_key = %s AND status = 'pending' "
     "AND (lease_until IS NULL OR lease_until <= %s) RETURNING id")
 SET_NOTE = "UPDATE events SET note = %s WHERE id = %s"
+# Search's index (PostgresStore.index_search). The mark row, locked: one indexer at a time.
+LOCK_INDEXED = "SELECT value FROM instance WHERE key = 'search_indexed' FOR UPDATE"
+SETTLING = "SELECT value FROM instance WHERE key = 'search_settling'"
+# The transactions writing to events now, one lock each: an insert takes it before its ids.
+WRITING = (
+    "SELECT virtualtransaction FROM pg_locks WHERE locktype = 'relation' "
+    "AND mode = 'RowExclusiveLock' AND relation = 'events'::regclass "
+    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())")
+# A transaction holds the lock on its own virtual id for as long as it runs.
+RUNNING = "SELECT count(*) FROM pg_locks WHERE virtualtransaction = ANY(%s)"
+LAST_ID = "SELECT coalesce(max(id), 0) FROM events"
+INDEX_EVENTS = (
+    "WITH picked AS (SELECT id, encode(body, 'escape') AS body FROM events "
+    "WHERE id > %s AND id <= %s ORDER BY id LIMIT %s), "
+    "stored AS (INSERT INTO events_search (id, body) SELECT id, body FROM picked "
+    "ON CONFLICT DO NOTHING) SELECT count(*), max(id) FROM picked")
+SET_INSTANCE = (
+    "INSERT INTO instance (key, value) VALUES (%s, %s) "
+    "ON CONFLICT (key) DO UPDATE SET value = excluded.value")
 
 
 class PostgresStore(SqlStore):
@@ -175,6 +194,37 @@ class PostgresStore(SqlStore):
             self._connection.close()
         self._connection = None
         super().dispose()
+
+    def index_search(self, limit: int) -> int:
+        """Index up to `limit` events after the mark, the next ones in id order. Ids are
+        taken when an insert runs, not when it commits: an event committed after a later
+        one, and indexed after the mark passed its id, would never be found. So the mark
+        moves only as far as `search_settling` allows: the last id stored when it was
+        taken, once every transaction then writing to events has ended (the mark waits for
+        it meanwhile; search reads the events above the mark). Reading events blocks no
+        webhook."""
+        done = 0
+        with self._direct() as db:
+            mark = int(one(db.execute(LOCK_INDEXED))[0])
+            settling = db.execute(SETTLING).fetchone()
+            upto, *waiting = settling[0].split() if settling else (str(mark),)
+            last = int(upto)
+            while not (waiting and one(db.execute(RUNNING, (waiting,)))[0]):
+                count, top = one(db.execute(INDEX_EVENTS, (mark, last, limit - done)))
+                done += count
+                if done == limit:
+                    mark = top
+                    break
+                mark = last  # everything up to it indexed, or never to commit
+                # The next stretch: what is stored by now, and who may still store below it.
+                # (Never below the mark: a purge may have taken the newest events.)
+                last = max(mark, one(db.execute(LAST_ID))[0])
+                waiting = [row[0] for row in db.execute(WRITING).fetchall()]
+                if last == mark:
+                    break
+            db.execute(SET_INSTANCE, ("search_indexed", str(mark)))
+            db.execute(SET_INSTANCE, ("search_settling", " ".join([str(last), *waiting])))
+        return done
 
     # --- the hot paths ---------------------------------------------------------------------
 
@@ -278,6 +328,13 @@ class PostgresStore(SqlStore):
                         attempt.next_at if attempt.next_at is not None else now, now,
                         attempt.error, attempt.failure, attempt.delivery_id))
         return kept
+
+
+def one(cursor: psycopg.Cursor[Any]) -> Any:
+    """A statement's one row (an aggregate's, or a row known to be there)."""
+    row = cursor.fetchone()
+    assert row is not None, "a statement of one row answered none"
+    return row
 
 
 def lazy_commits(options: Mapping[str, Any]) -> dict[str, Any]:

@@ -39,16 +39,21 @@ events = sa.Table(
         postgresql_where=sa.text("dedup_key IS NOT NULL"),
     ),
 )
-# Search in the body (0009; relay/store/search.py). PostgreSQL: a trigram index over the body
-# as `encode(body, 'escape')` spells it (immutable, and defined for any bytes: a body that is
-# not UTF-8 still stores). SQLite keeps an FTS5 table instead, `events_search`, which this
-# file cannot express: the migration makes it, and test_migrations.py leaves it out.
-sa.Index(
-    "events_body_trgm",
-    sa.func.encode(events.c.body, sa.literal_column("'escape'")).label("body_text"),
-    postgresql_using="gin",
-    postgresql_ops={"body_text": "gin_trgm_ops"},
-).ddl_if(dialect="postgresql")
+# Search in the body (relay/store/search.py). PostgreSQL (0015): `events_search`, each indexed
+# event's body as `encode(body, 'escape')` spells it (defined for any bytes: a body that is
+# not UTF-8 still stores), under a trigram index; the worker fills it after the webhooks'
+# commits (PostgresStore.index_search), and an event's row goes with the event. SQLite (0009)
+# keeps an FTS5 table of that name instead, which this file cannot express: the migration
+# makes it, and test_migrations.py leaves this table out there.
+events_search = sa.Table(
+    "events_search",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.ForeignKey("events.id", ondelete="CASCADE"),
+              primary_key=True, autoincrement=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Index("events_search_body", "body", postgresql_using="gin",
+             postgresql_ops={"body": "gin_trgm_ops"}),
+)
 
 deliveries = sa.Table(
     "deliveries",
@@ -169,7 +174,8 @@ refusals = sa.Table(
 )
 
 # Values a deployment's processes share: the console's session signing key (`session_key`);
-# on SQLite, the last event indexed for search (`search_indexed`, migration 0009).
+# the last event indexed for search (`search_indexed`: every event up to it is indexed; on
+# PostgreSQL `search_settling` too, see PostgresStore.index_search).
 instance = sa.Table(
     "instance",
     metadata,

@@ -1,7 +1,7 @@
 """Search: events found by a phone typed in any format and by text in their body, on every
-backend (migration 0009's indexes on SQLite and PostgreSQL, the fake's scan). SQLite's
-searches run twice: with every event indexed by the worker's step (`index_search`), and with
-none indexed yet (read from the events themselves)."""
+backend (the search tables of migrations 0009 on SQLite and 0015 on PostgreSQL, the fake's
+scan). The real backends' searches run twice: with every event indexed by the worker's step
+(`index_search`), and with none indexed yet (read from the events themselves)."""
 
 from __future__ import annotations
 
@@ -14,11 +14,12 @@ from relay.store.search import escape_bytes, phone_terms
 from tests.unit.store import helpers
 from tests.unit.store.helpers import FAILED, NOW
 
-# `everywhere`, and SQLite with its search index kept after every event.
+# `everywhere`, and the real backends with their search index kept after every event.
 searched = pytest.mark.parametrize(
     ("database_url", "any_store"),
-    [("sqlite", "real"), ("sqlite", "indexed"), ("postgresql", "real"), ("sqlite", "fake")],
-    indirect=True, ids=["sqlite", "sqlite-indexed", "postgresql", "fake"])
+    [("sqlite", "real"), ("sqlite", "indexed"), ("postgresql", "real"),
+     ("postgresql", "indexed"), ("sqlite", "fake")],
+    indirect=True, ids=["sqlite", "sqlite-indexed", "postgresql", "postgresql-indexed", "fake"])
 
 
 def accept(store, result: Result, **kwargs):
@@ -199,6 +200,80 @@ class TestSqliteIndex:
         assert sqlite.index_search(10) == 1
         assert self.indexed(sqlite, "first") == self.indexed(sqlite, "second") == 1
         assert self.indexed(sqlite, "again") == 0
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+class TestPostgresIndex:
+    """The worker copies events' text into events_search after their commit (migration 0015,
+    PostgresStore.index_search); the mark passes no id an open transaction may still commit."""
+
+    @staticmethod
+    def indexed(store) -> list[int]:
+        with store.engine.connect() as conn:
+            return conn.execute(sa.text("SELECT id FROM events_search ORDER BY id")).scalars().all()
+
+    @staticmethod
+    def mark(store) -> int:
+        with store.engine.connect() as conn:
+            return int(conn.execute(sa.text(
+                "SELECT value FROM instance WHERE key = 'search_indexed'")).scalar_one())
+
+    def test_indexed_in_batches_and_found_with_the_unindexed_ones(self, store):
+        """Five events indexed two at a time, the mark after the last one indexed; a search
+        finds indexed and unindexed alike, and pages newest first from both."""
+        made = [accept(store, Result(), body=b'{"x": "Needle %d"}' % i).event_id
+                for i in range(5)]
+        assert self.indexed(store) == [] and self.mark(store) == 0
+        assert ids(store, text="needle") == made[::-1]
+        assert [store.index_search(2), store.index_search(2)] == [2, 2]
+        assert self.indexed(store) == made[:4] and self.mark(store) == made[3]
+        assert ids(store, text="needle") == made[::-1]
+        assert ids(store, text="needle", limit=2) == [made[4], made[3]]  # one of each
+        assert ids(store, text="needle", limit=2, before=made[4]) == [made[3], made[2]]
+        assert [store.index_search(2), store.index_search(2)] == [1, 0]
+        assert self.indexed(store) == made and self.mark(store) == made[4]
+        assert ids(store, text="NEEDLE 4") == [made[4]]
+
+    def test_only_new_events_are_indexed(self, store):
+        """A second round indexes the events stored since the first, and nothing twice."""
+        first = accept(store, Result(), body=b'{"x": "first"}').event_id
+        assert store.index_search(100) == 1
+        second = accept(store, Result(), body=b'{"x": "second"}').event_id
+        assert store.index_search(100) == 1
+        assert store.index_search(100) == 0
+        assert self.indexed(store) == [first, second] and self.mark(store) == second
+        assert ids(store, text="second") == [second]
+
+    def test_an_insert_still_open_holds_the_mark_back(self, store):
+        """An event whose transaction took its id before a later event committed, but
+        commits after: indexed once it commits, and found all along."""
+        writer = store.engine.connect()
+        try:
+            writer.execute(sa.text(
+                "INSERT INTO events (mapping, received_at, status, body, headers, query) "
+                "VALUES ('leads', 1.0, 'accepted', 'slow needle', '{}', '{}')"))
+            later = accept(store, Result(), body=b'{"x": "quick needle"}').event_id
+            store.index_search(100)
+            assert self.mark(store) < later - 1  # not past the open insert's id
+            assert ids(store, text="needle") == [later]
+            writer.commit()
+        finally:
+            writer.close()
+        assert store.index_search(100) >= 1
+        assert self.indexed(store) == [later - 1, later] and self.mark(store) == later
+        assert ids(store, text="needle") == [later, later - 1]
+        assert ids(store, text="slow") == [later - 1]
+
+    def test_purged_events_leave_the_index(self, store):
+        """A purged event's text goes with it: its row in events_search is deleted too."""
+        gone = accept(store, Result(), body=b'{"x": "gone soon"}').event_id
+        kept = accept(store, Result(), body=b'{"x": "kept"}', now=NOW + 5).event_id
+        assert store.index_search(10) == 2
+        assert self.indexed(store) == [gone, kept]
+        assert store.purge(NOW + 1) == 1
+        assert self.indexed(store) == [kept]
+        assert ids(store, text="gone soon") == [] and ids(store, text="kept") == [kept]
+        assert ids(store, text='"x"') == [kept]
 
 
 @searched
