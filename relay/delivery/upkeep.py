@@ -57,7 +57,9 @@ class Upkeep:
 
         while True:
             limit = self._index_batch
-            done, took = await self.db.call(timed, limit)
+            # On a thread of its own, as the purge: on PostgreSQL claims and outcomes go on
+            # meanwhile (on SQLite they wait for the write lock, whichever thread holds it).
+            done, took = await asyncio.to_thread(timed, limit)
             if done and took > 0:
                 self._index_batch = max(1, min(INDEX_MOST, int(done * INDEX_SLICE / took)))
             if done < limit:
