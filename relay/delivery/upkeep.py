@@ -55,11 +55,14 @@ class Upkeep:
             done = self.db.store.index_search(limit)
             return done, time.perf_counter() - started
 
+        # Where the store indexes on a connection of its own (PostgreSQL), on a thread of its
+        # own too, so that claims and outcomes go on meanwhile; SQLite's indexing holds the
+        # one write lock whichever thread runs it, and stays on the store's thread, which
+        # costs the worker less there.
+        run = asyncio.to_thread if self.db.store.indexes_aside else self.db.call
         while True:
             limit = self._index_batch
-            # On a thread of its own, as the purge: on PostgreSQL claims and outcomes go on
-            # meanwhile (on SQLite they wait for the write lock, whichever thread holds it).
-            done, took = await asyncio.to_thread(timed, limit)
+            done, took = await run(timed, limit)
             if done and took > 0:
                 self._index_batch = max(1, min(INDEX_MOST, int(done * INDEX_SLICE / took)))
             if done < limit:

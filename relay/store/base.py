@@ -198,6 +198,8 @@ class Store(ABC):
         """Make the worker's unsynced writes durable without waiting for anyone (SQLite's
         write-ahead log into the file); the worker calls it every second."""
 
+    indexes_aside = False  # whether index_search runs on a connection of its own
+
     def index_search(self, limit: int) -> int:
         """Index up to `limit` events for search that were stored since the last call, and
         say how many (the table `events_search` of either backend, search.py); the worker

@@ -135,6 +135,7 @@ class PostgresStore(SqlStore):
 
     # And the driver's own, where we talk to the driver directly.
     unavailable = (*SqlStore.unavailable, psycopg.OperationalError, psycopg.InterfaceError)
+    indexes_aside = True  # index_search: on a pooled connection (`_aside`)
 
     def __init__(self, url: str, *, timeout: float = 5.0, worker: bool = False):
         super().__init__(url, timeout=timeout, worker=worker)
