@@ -147,9 +147,9 @@ class SqliteStore(SqlStore):
 
         A web process's commit is durable when this returns, but its sync to disk is made
         once the write lock is let go (`_sync_log`): with SQLite's own sync (synchronous=
-        FULL) every writer of every process waited for the sync of the commit before it,
-        and at 300 webhooks a second a webhook's answer waited tens of milliseconds at the
-        99th percentile for the lock alone."""
+        FULL) every writer of every process waited for the sync of the commit before it;
+        under e2e's load the worker's claims fell behind the webhooks by 0.5-0.6 s at the
+        end of a run, 0.1-0.2 s since (benchmarks/README.md)."""
         try:
             with self._writers:
                 db = self._own_connection()
