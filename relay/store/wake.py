@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import psycopg
 import sqlalchemy as sa
+
+if TYPE_CHECKING:  # psycopg is an extra ('.[postgres]'), absent where SQLite runs
+    import psycopg
 
 log = logging.getLogger("relay.worker")  # a worker's lines, where its operators look
 CHANNEL = "relay_work"
@@ -91,6 +93,8 @@ class Listener:
     async def _session(self, lost: bool) -> None:
         """Connect, LISTEN, and wake the worker on every notification until the connection
         fails (raised)."""
+        import psycopg  # here: only a PostgreSQL store has a listener
+
         async with await psycopg.AsyncConnection.connect(
                 self.conninfo, autocommit=True, connect_timeout=10) as conn:
             await conn.execute(f"LISTEN {CHANNEL}")
