@@ -95,9 +95,10 @@ class Bridge:
                     connection.force_close()
                     return web.Response(status=400)
             environ["wsgi.input"] = BytesIO(body)
-            if (self.hooks and declared is not None and declared <= LOOP_BODY
-                    and hook_name(environ["PATH_INFO"]) is not None):
-                status, headers, content = await self.hooks.answer(environ)
+            name = hook_name(environ["PATH_INFO"])
+            if self.hooks and name is not None and declared is not None and (
+                    declared <= LOOP_BODY):
+                status, headers, content = await self.hooks.answer(environ, name)
             else:
                 status, headers, content = await asyncio.get_running_loop().run_in_executor(
                     self.pool, self._call, environ)

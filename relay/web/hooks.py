@@ -32,8 +32,8 @@ class Hooks:
         self.accepts = Accepts(intake.store, pool)
         self.pool = pool
 
-    async def answer(self, environ: dict[str, Any]) -> Answer:
-        steps = self.intake.handle(environ)
+    async def answer(self, environ: dict[str, Any], name: str) -> Answer:
+        steps = self.intake.handle(environ, name)
         accept = self.intake.store.accept
         loop = asyncio.get_running_loop()
         result: Any = None

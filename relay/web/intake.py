@@ -91,17 +91,17 @@ class Intake:
 
     def __call__(self, environ: dict[str, Any],
                  start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if hook_name(environ.get("PATH_INFO", "")) is None:
+        name = hook_name(environ.get("PATH_INFO", ""))
+        if name is None:
             return self.fallback(environ, start_response)
-        status, headers, body = run(self.handle(environ))
+        status, headers, body = run(self.handle(environ, name))
         start_response(status, headers)
         return [body]
 
-    def handle(self, environ: dict[str, Any]) -> Steps[Answer]:
-        """Answer the webhook of `environ` (a /hooks/<name> path): its steps, each store call
-        yielded for the caller to make (see Steps)."""
+    def handle(self, environ: dict[str, Any], name: str) -> Steps[Answer]:
+        """Answer the webhook of `environ`, for /hooks/<name> (`hook_name` of its path): its
+        steps, each store call yielded for the caller to make (see Steps)."""
         started = time.perf_counter()
-        name = hook_name(environ.get("PATH_INFO", "")) or ""
         endpoint, preset = None, DEFAULT_PRESET
         event_id: int | str = "-"
         try:

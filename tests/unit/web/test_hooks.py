@@ -23,7 +23,7 @@ from relay.sources.registry import Registry
 from relay.store import open_store
 from relay.web.app import create_app
 from relay.web.hooks import Accepts, Hooks
-from relay.web.intake import Intake, run
+from relay.web.intake import Intake, hook_name, run
 
 LEADS = """
 id: body.id
@@ -64,11 +64,15 @@ def signed(lead_id: str) -> dict:
     return environ(body=body, signature="sha256=" + base64.b64encode(digest).decode())
 
 
+def name(environ: dict) -> str:
+    return hook_name(environ["PATH_INFO"]) or ""
+
+
 def answer_in_loop(intake: Intake, *environs: dict) -> list:
     async def main():
         with ThreadPoolExecutor(2) as pool:
             hooks = Hooks(intake, pool)
-            return await asyncio.gather(*(hooks.answer(e) for e in environs))
+            return await asyncio.gather(*(hooks.answer(e, name(e)) for e in environs))
     return asyncio.run(main())
 
 
@@ -91,7 +95,7 @@ def test_the_loop_gives_the_wsgi_apps_answers(intake):
     first = looped[0][1]["event_id"]
     assert looped[1][1] == {"status": "duplicate", "event_id": first}
     # The WSGI app, on the same store: the same answers (the first now a duplicate too).
-    wsgi = [answered(run(intake.handle(make()))) for make in requests]
+    wsgi = [answered(run(intake.handle(e := make(), name(e)))) for make in requests]
     assert [status for status, _ in wsgi] == ["200 OK", *[status for status, _ in looped[1:]]]
     assert wsgi[0][1] == {"status": "duplicate", "event_id": first}
     assert [a for _, a in wsgi[2:]] == [a for _, a in looped[2:]]
@@ -120,9 +124,9 @@ def test_webhooks_arriving_while_a_batch_is_written_go_in_the_next_together(inta
     async def main():
         with ThreadPoolExecutor(2) as pool:
             hooks = Hooks(intake, pool)
-            first = asyncio.ensure_future(hooks.answer(signed("first")))
+            first = asyncio.ensure_future(hooks.answer(signed("first"), "leads"))
             await asyncio.get_running_loop().run_in_executor(None, first_written.wait, 10)
-            rest = [asyncio.ensure_future(hooks.answer(signed(f"n{i}"))) for i in range(5)]
+            rest = [asyncio.ensure_future(hooks.answer(signed(f"n{i}"), "leads")) for i in range(5)]
             while len(hooks.accepts._gathering) < 5:  # all five waiting for their turn
                 await asyncio.sleep(0.001)
             release.set()
