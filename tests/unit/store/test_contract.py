@@ -229,6 +229,26 @@ class TestRecord:
             [Attempt(old.id, NOW, 5, Outcome.DELIVERED, 200)], "w1", NOW + 62)[0]
         assert any_store.event(receipt.event_id)["deliveries"][0]["status"] == "delivered"
 
+    def test_a_batch_keeps_each_outcome_on_its_own_terms(self, any_store):
+        """In one batch: a retry under this worker's lease is kept, a retry whose lease
+        another worker took is not, a second success of a delivered one is not; every
+        attempt is stored."""
+        receipt = accept(any_store, planned("a", "b", "c", item=True))
+        mine, taken, done = any_store.claim("w1", 10, NOW, LEASE)
+        any_store.record_many([Attempt(done.id, NOW, 5, Outcome.DELIVERED, 200)], "w1", NOW)
+        any_store.release([taken.id], "w1")
+        any_store.claim("w2", 10, NOW + 1, LEASE)
+        kept = any_store.record_many([
+            Attempt(done.id, NOW + 2, 5, Outcome.DELIVERED, 200),
+            Attempt(mine.id, NOW + 2, 6, Outcome.RETRY, 503, next_at=NOW + 99),
+            Attempt(taken.id, NOW + 2, 7, Outcome.RETRY, 503, next_at=NOW + 99)], "w1", NOW + 3)
+        assert kept == [False, True, False]
+        by_id = {d["id"]: d for d in any_store.event(receipt.event_id)["deliveries"]}
+        assert [(by_id[d.id]["status"], by_id[d.id]["attempts"], len(by_id[d.id]["attempt_log"]))
+                for d in (mine, taken, done)] == [("pending", 1, 1), ("pending", 0, 1),
+                                                  ("delivered", 1, 2)]
+        assert by_id[mine.id]["next_at"] == NOW + 99
+
 
 @everywhere
 class TestPacing:
