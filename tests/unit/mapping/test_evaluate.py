@@ -68,6 +68,13 @@ class TestSingle:
         assert result.status == "skipped"
         assert result.skipped == "filter"
 
+    def test_ordering_text_against_a_number_is_null_not_a_crash(self, mapping):
+        """`body.amount > `100`` with an amount sent as text: the filter is false (jmespath's
+        interpreter raised TypeError here, which reached the sender as a 500)."""
+        text = LEAD.replace("filter: body.type == 'lead'", "filter: body.amount > `100`")
+        assert evaluate(mapping(text), envelope(lead(amount="abc"))).skipped == "filter"
+        assert evaluate(mapping(text), envelope(lead(amount=150))).status == "planned"
+
     def test_every_failing_field_is_listed(self, mapping):
         """No phone and no required email: both are reported at once."""
         result = evaluate(mapping(LEAD), envelope({"type": "lead", "phone": None}))
