@@ -52,6 +52,7 @@ from harness import (
     family,
     free_port,
     peak_rss_mb,
+    server_backends,
     start_standin,
     stats,
     stop,
@@ -73,6 +74,7 @@ class Figures:
     lag_s: float | None = None
     web_cpu_ms: float = 0.0
     worker_cpu_ms: float = 0.0
+    server_cpu_ms: float | None = None  # PostgreSQL's backends for the relay's database
     web_rss_mb: list[float] = field(default_factory=list)
     worker_rss_mb: float | None = None
     wrk_cpu_share: float = 0.0
@@ -186,6 +188,9 @@ def run(name: str, args: argparse.Namespace, folder: Path, requests: Path,
         webs = family(server)
         workers = [worker] if worker else []
         web_before, worker_before = cpu_seconds(webs), cpu_seconds(workers)
+        postgres = database is not None and database.startswith("postgresql")
+        backends = server_backends(database) if postgres else []
+        server_before = cpu_seconds(backends)
         start, end, figures.failed, wrk_cpu = load(port, path, requests, args.webhooks,
                                                    args.senders, folder)
         figures.answered_per_s = args.webhooks / (end - start)
@@ -207,6 +212,10 @@ def run(name: str, args: argparse.Namespace, folder: Path, requests: Path,
             handled = args.webhooks
         figures.web_cpu_ms = (cpu_seconds(webs) - web_before) / handled * 1000
         figures.worker_cpu_ms = (cpu_seconds(workers) - worker_before) / handled * 1000
+        if postgres:  # those that connected meanwhile count whole (a pool's new connection)
+            new = [pid for pid in server_backends(database) if pid not in backends]
+            figures.server_cpu_ms = (cpu_seconds(backends) - server_before
+                                     + cpu_seconds(new)) / handled * 1000
         # gunicorn's workers, not their master; Node-RED is one process
         figures.web_rss_mb = [peak_rss_mb(pid) for pid in (webs if name == "node-red" else
                                                            webs[1:])]
@@ -294,7 +303,7 @@ def report(results: list[Figures]) -> None:
     by_name = {f.name: f for f in results}
     print(f"{'system':<8} {'answered/s':>10} {'delivered/s':>11} {'vs naive':>8} {'vs relay':>8} "
           f"{'missing':>7} {'repeats':>7} {'lag s':>6} {'CPU ms':>13} {'web RSS MB':>11} "
-          f"{'worker MB':>9} {'wrk CPU':>7} {'non-2xx':>7}")
+          f"{'worker MB':>9} {'wrk CPU':>7} {'non-2xx':>7} {'PG CPU ms':>9}")
     for f in results:
         ratios = [_ratio(f, by_name.get(other)) for other in ("naive", "relay")]
         print(f"{f.name:<8} {f.answered_per_s:>10.0f} {f.delivered_per_s or 0:>11.0f} "
@@ -302,7 +311,11 @@ def report(results: list[Figures]) -> None:
               f"{_opt(f.lag_s, '.2f'):>6} "
               f"{f.web_cpu_ms + f.worker_cpu_ms:>5.2f} ({f.web_cpu_ms:.2f}+{f.worker_cpu_ms:.2f}) "
               f"{'/'.join(f'{r:.0f}' for r in f.web_rss_mb):>11} "
-              f"{_opt(f.worker_rss_mb, '.0f'):>9} {f.wrk_cpu_share:>7.0%} {f.failed:>7}")
+              f"{_opt(f.worker_rss_mb, '.0f'):>9} {f.wrk_cpu_share:>7.0%} {f.failed:>7} "
+              f"{_opt(f.server_cpu_ms, '.2f'):>9}")
+    if any(f.server_cpu_ms is not None for f in results):
+        print("PG CPU ms: the PostgreSQL server's processes for the relay's database, a "
+              "webhook (not in CPU ms)")
     if "bare" in by_name:
         print("bare Flask delivers nothing: its ratios are of webhooks answered, the ceiling")
 

@@ -13,6 +13,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import sqlalchemy as sa
+
 HERE = Path(__file__).resolve().parent
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -78,6 +80,25 @@ def cpu_seconds(pids: list[int]) -> float:
             continue
         total += int(fields[11]) + int(fields[12])  # utime, stime
     return total / TICK
+
+
+def server_backends(database: str) -> list[int]:
+    """PostgreSQL's server processes serving `database` (a SQLAlchemy URL) now: the
+    connections of the web processes and the worker, whose work the relay's own CPU does
+    not count. Read from the process titles ("postgres: 15/main: user db host(port) ...")."""
+    name = sa.engine.make_url(database).database
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            title = (entry / "cmdline").read_bytes().split(b"\x00")[0].decode(errors="replace")
+        except OSError:
+            continue
+        words = title.split()
+        if title.startswith("postgres: ") and len(words) > 4 and words[3] == name:
+            found.append(int(entry.name))
+    return found
 
 
 def peak_rss_mb(pid: int) -> float:
