@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection
+from functools import lru_cache
 from typing import Any
 
 REDACTED = "[redacted]"
@@ -18,5 +19,10 @@ _SENSITIVE = re.compile(
 def redact(values: dict[str, Any], also: Collection[str] = ()) -> dict[str, Any]:
     """A copy with the value of every credential-like name replaced, and of every name in
     `also` (lower-cased: what a mapping verifies with, whatever it is called)."""
-    return {k: REDACTED if k.lower() in also or _SENSITIVE.search(k) else v
+    return {k: REDACTED if k.lower() in also or _sensitive(k) else v
             for k, v in values.items()}
+
+
+@lru_cache(maxsize=4096)  # senders send the same few names; a flood of new ones only evicts
+def _sensitive(name: str) -> bool:
+    return _SENSITIVE.search(name) is not None

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
-from werkzeug.datastructures import EnvironHeaders
 from werkzeug.wsgi import get_content_length, get_input_stream
 
 from relay.capture.samples import take_sample
@@ -228,8 +227,8 @@ class Intake:
         """The request as presets see it: the body (413 past the limit), lower-cased
         headers, the query (a repeated parameter as a list) and the public URL."""
         raw = self._read_body(environ)
-        headers = {k.lower(): v for k, v in EnvironHeaders(environ).items()}
-        return Inbound(raw, headers, self._query(environ), "POST", self._public_url(environ))
+        return Inbound(raw, _headers(environ), self._query(environ), "POST",
+                       self._public_url(environ))
 
     @staticmethod
     def _query(environ: dict[str, Any]) -> dict[str, Any]:
@@ -277,6 +276,19 @@ class Intake:
                                    "retry later; nothing was accepted"), 5
         log.exception("unexpected error")
         return 500, error_body("internal error; the relay's log has the details"), None
+
+
+def _headers(environ: dict[str, Any]) -> dict[str, str]:
+    """The request's headers by lower-cased name, as werkzeug's EnvironHeaders lists them
+    (HTTP_X_Y as x-y; CONTENT_TYPE and CONTENT_LENGTH when set), without its objects."""
+    headers = {}
+    for key, value in environ.items():
+        if key.startswith("HTTP_"):
+            if key not in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"):
+                headers[key[5:].replace("_", "-").lower()] = value
+        elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
+            headers[key.replace("_", "-").lower()] = value
+    return headers
 
 
 def _too_large(limit: int) -> BodyError:
