@@ -47,21 +47,23 @@ class Upkeep:
                 await asyncio.wait_for(stop.wait(), timeout=EVERY_SECOND)
 
     async def index(self) -> None:
-        """Index for search every event stored since the last time, in transactions sized
-        to hold the write lock for about INDEX_SLICE seconds each: webhooks wait for it
-        meanwhile (300 bodies of 2 KB in one took 30-70 ms, and the acks' p99 tripled)."""
+        """Index for search every event stored since the last time. On SQLite, in
+        transactions sized to hold the write lock for about INDEX_SLICE seconds each:
+        webhooks wait for it meanwhile (300 bodies of 2 KB in one took 30-70 ms, and the
+        acks' p99 tripled). Where the store indexes on a connection of its own (PostgreSQL),
+        on a thread of its own too, so that claims and outcomes go on meanwhile, and
+        INDEX_MOST at a time: nothing waits for that transaction, and each one costs a few
+        statements besides its events. (SQLite's indexing holds the one write lock whichever
+        thread runs it, and stays on the store's thread, which costs the worker less.)"""
         def timed(limit: int) -> tuple[int, float]:
             started = time.perf_counter()
             done = self.db.store.index_search(limit)
             return done, time.perf_counter() - started
 
-        # Where the store indexes on a connection of its own (PostgreSQL), on a thread of its
-        # own too, so that claims and outcomes go on meanwhile; SQLite's indexing holds the
-        # one write lock whichever thread runs it, and stays on the store's thread, which
-        # costs the worker less there.
-        run = asyncio.to_thread if self.db.store.indexes_aside else self.db.call
+        aside = self.db.store.indexes_aside
+        run = asyncio.to_thread if aside else self.db.call
         while True:
-            limit = self._index_batch
+            limit = INDEX_MOST if aside else self._index_batch
             done, took = await run(timed, limit)
             if done and took > 0:
                 self._index_batch = max(1, min(INDEX_MOST, int(done * INDEX_SLICE / took)))

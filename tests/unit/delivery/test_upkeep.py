@@ -9,7 +9,7 @@ import pytest
 
 from relay.config import Settings
 from relay.delivery.store_thread import StoreThread
-from relay.delivery.upkeep import Upkeep
+from relay.delivery.upkeep import INDEX_MOST, Upkeep
 from tests.support.fake_store import FakeStore
 
 
@@ -33,9 +33,32 @@ def test_indexing_runs_on_the_store_thread_unless_the_store_indexes_aside(aside)
     anyway); PostgreSQL's, on a connection of its own, gets a thread of its own, so that
     claims and outcomes on the store's thread are not held up behind it. Every pending event
     is indexed, in batches, either way."""
-    store = IndexingStore(aside, pending=45)
+    store = IndexingStore(aside, pending=1045)
     upkeep = Upkeep(StoreThread(store), Settings(), clock=lambda: 0.0)
     asyncio.run(upkeep.index())
     assert store.pending == 0 and len(store.threads) >= 2
     on_store_thread = {name.startswith("relay-store") for name in store.threads}
     assert on_store_thread == {not aside}
+
+
+@pytest.mark.parametrize("aside", [False, True])
+def test_indexing_aside_takes_the_most_at_a_time(aside):
+    """On SQLite a batch is sized to the write lock it holds (the first: as last measured);
+    aside, nothing waits for it, and each takes INDEX_MOST (fewer statements an event)."""
+    store = IndexingStore(aside, pending=1045)
+    asked: list[int] = []
+    index_search = store.index_search
+
+    def spy(limit: int) -> int:
+        asked.append(limit)
+        return index_search(limit)
+
+    store.index_search = spy  # type: ignore[method-assign]
+    upkeep = Upkeep(StoreThread(store), Settings(), clock=lambda: 0.0)
+    upkeep._index_batch = 20
+    asyncio.run(upkeep.index())
+    assert store.pending == 0
+    if aside:
+        assert asked == [INDEX_MOST, INDEX_MOST, INDEX_MOST]
+    else:
+        assert asked[0] == 20
