@@ -4,7 +4,7 @@ sqlite3.
 
 They run on one psycopg connection of this store's own per process, in pipeline mode: the
 statements of a transaction travel together and the server's answers come back together, so
-that a transaction costs the round trips its statements depend on (an accept: three)
+that a transaction costs the round trips its statements depend on (an accept: two)
 instead of one a statement, with BEGIN, COMMIT and the pool's pre-ping on top; a claim and a
 record are one statement each, sent alone as transactions of their own (`_alone`: cheaper
 still). SQLAlchemy's execution layer also cost more CPU than the statements did.
@@ -39,36 +39,54 @@ from relay.store.sql import SqlStore, due_now
 # (array parameters cost psycopg more CPU per webhook than the statements did). Rows go in
 # in `n`'s order and take their ids from the sequence in that order, so the ids RETURNING
 # gives, sorted, are the rows' in order (what SQLAlchemy's "insertmanyvalues" relies on too).
-INSERT_EVENTS = (
+EVENTS_FROM = (
     "INSERT INTO events (mapping, received_at, status, body, headers, query, errors, note, "
     "dedup_key) SELECT mapping, received_at, status, (%s::bytea[])[n], headers, query, "
     "errors, note, dedup_key FROM jsonb_to_recordset(%s::jsonb) AS t(n int, mapping text, "
     "received_at float8, status text, headers jsonb, query jsonb, errors jsonb, note text, "
-    "dedup_key text) ORDER BY n RETURNING id")
+    "dedup_key text)")
+INSERT_EVENTS = f"{EVENTS_FROM} ORDER BY n RETURNING id"
 # A failed or skipped event whose key was stored before conflicts and is not inserted.
-INSERT_KEYED = (
-    "INSERT INTO events (mapping, received_at, status, body, headers, query, errors, note, "
-    "dedup_key) SELECT mapping, received_at, status, (%s::bytea[])[n], headers, query, "
-    "errors, note, dedup_key FROM jsonb_to_recordset(%s::jsonb) AS t(n int, mapping text, "
-    "received_at float8, status text, headers jsonb, query jsonb, errors jsonb, note text, "
-    "dedup_key text) ON CONFLICT DO NOTHING RETURNING id")
-INSERT_DELIVERIES = (
-    "INSERT INTO deliveries (event_id, mapping, item, dedup_key, flow_key, channel, phone, "
-    "attributes, status, attempts, next_at, created_at, updated_at, rule, schedule, "
-    "cancel_key, last_error) SELECT event_id, mapping, item, dedup_key, flow_key, channel, "
-    "phone, attributes, status, attempts, next_at, created_at, updated_at, rule, schedule, "
-    "cancel_key, last_error FROM jsonb_to_recordset(%s::jsonb) AS t(event_id bigint, "
+INSERT_KEYED = f"{EVENTS_FROM} ON CONFLICT DO NOTHING RETURNING id"
+# A deliveries and a lookups row but for its event_id (rows.delivery_row's, lookup_row's),
+# as columns and as jsonb_to_recordset's column definitions.
+DELIVERY = ("mapping, item, dedup_key, flow_key, channel, phone, attributes, status, "
+            "attempts, next_at, created_at, updated_at, rule, schedule, cancel_key, last_error")
+DELIVERY_TYPES = (
     "mapping text, item int, dedup_key text, flow_key text, channel text, phone text, "
     "attributes jsonb, status text, attempts int, next_at float8, created_at float8, "
-    "updated_at float8, rule text, schedule text, cancel_key text, last_error text) "
+    "updated_at float8, rule text, schedule text, cancel_key text, last_error text")
+LOOKUP = "mapping, item, dedup_key, url, status, attempts, next_at, created_at, updated_at, tries"
+LOOKUP_TYPES = (
+    "mapping text, item int, dedup_key text, url text, status text, attempts int, "
+    "next_at float8, created_at float8, updated_at float8, tries jsonb")
+INSERT_DELIVERIES = (
+    f"INSERT INTO deliveries (event_id, {DELIVERY}) SELECT event_id, {DELIVERY} "
+    f"FROM jsonb_to_recordset(%s::jsonb) AS t(event_id bigint, {DELIVERY_TYPES}) "
     "ON CONFLICT DO NOTHING RETURNING event_id")
 INSERT_LOOKUPS = (
-    "INSERT INTO lookups (event_id, mapping, item, dedup_key, url, status, attempts, next_at, "
-    "created_at, updated_at, tries) SELECT event_id, mapping, item, dedup_key, url, status, "
-    "attempts, next_at, created_at, updated_at, tries FROM jsonb_to_recordset(%s::jsonb) "
-    "AS t(event_id bigint, mapping text, item int, dedup_key text, url text, status text, "
-    "attempts int, next_at float8, created_at float8, updated_at float8, tries jsonb) "
+    f"INSERT INTO lookups (event_id, {LOOKUP}) SELECT event_id, {LOOKUP} "
+    f"FROM jsonb_to_recordset(%s::jsonb) AS t(event_id bigint, {LOOKUP_TYPES}) "
     "ON CONFLICT DO NOTHING RETURNING event_id")
+# The usual batch (no event keys, cancellations or cancel keys) in one statement: the events
+# as INSERT_EVENTS stores them, and their deliveries and lookups, whose rows name their event
+# by its place in the batch (event_id: 1 for the first, as the events' `n`) and are stored
+# with its id. (The CTEs see the same snapshot, not each other's rows, but the foreign keys
+# are checked at the statement's end, when the events are there.) Deliveries and lookups go
+# in in their rows' order, as the separate statements put them: of two sharing a dedup key,
+# the first is kept. Its one row: the events' ids in order, and the event id of every
+# delivery and lookup inserted (their keys not taken before).
+ACCEPT = (
+    f"WITH stored AS ({INSERT_EVENTS}), "
+    "placed AS (SELECT array_agg(id ORDER BY id) AS ids FROM stored), "
+    f"planned AS (INSERT INTO deliveries (event_id, {DELIVERY}) SELECT ids[event_id], "
+    f"{DELIVERY} FROM placed, jsonb_to_recordset(%s::jsonb) AS t(event_id int, "
+    f"{DELIVERY_TYPES}) ON CONFLICT DO NOTHING RETURNING event_id), "
+    f"fetched AS (INSERT INTO lookups (event_id, {LOOKUP}) SELECT ids[event_id], {LOOKUP} "
+    f"FROM placed, jsonb_to_recordset(%s::jsonb) AS t(event_id int, {LOOKUP_TYPES}) "
+    "ON CONFLICT DO NOTHING RETURNING event_id) "
+    "SELECT ids, ARRAY(SELECT event_id FROM planned), ARRAY(SELECT event_id FROM fetched) "
+    "FROM placed")
 FIRST_EVENT = "SELECT event_id FROM deliveries WHERE mapping = %s AND dedup_key = %s"
 FIRST_LOOKUP = "SELECT event_id FROM lookups WHERE mapping = %s AND dedup_key = %s"
 FIRST_KEYED = "SELECT id FROM events WHERE mapping = %s AND status = %s AND dedup_key = %s"
@@ -272,24 +290,19 @@ class PostgresStore(SqlStore):
     # --- the hot paths ---------------------------------------------------------------------
 
     def write_batch(self, batch: list[Received], refused: list[dict[str, Any]]) -> list[Receipt]:
-        """As SqlStore's, in three round trips for the usual batch: the events, then their
-        deliveries and lookups, then the commit. Duplicates are answered and taken out, and
-        cancellations applied, as there (a round trip more each: they are rare)."""
+        """As SqlStore's, in two round trips for the usual batch: ACCEPT, then the commit
+        (a round trip more where an event has a key, a cancellation or a delivery's cancel
+        key: the events, then their deliveries and lookups). Duplicates are answered and
+        taken out, and cancellations applied, as there (a round trip more each: they are
+        rare)."""
         with self._direct() as db:
             for row in refused:
                 db.execute(UPSERT, row)
-            # Keyed events in key order: two transactions never wait for each other's keys.
-            keyed = sorted((i for i, item in enumerate(batch) if event_key(item.result)),
-                           key=lambda i: event_key(batch[i].result) or "")
-            plain = sorted(set(range(len(batch))) - set(keyed))
-            ids: dict[int, int | None] = {}
-            if plain:
-                stored = db.cursor().execute(INSERT_EVENTS, event_values(batch[i] for i in plain))
-                ids.update(zip(plain, sorted(row[0] for row in stored.fetchall()), strict=True))
-            for i in keyed:  # failed or skipped, with a key: rare, one at a time
-                found = db.cursor().execute(INSERT_KEYED, event_values([batch[i]])).fetchone()
-                ids[i] = found[0] if found else None
-            inserted, looked = self._plan(db, batch, ids)
+            if batch and all(map(usual, batch)):  # (none: refusal counts alone)
+                ids, inserted, looked = self._accept(db, batch)
+            else:
+                ids = self._store_events(db, batch)
+                inserted, looked = self._plan(db, batch, ids)
             receipts, repeated = [], []
             for i, item in enumerate(batch):
                 event_id, result = ids[i], item.result
@@ -315,6 +328,43 @@ class PostgresStore(SqlStore):
             if repeated:
                 db.execute("DELETE FROM events WHERE id = ANY(%s)", (repeated,))
         return receipts
+
+    @staticmethod
+    def _accept(db: psycopg.Connection[Any], batch: list[Received]
+                ) -> tuple[dict[int, int | None], Counter[int], Counter[int]]:
+        """Store a batch of usual webhooks (see `usual`) in one statement, ACCEPT: each
+        event's id, and how many deliveries and lookups each got (none: their dedup keys
+        were taken)."""
+        # Each delivery and lookup names its event by its place in the batch (ACCEPT says).
+        rows = [delivery_row(n, item.mapping, d, item.received_at)
+                for n, item in enumerate(batch, 1) for d in item.result.deliveries]
+        fetches = [lookup_row(n, item.mapping, f, item.received_at)
+                   for n, item in enumerate(batch, 1) for f in item.result.lookups]
+        ids, planned, fetched = one(db.cursor().execute(ACCEPT, (
+            *event_values(batch), json.dumps(rows), json.dumps(fetches))))
+        inserted, looked = Counter(planned), Counter(fetched)
+        # due_now by the rows' event_id, here their event's place.
+        if due_now(rows, Counter({n: inserted[i] for n, i in enumerate(ids, 1)})):
+            db.execute(wake.NOTIFY)  # the idle workers claim it at once (wake.py)
+        return dict(enumerate(ids)), inserted, looked
+
+    @staticmethod
+    def _store_events(db: psycopg.Connection[Any], batch: list[Received]
+                      ) -> dict[int, int | None]:
+        """Insert a batch's events, a statement for the plain ones and one for each keyed
+        one; their ids by their place in the batch (None: a keyed one stored before)."""
+        # Keyed events in key order: two transactions never wait for each other's keys.
+        keyed = sorted((i for i, item in enumerate(batch) if event_key(item.result)),
+                       key=lambda i: event_key(batch[i].result) or "")
+        plain = sorted(set(range(len(batch))) - set(keyed))
+        ids: dict[int, int | None] = {}
+        if plain:
+            stored = db.cursor().execute(INSERT_EVENTS, event_values(batch[i] for i in plain))
+            ids.update(zip(plain, sorted(row[0] for row in stored.fetchall()), strict=True))
+        for i in keyed:  # failed or skipped, with a key: rare, one at a time
+            found = db.cursor().execute(INSERT_KEYED, event_values([batch[i]])).fetchone()
+            ids[i] = found[0] if found else None
+        return ids
 
     @staticmethod
     def _plan(db: psycopg.Connection[Any], batch: list[Received],
@@ -365,6 +415,15 @@ class PostgresStore(SqlStore):
         kept = {row[0] for row in self._alone(RECORD, {"rows": rows, "worker": worker,
                                                        "now": now})}
         return [attempt.delivery_id in kept for attempt in outcomes]
+
+
+def usual(item: Received) -> bool:
+    """Whether a webhook is one ACCEPT stores: no key of its own (a failed or skipped event's,
+    which INSERT_KEYED looks for), no cancellations to apply, no delivery a kept cancellation
+    may name (_plan looks for those before inserting)."""
+    result = item.result
+    return (not event_key(result) and not result.cancels
+            and all(d.cancel_key is None for d in result.deliveries))
 
 
 def one(cursor: psycopg.Cursor[Any]) -> Any:

@@ -3,13 +3,18 @@ from outside the contract."""
 
 from __future__ import annotations
 
+import itertools
+import tempfile
+
 import psycopg
 import pytest
+from psycopg import pq
 
 from relay.errors import StoreUnavailable
+from relay.mapping import Fetch, Result
 from relay.store import open_store
 from tests.conftest import POSTGRES_URL, postgres_reason
-from tests.unit.store.helpers import LEASE, NOW, accept, planned
+from tests.unit.store.helpers import FAILED, LEASE, NOW, accept, planned, received
 
 pytestmark = pytest.mark.skipif(postgres_reason() is not None, reason=str(postgres_reason()))
 
@@ -72,3 +77,41 @@ class TestOwnConnection:
                 assert (own.fetchone()[0], pooled) == (expected, expected)
         finally:
             worker.dispose()
+
+
+def round_trips(store, batch) -> tuple[list, int]:
+    """write_batch's receipts, and how many times it waited for the server: the turns of
+    the protocol from the client's messages to the server's, as libpq traces them."""
+    accept(store, planned("warm-up"))  # connected before the trace starts
+    db = store._own_connection()
+    with tempfile.TemporaryFile("w+") as trace:
+        db.pgconn.trace(trace.fileno())
+        db.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+        try:
+            receipts = store.write_batch(batch, [])
+        finally:
+            db.pgconn.untrace()
+        trace.seek(0)
+        senders = [line.split("\t")[0] for line in trace if line.strip()]
+    return receipts, list(itertools.pairwise(senders)).count(("F", "B"))
+
+
+class TestRoundTrips:
+    def test_a_usual_batch_is_stored_and_committed_in_two(self, store):
+        """Events with their deliveries and lookups in one statement (ACCEPT), then the
+        wake-up and the commit."""
+        looked_up = Result(lookups=(Fetch("https://graph.example/1", "L1"),))
+        receipts, waits = round_trips(store, [received(planned("a", "b")),
+                                              received(Result(skipped="not a lead")),
+                                              received(looked_up), received(planned("c"))])
+        assert [(r.status, r.deliveries, r.lookups) for r in receipts] == [
+            ("accepted", 2, 0), ("skipped", 0, 0), ("accepted", 0, 1), ("accepted", 1, 0)]
+        assert waits == 2
+
+    def test_a_keyed_event_costs_two_more(self, store):
+        """A failed event with a key of its own is stored apart (INSERT_KEYED), and the
+        batch's deliveries after its events: a round trip more each."""
+        receipts, waits = round_trips(store, [received(planned("a")),
+                                              received(Result(errors=FAILED.errors, key="K"))])
+        assert [r.status for r in receipts] == ["accepted", "failed"]
+        assert waits == 4
