@@ -338,26 +338,44 @@ class PostgresStore(SqlStore):
     def record_many(self, outcomes: list[Attempt], worker: str, now: float) -> list[bool]:
         """As SqlStore's, in one round trip: one statement (RECORD) sent with its commit.
         (The leases read first, then a statement per attempt and per outcome, cost the
-        worker more CPU than the rest of a delivery at e2e's load.)"""
-        rows = json.dumps([{
-            "n": n, "delivery_id": attempt.delivery_id, "started_at": attempt.started_at,
-            "duration_ms": attempt.duration_ms, "http_status": attempt.http_status,
-            "engati_code": attempt.engati_code, "outcome": attempt.outcome,
-            "error": attempt.error, "failure": attempt.failure,
-            "status": Outcome(attempt.outcome).status,
-            "next_at": attempt.next_at if attempt.next_at is not None else now}
-            for n, attempt in enumerate(outcomes)])
+        worker more CPU than the rest of a delivery at e2e's load.) A delivery that comes
+        twice has its second outcome in a second statement, which sees what the first set:
+        one UPDATE sets a row once, from whichever of its joined rows it meets first."""
+        rounds: list[list[tuple[int, Attempt]]] = []
+        seen: Counter[int] = Counter()
+        for n, attempt in enumerate(outcomes):
+            if seen[attempt.delivery_id] == len(rounds):
+                rounds.append([])
+            rounds[seen[attempt.delivery_id]].append((n, attempt))
+            seen[attempt.delivery_id] += 1
         with self._direct() as db:
-            set_ = db.cursor().execute(RECORD, {"rows": rows, "worker": worker, "now": now})
-        kept = {row[0] for row in set_.fetchall()}
-        return [attempt.delivery_id in kept for attempt in outcomes]
-
+            sent = [db.cursor().execute(RECORD, {
+                "rows": record_rows(each, now), "worker": worker, "now": now})
+                for each in rounds]
+        kept = [False] * len(outcomes)
+        for each, cursor in zip(rounds, sent, strict=True):
+            set_ = {row[0] for row in cursor.fetchall()}
+            for n, attempt in each:
+                kept[n] = attempt.delivery_id in set_
+        return kept
 
 def one(cursor: psycopg.Cursor[Any]) -> Any:
     """A statement's one row (an aggregate's, or a row known to be there)."""
     row = cursor.fetchone()
     assert row is not None, "a statement of one row answered none"
     return row
+
+
+def record_rows(numbered: list[tuple[int, Attempt]], now: float) -> str:
+    """RECORD's rows: the attempts, with the status and due time each would set, as JSON."""
+    return json.dumps([{
+        "n": n, "delivery_id": attempt.delivery_id, "started_at": attempt.started_at,
+        "duration_ms": attempt.duration_ms, "http_status": attempt.http_status,
+        "engati_code": attempt.engati_code, "outcome": attempt.outcome,
+        "error": attempt.error, "failure": attempt.failure,
+        "status": Outcome(attempt.outcome).status,
+        "next_at": attempt.next_at if attempt.next_at is not None else now}
+        for n, attempt in numbered])
 
 
 def lazy_commits(options: Mapping[str, Any]) -> dict[str, Any]:

@@ -39,7 +39,7 @@ from relay.model import (
 from relay.store import alerts, capture, charts, history, mapping_stats, sessions, wake
 from relay.store import cancels as cancels_sql
 from relay.store import lookups as lookups_sql
-from relay.store.base import Store, Waiter, keeps
+from relay.store.base import Store, Waiter, keeps_each
 from relay.store.group_commit import GroupCommit
 from relay.store.refusals import UPSERT, RefusalCounter
 from relay.store.rows import delivery_row, event_key, event_row, lookup_row, storable
@@ -324,8 +324,7 @@ class SqlStore(Store):
         with self._write() as conn:
             current = {row.id: (row.status, row.leased_by)
                        for row in conn.execute(self._leases, {"ids": ids})}
-            kept = [keeps(current.get(attempt.delivery_id), attempt, worker)
-                    for attempt in outcomes]
+            kept = keeps_each(current, outcomes, worker)
             conn.execute(attempts.insert(), [
                 {"delivery_id": attempt.delivery_id, "started_at": attempt.started_at,
                  "duration_ms": attempt.duration_ms, "http_status": attempt.http_status,

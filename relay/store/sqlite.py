@@ -29,7 +29,7 @@ from sqlalchemy.dialects import sqlite
 from relay.errors import RelayError, StoreUnavailable
 from relay.mapping import Delivery
 from relay.model import Attempt, Claimed, DeliveryStatus, EventStatus, Outcome, Receipt, Received
-from relay.store.base import keeps
+from relay.store.base import keeps_each
 from relay.store.cancels import cancelled_by, note
 from relay.store.group_commit import WriterQueue
 from relay.store.refusals import UPSERT
@@ -294,8 +294,7 @@ class SqliteStore(SqlStore):
                 # placeholders only: the ids travel as parameters
                 f"SELECT id, status, leased_by FROM deliveries WHERE id IN "
                 f"({', '.join('?' * len(ids))})", ids)}
-            kept = [keeps(current.get(attempt.delivery_id), attempt, worker)
-                    for attempt in outcomes]
+            kept = keeps_each(current, outcomes, worker)
             db.executemany(INSERT_ATTEMPT, [
                 (attempt.delivery_id, attempt.started_at, attempt.duration_ms,
                  attempt.http_status, attempt.engati_code, attempt.outcome, attempt.error,
