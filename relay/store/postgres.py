@@ -30,7 +30,7 @@ from relay.errors import StoreUnavailable
 from relay.model import Attempt, Claimed, DeliveryStatus, EventStatus, Outcome, Receipt, Received
 from relay.store import refusals, wake
 from relay.store.cancels import cancelled_by, note
-from relay.store.rows import delivery_row, event_key, event_row, lookup_row, storable
+from relay.store.rows import attempt_row, delivery_row, event_key, event_row, lookup_row, storable
 from relay.store.sql import SqlStore, due_now
 
 # Many rows to a statement, as one JSON array (the bodies, bytes, as an array beside it): one
@@ -341,6 +341,7 @@ class PostgresStore(SqlStore):
         worker more CPU than the rest of a delivery at e2e's load.) A delivery that comes
         twice has its second outcome in a second statement, which sees what the first set:
         one UPDATE sets a row once, from whichever of its joined rows it meets first."""
+        outcomes = [attempt_row(attempt) for attempt in outcomes]
         rounds: list[list[tuple[int, Attempt]]] = []
         seen: Counter[int] = Counter()
         for n, attempt in enumerate(outcomes):

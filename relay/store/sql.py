@@ -42,7 +42,7 @@ from relay.store import lookups as lookups_sql
 from relay.store.base import Store, Waiter, keeps_each
 from relay.store.group_commit import GroupCommit
 from relay.store.refusals import UPSERT, RefusalCounter
-from relay.store.rows import delivery_row, event_key, event_row, lookup_row, storable
+from relay.store.rows import attempt_row, delivery_row, event_key, event_row, lookup_row, storable
 from relay.store.tables import attempts, bots, deliveries, events, lookups, refusals
 
 log = logging.getLogger("relay.store")
@@ -320,6 +320,7 @@ class SqlStore(Store):
     def record_many(self, outcomes: list[Attempt], worker: str, now: float) -> list[bool]:
         """Three statements whatever the batch's size: with hundreds of calls finishing
         together, per-row statements would cost more CPU than the calls themselves."""
+        outcomes = [attempt_row(attempt) for attempt in outcomes]
         ids = [attempt.delivery_id for attempt in outcomes]
         with self._write() as conn:
             current = {row.id: (row.status, row.leased_by)

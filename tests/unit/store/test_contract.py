@@ -249,6 +249,23 @@ class TestRecord:
                                                   ("delivered", 1, 2)]
         assert by_id[mine.id]["next_at"] == NOW + 99
 
+    def test_what_an_answer_carried_never_fails_the_batch(self, any_store):
+        """An error quoting Engati's text with a NUL or a lone surrogate (JSON's "\\u0000",
+        "\\ud800"), and a status code no 32-bit column holds, are stored as well as they can
+        be: refused, they failed the whole batch, whose calls were then made again."""
+        receipt = accept(any_store, planned("a", "b", item=True))
+        first, second = any_store.claim("w1", 10, NOW, LEASE)
+        assert any_store.record_many([
+            Attempt(first.id, NOW, 5, Outcome.DEAD, 400, 2**40, "status 2**40 x\x00y",
+                    FailureKind.REJECTED),
+            Attempt(second.id, NOW, 5, Outcome.DEAD, 200, 2003, "BOT \ud800 gone",
+                    FailureKind.CODE)], "w1", NOW + 1) == [True, True]
+        one, two = any_store.event(receipt.event_id)["deliveries"]
+        assert [(d["status"], d["last_error"], d["attempt_log"][0]["error"],
+                 d["attempt_log"][0]["engati_code"]) for d in (one, two)] == [
+            ("dead", "status 2**40 x\ufffdy", "status 2**40 x\ufffdy", None),
+            ("dead", "BOT ? gone", "BOT ? gone", 2003)]
+
     @pytest.mark.parametrize(("first", "then", "kept", "status", "attempts"), [
         (Outcome.RETRY, Outcome.DELIVERED, [True, True], "delivered", 2),
         (Outcome.DELIVERED, Outcome.RETRY, [True, False], "delivered", 1),
