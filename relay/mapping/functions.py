@@ -25,6 +25,21 @@ class FunctionError(exceptions.JMESPathError):
 
 
 class RelayFunctions(functions.Functions):
+    def call_function(self, function_name: str, resolved_args: list[Any]) -> Any:
+        """jmespath's, but a Python error of a function given what it cannot take raised as
+        a FunctionError, which fails the field it maps (evaluate.py catches JMESPathError
+        only: anything else was a 500 to the sender). jmespath checks the arguments' types
+        but not all their values: contains() of text and a number, max_by() and min_by() of
+        numbers and text, merge() past its first argument, ceil() of an infinity
+        (to_number('1.0e999')), from_json() or a pattern nested too deep, a replacement
+        naming no group."""
+        try:
+            return super().call_function(function_name, resolved_args)
+        except exceptions.JMESPathError:
+            raise
+        except Exception as exc:
+            raise FunctionError(f"{function_name}(): {exc}") from None
+
     @functions.signature(_TEXT)
     def _func_lower(self, s: str | None) -> str | None:
         return None if s is None else s.lower()

@@ -388,7 +388,19 @@ def _compile(report: Report, path: Path_, text: str) -> Expr | None:
         if arity < len(signature) or (arity > len(signature) and not variadic):
             expected = f"at least {len(signature)}" if variadic else str(len(signature))
             report.add(path, f"{name}() takes {expected} argument(s), got {arity}")
+    if any(_zero_steps(parsed.parsed)):
+        report.add(path, "a slice's step may not be 0 (`[::0]`)")
     return Expr(text, parsed)
+
+
+def _zero_steps(node: dict[str, Any]) -> Iterator[bool]:
+    """A True for each slice whose step is 0 (jmespath parses it; Python's slicing raises
+    ValueError, on the webhooks whose value is a list)."""
+    if node.get("type") == "slice":
+        yield node["children"][2] == 0
+    for child in node.get("children", ()):
+        if isinstance(child, dict):
+            yield from _zero_steps(child)
 
 
 def _parse_error(text: str, exc: JMESPathError) -> str:

@@ -77,6 +77,20 @@ def keeps(current: tuple[str, str | None] | None, attempt: Attempt, worker: str)
     return attempt.outcome == Outcome.DELIVERED or current[1] == worker
 
 
+def keeps_each(current: dict[int, tuple[str, str | None]], outcomes: list[Attempt],
+               worker: str) -> list[bool]:
+    """`keeps` for a batch's outcomes in order, each judged on its delivery as the kept ones
+    before it left it (`current` is updated): a delivery may come twice, when its lease ran
+    out during a call and its worker claimed it again."""
+    kept = []
+    for attempt in outcomes:
+        keep = keeps(current.get(attempt.delivery_id), attempt, worker)
+        if keep:
+            current[attempt.delivery_id] = (Outcome(attempt.outcome).status, None)
+        kept.append(keep)
+    return kept
+
+
 class Waiter(Protocol):
     """How an idle worker hears of new work sooner than its next poll (`Store.waiter`)."""
 

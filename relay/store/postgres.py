@@ -31,7 +31,7 @@ from relay.errors import StoreUnavailable
 from relay.model import Attempt, Claimed, DeliveryStatus, EventStatus, Outcome, Receipt, Received
 from relay.store import refusals, wake
 from relay.store.cancels import cancelled_by, note
-from relay.store.rows import delivery_row, event_key, event_row, lookup_row, storable
+from relay.store.rows import attempt_row, delivery_row, event_key, event_row, lookup_row, storable
 from relay.store.sql import SqlStore, due_now
 
 # Many rows to a statement, as one JSON array (the bodies, bytes, as an array beside it): one
@@ -403,19 +403,24 @@ class PostgresStore(SqlStore):
     def record_many(self, outcomes: list[Attempt], worker: str, now: float) -> list[bool]:
         """As SqlStore's, in one statement (RECORD), a transaction of its own. (The leases
         read first, then a statement per attempt and per outcome, cost the worker more CPU
-        than the rest of a delivery at e2e's load.)"""
-        rows = json.dumps([{
-            "n": n, "delivery_id": attempt.delivery_id, "started_at": attempt.started_at,
-            "duration_ms": attempt.duration_ms, "http_status": attempt.http_status,
-            "engati_code": attempt.engati_code, "outcome": attempt.outcome,
-            "error": attempt.error, "failure": attempt.failure,
-            "status": Outcome(attempt.outcome).status,
-            "next_at": attempt.next_at if attempt.next_at is not None else now}
-            for n, attempt in enumerate(outcomes)])
-        kept = {row[0] for row in self._alone(RECORD, {"rows": rows, "worker": worker,
-                                                       "now": now})}
-        return [attempt.delivery_id in kept for attempt in outcomes]
-
+        than the rest of a delivery at e2e's load.) A delivery that comes twice has its
+        second outcome in a second statement, which sees what the first set: one UPDATE
+        sets a row once, from whichever of its joined rows it meets first."""
+        outcomes = [attempt_row(attempt) for attempt in outcomes]
+        rounds: list[list[tuple[int, Attempt]]] = []
+        seen: Counter[int] = Counter()
+        for n, attempt in enumerate(outcomes):
+            if seen[attempt.delivery_id] == len(rounds):
+                rounds.append([])
+            rounds[seen[attempt.delivery_id]].append((n, attempt))
+            seen[attempt.delivery_id] += 1
+        kept = [False] * len(outcomes)
+        for each in rounds:
+            set_ = {row[0] for row in self._alone(RECORD, {
+                "rows": record_rows(each, now), "worker": worker, "now": now})}
+            for n, attempt in each:
+                kept[n] = attempt.delivery_id in set_
+        return kept
 
 def usual(item: Received) -> bool:
     """Whether a webhook is one ACCEPT stores: no key of its own (a failed or skipped event's,
@@ -431,6 +436,18 @@ def one(cursor: psycopg.Cursor[Any]) -> Any:
     row = cursor.fetchone()
     assert row is not None, "a statement of one row answered none"
     return row
+
+
+def record_rows(numbered: list[tuple[int, Attempt]], now: float) -> str:
+    """RECORD's rows: the attempts, with the status and due time each would set, as JSON."""
+    return json.dumps([{
+        "n": n, "delivery_id": attempt.delivery_id, "started_at": attempt.started_at,
+        "duration_ms": attempt.duration_ms, "http_status": attempt.http_status,
+        "engati_code": attempt.engati_code, "outcome": attempt.outcome,
+        "error": attempt.error, "failure": attempt.failure,
+        "status": Outcome(attempt.outcome).status,
+        "next_at": attempt.next_at if attempt.next_at is not None else now}
+        for n, attempt in numbered])
 
 
 def lazy_commits(options: Mapping[str, Any]) -> dict[str, Any]:

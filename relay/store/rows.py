@@ -3,11 +3,14 @@ storable on both backends. Shared by the SQL and SQLite backends and the fake st
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from relay.errors import FieldError
 from relay.mapping import Delivery, Fetch, Result
-from relay.model import DeliveryStatus, EventStatus, LookupStatus, Received
+from relay.model import Attempt, DeliveryStatus, EventStatus, LookupStatus, Received
+
+INT_MAX = 2**31 - 1  # the largest attempts.engati_code, an INTEGER column, holds
 
 
 def event_key(result: Result) -> str | None:
@@ -85,3 +88,15 @@ def utf8(text: str) -> str:
     except UnicodeEncodeError:
         return text.encode("utf-8", "replace").decode("utf-8")
     return text
+
+
+def attempt_row(attempt: Attempt) -> Attempt:
+    """An attempt as the store writes it: its error storable (it quotes Engati's text), and
+    an Engati code the column cannot hold left out. Either, refused by the database, failed
+    the batch of outcomes it came in, whose calls were then all made again."""
+    error = None if attempt.error is None else storable(attempt.error)
+    code = attempt.engati_code
+    fits = code is None or -INT_MAX - 1 <= code <= INT_MAX
+    if error is attempt.error and fits:
+        return attempt
+    return replace(attempt, error=error, engati_code=code if fits else None)

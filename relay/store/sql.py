@@ -39,10 +39,10 @@ from relay.model import (
 from relay.store import alerts, capture, charts, history, mapping_stats, sessions, wake
 from relay.store import cancels as cancels_sql
 from relay.store import lookups as lookups_sql
-from relay.store.base import Store, Waiter, keeps
+from relay.store.base import Store, Waiter, keeps_each
 from relay.store.group_commit import GroupCommit
 from relay.store.refusals import UPSERT, RefusalCounter
-from relay.store.rows import delivery_row, event_key, event_row, lookup_row, storable
+from relay.store.rows import attempt_row, delivery_row, event_key, event_row, lookup_row, storable
 from relay.store.tables import attempts, bots, deliveries, events, lookups, refusals
 
 log = logging.getLogger("relay.store")
@@ -320,12 +320,12 @@ class SqlStore(Store):
     def record_many(self, outcomes: list[Attempt], worker: str, now: float) -> list[bool]:
         """Three statements whatever the batch's size: with hundreds of calls finishing
         together, per-row statements would cost more CPU than the calls themselves."""
+        outcomes = [attempt_row(attempt) for attempt in outcomes]
         ids = [attempt.delivery_id for attempt in outcomes]
         with self._write() as conn:
             current = {row.id: (row.status, row.leased_by)
                        for row in conn.execute(self._leases, {"ids": ids})}
-            kept = [keeps(current.get(attempt.delivery_id), attempt, worker)
-                    for attempt in outcomes]
+            kept = keeps_each(current, outcomes, worker)
             conn.execute(attempts.insert(), [
                 {"delivery_id": attempt.delivery_id, "started_at": attempt.started_at,
                  "duration_ms": attempt.duration_ms, "http_status": attempt.http_status,

@@ -29,11 +29,11 @@ from sqlalchemy.dialects import sqlite
 from relay.errors import RelayError, StoreUnavailable
 from relay.mapping import Delivery
 from relay.model import Attempt, Claimed, DeliveryStatus, EventStatus, Outcome, Receipt, Received
-from relay.store.base import keeps
+from relay.store.base import keeps_each
 from relay.store.cancels import cancelled_by, note
 from relay.store.group_commit import WriterQueue
 from relay.store.refusals import UPSERT
-from relay.store.rows import delivery_row, errors_json, event_key, rule_text, storable
+from relay.store.rows import attempt_row, delivery_row, errors_json, event_key, rule_text, storable
 from relay.store.sql import READ, SqlStore
 
 # A failed or skipped event whose key was stored before conflicts and is not inserted.
@@ -288,14 +288,14 @@ class SqliteStore(SqlStore):
         return sorted(map(_claimed, rows), key=lambda c: c.id)
 
     def record_many(self, outcomes: list[Attempt], worker: str, now: float) -> list[bool]:
+        outcomes = [attempt_row(attempt) for attempt in outcomes]
         ids = [attempt.delivery_id for attempt in outcomes]
         with self._direct() as db:
             current = {row[0]: (row[1], row[2]) for row in db.execute(
                 # placeholders only: the ids travel as parameters
                 f"SELECT id, status, leased_by FROM deliveries WHERE id IN "
                 f"({', '.join('?' * len(ids))})", ids)}
-            kept = [keeps(current.get(attempt.delivery_id), attempt, worker)
-                    for attempt in outcomes]
+            kept = keeps_each(current, outcomes, worker)
             db.executemany(INSERT_ATTEMPT, [
                 (attempt.delivery_id, attempt.started_at, attempt.duration_ms,
                  attempt.http_status, attempt.engati_code, attempt.outcome, attempt.error,

@@ -32,7 +32,7 @@ from relay.store.base import SCHEDULED, keeps
 from relay.store.cancels import OPERATOR
 from relay.store.history import SENT_NOW
 from relay.store.refusals import RefusalCounter
-from relay.store.rows import delivery_row, event_row, storable
+from relay.store.rows import attempt_row, delivery_row, event_row, storable
 from relay.store.search import check_text
 
 
@@ -138,7 +138,7 @@ class FakeStore(Store):
     def record_many(self, outcomes: list[Attempt], worker: str, now: float) -> list[bool]:
         with self._lock:
             kept = []
-            for attempt in outcomes:
+            for attempt in map(attempt_row, outcomes):
                 delivery = self._delivery(attempt.delivery_id)
                 keep = keeps(None if delivery is None else
                              (delivery["status"], delivery["leased_by"]), attempt, worker)

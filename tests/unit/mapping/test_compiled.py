@@ -175,3 +175,60 @@ def test_generated_expressions_agree(text, value):
     except JMESPathError:
         return  # a combination the grammar does not allow (`@.a`, a literal's field)
     agree(text, value)
+
+
+# A wider grammar: slices with steps, functions (jmespath's and relay's, exprefs included),
+# projections inside filters and multi-selects, quoted names; over data mixing booleans
+# with 0 and 1, floats with ints, empty containers and text that looks like numbers. Every
+# outcome must be a value or a JMESPathError on both sides (anything else is a 500).
+WIDE_NAMES = ["a", "b", '"c d"']
+WIDE_LITERALS = ["`0`", "`1`", "`-1`", "`true`", "`null`", "'a'", "'1'", "`[]`", "`{}`",
+                 "`1.0`", "`[1, \"a\"]`", "`{\"a\": 0}`"]
+ONE_ARGUMENT = ["length", "to_string", "to_number", "to_array", "type", "abs", "keys", "values",
+                "reverse", "sort", "max", "min", "sum", "avg", "ceil", "floor", "lower", "trim",
+                "digits", "concat", "from_json"]
+TWO_ARGUMENTS = ["contains", "starts_with", "join", "merge", "not_null", "split", "matches",
+                 "extract"]
+wide_scalars = st.none() | st.booleans() | st.sampled_from(
+    [0, 1, 2, 1.0, 0.0, 1.5, -1, 10**20, "", "a", "1", "1.5", " a ", "é", "[1]"])
+wide_data = st.recursive(wide_scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+    st.sampled_from(["a", "b", "c d"]), inner, max_size=3), max_leaves=14)
+ENDS = st.sampled_from(["", "0", "1", "-1", "-2", "5"])
+
+
+def _wide(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    return st.one_of(
+        st.tuples(inner, st.sampled_from(WIDE_NAMES)).map(lambda p: f"{p[0]}.{p[1]}"),
+        st.tuples(inner, ENDS, ENDS, st.sampled_from(["", ":2", ":-1", ":-2"])).map(
+            lambda p: f"{p[0]}[{p[1]}:{p[2]}{p[3]}]"),
+        inner.map(lambda e: f"{e}[-1]"), inner.map(lambda e: f"{e}[][]"),
+        inner.map(lambda e: f"{e}.*.a"), inner.map(lambda e: f"{e}[*][*]"),
+        st.tuples(inner, inner).map(lambda p: f"{p[0]}[*] | {p[1]}"),
+        st.tuples(inner, inner, inner).map(lambda p: f"{p[0]}[?{p[1]} | {p[2]}]"),
+        st.tuples(inner, inner).map(lambda p: f"{p[0]}[?{p[1]}[]].a"),
+        st.tuples(inner, inner).map(lambda p: f"{p[0]}[*].[{p[1]}, a]"),
+        st.tuples(inner, inner).map(lambda p: f"{p[0]}[*].{{x: {p[1]}, \"y z\": b}}"),
+        st.tuples(inner, st.sampled_from(["==", "!=", "<", "<=", ">", "||", "&&"]), inner).map(
+            lambda p: f"({p[0]} {p[1]} {p[2]})"),
+        inner.map(lambda e: f"!{e}"),
+        st.tuples(st.sampled_from(ONE_ARGUMENT), inner).map(lambda p: f"{p[0]}({p[1]})"),
+        st.tuples(st.sampled_from(TWO_ARGUMENTS), inner, inner).map(
+            lambda p: f"{p[0]}({p[1]}, {p[2]})"),
+        st.tuples(st.sampled_from(["sort_by", "max_by", "min_by"]), inner, inner).map(
+            lambda p: f"{p[0]}({p[1]}, &{p[2]})"),
+        st.tuples(inner, inner).map(lambda p: f"map(&{p[0]}, {p[1]})"),
+    )
+
+
+wide_texts = st.recursive(st.sampled_from(WIDE_NAMES + WIDE_LITERALS + ["@", "*", "[*]"]),
+                          _wide, max_leaves=7)
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(wide_texts, wide_data)
+def test_generated_expressions_with_functions_agree(text, value):
+    try:
+        jmespath.compile(text)
+    except JMESPathError:
+        return
+    agree(text, value)

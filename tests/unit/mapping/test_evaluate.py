@@ -75,6 +75,17 @@ class TestSingle:
         assert evaluate(mapping(text), envelope(lead(amount="abc"))).skipped == "filter"
         assert evaluate(mapping(text), envelope(lead(amount=150))).status == "planned"
 
+    def test_a_function_given_what_it_cannot_take_fails_its_field_not_the_request(
+            self, mapping):
+        """contains() of text and a number (tags sent as one string) is a field error that
+        names the function (it was Python's TypeError, a 500 to the sender)."""
+        text = LEAD.replace("tags: body.tags", "vip: contains(body.tags, `7`)")
+        result = evaluate(mapping(text), envelope(lead(tags="7,9")))
+        assert result.status == "failed"
+        assert [(e.field, e.message.split(":")[0]) for e in result.errors] == [
+            ("attributes.vip", "contains()")]
+        assert evaluate(mapping(text), envelope(lead(tags=[7, 9]))).status == "planned"
+
     def test_every_failing_field_is_listed(self, mapping):
         """No phone and no required email: both are reported at once."""
         result = evaluate(mapping(LEAD), envelope({"type": "lead", "phone": None}))

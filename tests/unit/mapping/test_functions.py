@@ -65,3 +65,22 @@ def test_invalid_regex_is_an_error():
 def test_builtins_still_work():
     """JMESPath's own functions are still there."""
     assert search("join('-', ['a', 'b'])") == "a-b"
+
+
+@pytest.mark.parametrize(("expression", "data"), [
+    ("contains(a, `1`)", {"a": "order 1"}),  # text searched for a number: Python's `in`
+    ("max_by(a, &p)", {"a": [{"p": 1}, {"p": "2"}]}),  # a price sent as text in one item
+    ("min_by(a, &p)", {"a": [{"p": "2"}, {"p": 1}]}),
+    ("merge(a, b)", {"a": {}, "b": 2}),  # arguments after the first are not type-checked
+    ("ceil(to_number(a))", {"a": "1.0e999"}),  # infinity
+    ("floor(a)", {"a": float("nan")}),  # as Jotform's rawRequest may hold (json.loads)
+    ("from_json(a)", {"a": "[" * 100_000}),  # deeper than the JSON decoder may recurse
+    ("matches(a, b)", {"a": "x", "b": "x{99999999999}"}),  # a pattern the sender chose
+    ("extract(a, b)", {"a": "x", "b": "(" * 5000 + ")" * 5000}),
+    ("regex_replace(a, '(x)', b)", {"a": "x", "b": "\\2"}),  # no group 2 to put back
+])
+def test_a_value_a_function_cannot_take_is_a_jmespath_error(expression, data):
+    """A function given what it cannot work with raises a JMESPathError, which fails the
+    field it maps, never a Python error that reached the sender as a 500."""
+    with pytest.raises(JMESPathError, match=expression.split("(")[0] + r"\(\)"):
+        search(expression, data)

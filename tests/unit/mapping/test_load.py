@@ -159,6 +159,16 @@ class TestExpressions:
         """)
         assert found == ["FILE:2: phone: replace() takes 3 argument(s), got 2"]
 
+    def test_a_slice_step_of_zero_is_a_load_error(self):
+        """`[::0]` parses, but slicing with it raised Python's ValueError on each webhook
+        whose value was a list (a 500 to the sender); the JMESPath specification makes it
+        an error of the expression."""
+        found = problems("""
+            phone: body.phones[::0] | [0]
+            flows: [{flow_key: X}]
+        """)
+        assert found == ["FILE:2: phone: a slice's step may not be 0 (`[::0]`)"]
+
     def test_all_problems_are_reported_together(self):
         """Several broken expressions are all listed, not only the first."""
         found = problems("""

@@ -249,6 +249,46 @@ class TestRecord:
                                                   ("delivered", 1, 2)]
         assert by_id[mine.id]["next_at"] == NOW + 99
 
+    def test_what_an_answer_carried_never_fails_the_batch(self, any_store):
+        """An error quoting Engati's text with a NUL or a lone surrogate (JSON's "\\u0000",
+        "\\ud800"), and a status code no 32-bit column holds, are stored as well as they can
+        be: refused, they failed the whole batch, whose calls were then made again."""
+        receipt = accept(any_store, planned("a", "b", item=True))
+        first, second = any_store.claim("w1", 10, NOW, LEASE)
+        assert any_store.record_many([
+            Attempt(first.id, NOW, 5, Outcome.DEAD, 400, 2**40, "status 2**40 x\x00y",
+                    FailureKind.REJECTED),
+            Attempt(second.id, NOW, 5, Outcome.DEAD, 200, 2003, "BOT \ud800 gone",
+                    FailureKind.CODE)], "w1", NOW + 1) == [True, True]
+        one, two = any_store.event(receipt.event_id)["deliveries"]
+        assert [(d["status"], d["last_error"], d["attempt_log"][0]["error"],
+                 d["attempt_log"][0]["engati_code"]) for d in (one, two)] == [
+            ("dead", "status 2**40 x\ufffdy", "status 2**40 x\ufffdy", None),
+            ("dead", "BOT ? gone", "BOT ? gone", 2003)]
+
+    @pytest.mark.parametrize(("first", "then", "kept", "status", "attempts"), [
+        (Outcome.RETRY, Outcome.DELIVERED, [True, True], "delivered", 2),
+        (Outcome.DELIVERED, Outcome.RETRY, [True, False], "delivered", 1),
+        (Outcome.RETRY, Outcome.RETRY, [True, False], "pending", 1)])
+    def test_a_delivery_twice_in_a_batch_takes_its_outcomes_in_order(
+            self, any_store, first, then, kept, status, attempts):
+        """Two attempts at one delivery in one batch (its worker's lease ran out during a
+        call and the worker claimed it again) are judged in order, each after the one
+        before applied: a success is never undone, and a retry once the lease is spent
+        counts no more than another worker's would."""
+        receipt = accept(any_store, planned("a"))
+        (claimed,) = any_store.claim("w1", 10, NOW, LEASE)
+        assert any_store.record_many([
+            Attempt(claimed.id, NOW, 5, first, 200 if first == Outcome.DELIVERED else 503,
+                    next_at=NOW + 50 if first == Outcome.RETRY else None),
+            Attempt(claimed.id, NOW + 1, 6, then, 200 if then == Outcome.DELIVERED else 503,
+                    next_at=NOW + 70 if then == Outcome.RETRY else None)],
+            "w1", NOW + 2) == kept
+        (delivery,) = any_store.event(receipt.event_id)["deliveries"]
+        assert (delivery["status"], delivery["attempts"], len(delivery["attempt_log"])) == (
+            status, attempts, 2)
+        assert [a["duration_ms"] for a in delivery["attempt_log"]] == [5, 6]
+
 
 @everywhere
 class TestPacing:

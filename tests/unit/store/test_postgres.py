@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import itertools
 import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
@@ -12,6 +14,7 @@ from psycopg import pq
 
 from relay.errors import StoreUnavailable
 from relay.mapping import Fetch, Result
+from relay.model import Attempt, Outcome
 from relay.store import open_store
 from tests.conftest import POSTGRES_URL, postgres_reason
 from tests.unit.store.helpers import FAILED, LEASE, NOW, accept, planned, received
@@ -115,3 +118,42 @@ class TestRoundTrips:
                                               received(Result(errors=FAILED.errors, key="K"))])
         assert [r.status for r in receipts] == ["accepted", "failed"]
         assert waits == 4
+
+
+class TestRecordRacing:
+    """record_many's outcome, its delivery changed by another transaction that commits while
+    the outcome's UPDATE waits for the row: READ COMMITTED checks the conditions again on
+    the row as committed (the lease check is in the statement, not read before it)."""
+
+    @pytest.mark.parametrize(("change", "outcome", "kept", "expected"), [
+        ("leased_by = 'w2'", Outcome.RETRY, False, ("pending", 0, "w2")),
+        ("leased_by = 'w2'", Outcome.DELIVERED, True, ("delivered", 1, None)),
+        ("status = 'cancelled'", Outcome.DELIVERED, False, ("cancelled", 0, "w1")),
+        ("status = 'delivered', attempts = 1, leased_by = NULL", Outcome.RETRY, False,
+         ("delivered", 1, None))],
+        ids=["taken-over-retry", "taken-over-success", "cancelled", "delivered-meanwhile"])
+    def test_an_outcome_is_judged_on_the_row_as_committed(self, store, change, outcome,
+                                                          kept, expected):
+        """A retry whose lease is taken over meanwhile is refused and a success still
+        counts; a delivery cancelled or delivered meanwhile is left as it is."""
+        receipt = accept(store, planned("a"))
+        (claimed,) = store.claim("w1", 10, NOW, LEASE)
+        recorder = backend_of(store)
+        url = POSTGRES_URL.replace("+psycopg", "")
+        with psycopg.connect(url) as other, psycopg.connect(url, autocommit=True) as watch, \
+                ThreadPoolExecutor(1) as pool:
+            other.execute(f"UPDATE deliveries SET {change} WHERE id = %s", (claimed.id,))
+            result = pool.submit(store.record_many, [Attempt(
+                claimed.id, NOW, 5, outcome, 200 if outcome == Outcome.DELIVERED else 503,
+                next_at=NOW + 99 if outcome == Outcome.RETRY else None)], "w1", NOW + 1)
+            deadline = time.monotonic() + 10
+            while watch.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s",
+                                (recorder,)).fetchone() != ("Lock",):
+                assert time.monotonic() < deadline, "the outcome never waited for the row"
+                assert not result.done(), result.result()
+                time.sleep(0.01)
+            other.commit()
+            assert result.result(timeout=10) == [kept]
+        (delivery,) = store.event(receipt.event_id)["deliveries"]
+        assert (delivery["status"], delivery["attempts"], delivery["leased_by"]) == expected
+        assert len(delivery["attempt_log"]) == 1
