@@ -5,11 +5,11 @@
 from __future__ import annotations
 
 import contextlib
-import json
 from typing import TYPE_CHECKING, Any
 
-from relay.errors import SignatureError
+from relay.errors import BodyError, SignatureError
 from relay.sources.base import Inbound, Preset, any_equal
+from relay.sources.body import parse_json
 
 if TYPE_CHECKING:
     from relay.sources.endpoint import Endpoint
@@ -25,9 +25,10 @@ class Jotform(Preset):
     def parse(self, raw: bytes, content_type: str | None) -> Any:
         body = super().parse(raw, content_type)
         if isinstance(body, dict) and isinstance(body.get("rawRequest"), str):
-            # Invalid JSON stays text; the mapping's expressions will say what is missing.
-            with contextlib.suppress(ValueError):
-                body["rawRequest"] = json.loads(body["rawRequest"])
+            # Read as a JSON body is (nesting, NaN and numbers too large refused); what cannot
+            # be read stays text, and the mapping's expressions will say what is missing.
+            with contextlib.suppress(BodyError):
+                body["rawRequest"] = parse_json(body["rawRequest"].encode())
         return body
 
     def check(self, secret: str, endpoint: Endpoint, inbound: Inbound, now: float) -> None:

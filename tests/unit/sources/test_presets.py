@@ -278,6 +278,17 @@ class TestParsing:
         assert envelope["body"] == {"submissionID": "5823",
                                     "rawRequest": {"q3_phone": {"full": "(981) 234-5678"}}}
 
+    @pytest.mark.parametrize("text", ["[" * 100_000, '{"a": NaN}', "{not json"])
+    def test_jotform_raw_request_that_cannot_be_read_stays_text(self, mapping, text):
+        """Nested too deep (json.loads raised RecursionError: a 500), NaN (which no JSON
+        column stores) or not JSON: rawRequest stays the text it came as."""
+        loaded = mapping("jotform")
+        raw = (b'--XX\r\nContent-Disposition: form-data; name="rawRequest"\r\n\r\n'
+               + text.encode() + b"\r\n--XX--\r\n")
+        envelope = loaded.preset.envelope(raw, {"Content-Type": "multipart/form-data; boundary=XX"},
+                                          {})
+        assert envelope["body"] == {"rawRequest": text}
+
     def test_xml_with_entities_is_refused(self, mapping):
         """DTDs and entities (billion laughs, external entities) are refused."""
         loaded = mapping("salesforce", secret=None, extra="organization_id: 00D000000000001AAA\n")
