@@ -105,7 +105,10 @@ CLAIM = (
 # delivery is still pending and still leased to this worker unless the attempt succeeded (a
 # success always counts): base.keeps, as SQL. The update locks each row it sets and, should
 # another transaction have changed the row meanwhile, checks its conditions again on the
-# row as committed. RETURNING names the deliveries whose outcome was kept.
+# row as committed. RETURNING names the deliveries whose outcome was kept. The ids again as
+# an array, for the planner: it takes jsonb_to_recordset for 100 rows whatever it holds, and
+# joined them to every pending delivery (a bitmap scan of deliveries_due, the whole backlog
+# for each record) rather than look up each one by its key.
 RECORD = (
     "WITH o AS (SELECT * FROM jsonb_to_recordset(%(rows)s::jsonb) AS t(n int, "
     "delivery_id bigint, started_at float8, duration_ms float8, http_status int, "
@@ -116,8 +119,9 @@ RECORD = (
     "ORDER BY n) "
     "UPDATE deliveries AS d SET status = o.status, attempts = d.attempts + 1, "
     "next_at = o.next_at, lease_until = NULL, leased_by = NULL, updated_at = %(now)s, "
-    "last_error = o.error, failure = o.failure FROM o WHERE d.id = o.delivery_id "
-    "AND d.status = 'pending' AND (o.outcome = 'delivered' OR d.leased_by = %(worker)s) "
+    "last_error = o.error, failure = o.failure FROM o WHERE d.id = ANY(%(ids)s) "
+    "AND d.id = o.delivery_id AND d.status = 'pending' "
+    "AND (o.outcome = 'delivered' OR d.leased_by = %(worker)s) "
     "RETURNING d.id")
 # Cancellations (cancels.py says what they mean).
 KEPT_CANCEL = "SELECT event_id FROM cancels WHERE mapping = %s AND key = %s AND expires_at > %s"
@@ -417,7 +421,8 @@ class PostgresStore(SqlStore):
         kept = [False] * len(outcomes)
         for each in rounds:
             set_ = {row[0] for row in self._alone(RECORD, {
-                "rows": record_rows(each, now), "worker": worker, "now": now})}
+                "rows": record_rows(each, now), "ids": [a.delivery_id for _, a in each],
+                "worker": worker, "now": now})}
             for n, attempt in each:
                 kept[n] = attempt.delivery_id in set_
         return kept

@@ -16,6 +16,7 @@ from relay.errors import StoreUnavailable
 from relay.mapping import Fetch, Result
 from relay.model import Attempt, Outcome
 from relay.store import open_store
+from relay.store import postgres as postgres_store
 from tests.conftest import POSTGRES_URL, postgres_reason
 from tests.unit.store.helpers import FAILED, LEASE, NOW, accept, planned, received
 
@@ -118,6 +119,28 @@ class TestRoundTrips:
                                               received(Result(errors=FAILED.errors, key="K"))])
         assert [r.status for r in receipts] == ["accepted", "failed"]
         assert waits == 4
+
+
+def test_a_record_looks_its_deliveries_up_by_id_whatever_the_backlog(store):
+    """RECORD's plan finds each delivery by its key: without the ids as an array, the planner
+    (taking jsonb_to_recordset for 100 rows) joined them to every pending delivery, a scan of
+    the whole backlog for each outcome recorded."""
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO events (mapping, received_at, status, body, headers, query) "
+            "VALUES ('m', 0, 'accepted', 'x', '{}', '{}')")
+        conn.exec_driver_sql(
+            "INSERT INTO deliveries (event_id, mapping, flow_key, channel, phone, attributes, "
+            "status, attempts, next_at, created_at, updated_at) SELECT 1, 'm', 'F', 'whatsapp', "
+            "'91', '{}', 'pending', 0, 0, 0, 0 FROM generate_series(1, 3000)")
+        conn.exec_driver_sql("ANALYZE deliveries")
+    rows = postgres_store.record_rows(
+        [(0, Attempt(7, NOW, 5, Outcome.DELIVERED, 200))], NOW)
+    db = store._own_connection()
+    plan = "\n".join(row[0] for row in db.execute(
+        "EXPLAIN " + postgres_store.RECORD, {"rows": rows, "ids": [7], "worker": "w",
+                                             "now": NOW}))
+    assert "deliveries_pkey" in plan and "deliveries_due" not in plan, plan
 
 
 class TestRecordRacing:
