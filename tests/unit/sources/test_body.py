@@ -6,6 +6,7 @@ import pytest
 
 from relay.errors import BodyError
 from relay.sources.body import content_type_for, parse_body
+from relay.sources.redact import REDACTED, redact
 
 
 def test_bodies_become_objects():
@@ -27,3 +28,11 @@ def test_xml_with_a_dtd_is_refused():
     """DTDs and entities (billion laughs, external entities) are refused before parsing."""
     with pytest.raises(BodyError, match="DTD or entities"):
         parse_body(b'<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "a">]><l>&a;</l>', "text/xml")
+
+
+@pytest.mark.parametrize("name", ["x-api-key", "X-Webhook-Token", "x-" + "a" * 80 + "-secret"])
+def test_credential_names_are_redacted_whatever_their_length(name):
+    """Names are tested once each when short (a bounded cache), every time when long."""
+    for _ in range(2):
+        assert redact({name: "s3cret", "user-agent": "Typeform"}, ()) == {
+            name: REDACTED, "user-agent": "Typeform"}
