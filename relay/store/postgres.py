@@ -182,10 +182,23 @@ class PostgresStore(SqlStore):
                 params.update(lazy_commits(params))
 
         self._connect = functools.partial(psycopg.connect, *args, **options, autocommit=True)
-        # Web requests arrive on threads: one transaction at a time on the connection.
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # `_held`
         self._connection: psycopg.Connection[Any] | None = None
         self._pid = 0
+
+    @contextlib.contextmanager
+    def _held(self) -> Iterator[psycopg.Connection[Any]]:
+        """This store's own connection, one caller at a time (web requests arrive on
+        threads): a driver error that means the database is unavailable raised as
+        StoreUnavailable, and a connection it broke let go (the next caller connects again)."""
+        with self._lock:
+            try:
+                yield self._own_connection()
+            except self.unavailable as exc:
+                raise StoreUnavailable.from_driver(exc) from exc
+            finally:
+                if self._connection is not None and self._connection.broken:
+                    self._connection = None
 
     @contextlib.contextmanager
     def _direct(self) -> Iterator[psycopg.Connection[Any]]:
@@ -195,24 +208,17 @@ class PostgresStore(SqlStore):
         sent so far) or at the commit. A result read after the block needs no round trip of
         its own. Each statement whose rows are read needs a cursor of its own: a cursor keeps
         its last statement's rows only."""
-        with self._lock:
+        with self._held() as db:
             try:
-                db = self._own_connection()
-                try:
-                    with db.pipeline():
-                        db.execute("BEGIN")
-                        yield db
-                        db.execute("COMMIT")
-                except BaseException:
-                    if not db.broken:
-                        with contextlib.suppress(psycopg.Error):  # the first error is the one
-                            db.execute("ROLLBACK")
-                    raise
-            except self.unavailable as exc:
-                raise StoreUnavailable.from_driver(exc) from exc
-            finally:
-                if self._connection is not None and self._connection.broken:
-                    self._connection = None  # the next transaction connects again
+                with db.pipeline():
+                    db.execute("BEGIN")
+                    yield db
+                    db.execute("COMMIT")
+            except BaseException:
+                if not db.broken:
+                    with contextlib.suppress(psycopg.Error):  # the first error is the one
+                        db.execute("ROLLBACK")
+                raise
 
     def _alone(self, statement: str, params: Any) -> list[tuple[Any, ...]]:
         """A write that is one statement, run as a transaction of its own (the connection
@@ -220,14 +226,8 @@ class PostgresStore(SqlStore):
         COMMIT or pipeline, which cost the client 140-200 us of CPU a transaction where the
         statement alone costs 55-65 (a claim of nothing, measured on this machine). Its
         rows."""
-        with self._lock:
-            try:
-                return self._own_connection().cursor().execute(statement, params).fetchall()
-            except self.unavailable as exc:
-                raise StoreUnavailable.from_driver(exc) from exc
-            finally:
-                if self._connection is not None and self._connection.broken:
-                    self._connection = None  # the next transaction connects again
+        with self._held() as db:
+            return db.cursor().execute(statement, params).fetchall()
 
     @contextlib.contextmanager
     def _aside(self) -> Iterator[psycopg.Connection[Any]]:
