@@ -376,7 +376,9 @@ def _compile(report: Report, path: Path_, text: str) -> Expr | None:
     except JMESPathError as exc:
         report.add(path, _parse_error(text, exc))
         return None
-    for name, arity in _function_calls(parsed.parsed):
+    nodes = list(_nodes(parsed.parsed))
+    for call in (n for n in nodes if n["type"] == "function_expression"):
+        name, arity = call["value"], len(call["children"])
         spec = FUNCTION_TABLE.get(name)
         if spec is None:
             guess = difflib.get_close_matches(name, FUNCTION_TABLE, n=1)
@@ -388,19 +390,11 @@ def _compile(report: Report, path: Path_, text: str) -> Expr | None:
         if arity < len(signature) or (arity > len(signature) and not variadic):
             expected = f"at least {len(signature)}" if variadic else str(len(signature))
             report.add(path, f"{name}() takes {expected} argument(s), got {arity}")
-    if any(_zero_steps(parsed.parsed)):
+    # jmespath parses a step of 0; Python's slicing raised ValueError on each webhook whose
+    # value was a list.
+    if any(n["type"] == "slice" and n["children"][2] == 0 for n in nodes):
         report.add(path, "a slice's step may not be 0 (`[::0]`)")
     return Expr(text, parsed)
-
-
-def _zero_steps(node: dict[str, Any]) -> Iterator[bool]:
-    """A True for each slice whose step is 0 (jmespath parses it; Python's slicing raises
-    ValueError, on the webhooks whose value is a list)."""
-    if node.get("type") == "slice":
-        yield node["children"][2] == 0
-    for child in node.get("children", ()):
-        if isinstance(child, dict):
-            yield from _zero_steps(child)
 
 
 def _parse_error(text: str, exc: JMESPathError) -> str:
@@ -416,9 +410,9 @@ def _parse_error(text: str, exc: JMESPathError) -> str:
     return f"Parse error at column {column}: {detail}\n    {text}\n    {' ' * column}^"
 
 
-def _function_calls(node: dict[str, Any]) -> Iterator[tuple[str, int]]:
-    if node.get("type") == "function_expression":
-        yield node["value"], len(node["children"])
+def _nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every node of a jmespath syntax tree (a slice's children are numbers, not nodes)."""
+    yield node
     for child in node.get("children", ()):
         if isinstance(child, dict):
-            yield from _function_calls(child)
+            yield from _nodes(child)
