@@ -19,12 +19,17 @@ _SENSITIVE = re.compile(
 def redact(values: dict[str, Any], also: Collection[str] = ()) -> dict[str, Any]:
     """A copy with the value of every credential-like name replaced, and of every name in
     `also` (lower-cased: what a mapping verifies with, whatever it is called)."""
-    return {k: REDACTED if k.lower() in also or (
-        _known(k) if len(k) <= 64 else _SENSITIVE.search(k)) else v for k, v in values.items()}
+    return {k: REDACTED if k.lower() in also or _sensitive(k) else v
+            for k, v in values.items()}
 
 
-# Senders send the same few names: each is tested once. Bounded in count and in each name's
-# length, so that a flood of new (or long) names only evicts.
+def _sensitive(name: str) -> bool:
+    """Whether a name carries credentials by convention. Senders send the same few names:
+    each short one is tested once (a cache bounded in count and in each name's length, so
+    that a flood of new or long names only evicts)."""
+    return _tested(name) if len(name) <= 64 else _SENSITIVE.search(name) is not None
+
+
 @lru_cache(maxsize=1024)
-def _known(name: str) -> bool:
+def _tested(name: str) -> bool:
     return _SENSITIVE.search(name) is not None
