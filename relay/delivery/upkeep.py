@@ -65,7 +65,7 @@ class Upkeep:
         while True:
             limit = INDEX_MOST if aside else self._index_batch
             done, took = await run(timed, limit)
-            if done and took > 0:
+            if not aside and done and took > 0:
                 self._index_batch = max(1, min(INDEX_MOST, int(done * INDEX_SLICE / took)))
             if done < limit:
                 return
