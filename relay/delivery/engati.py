@@ -6,6 +6,7 @@ The requests themselves are built in request.py.
 from __future__ import annotations
 
 import json
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -13,8 +14,7 @@ from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-import aiohttp
-
+from relay.delivery.http import Client, Reply, WireError
 from relay.errors import EngatiError
 from relay.model import FailureKind
 
@@ -27,61 +27,50 @@ class Answer:
     code: int | None
 
 
-@dataclass(frozen=True)
-class Reply:
-    """What came back over the wire, before it is judged."""
-
-    status: int
-    headers: Mapping[str, str]  # case-insensitive where it matters: Retry-After
-    body: bytes
-
-
 SUCCESS_CODE = 1000
 
 
 class EngatiClient:
-    """Sends built requests over one aiohttp session of keep-alive connections.
-
-    aiohttp rather than httpx here: at 256 calls in flight, httpx's AsyncClient spent 1.35 ms
-    of CPU per call and aiohttp 0.16 ms (benchmarks/README.md), and the worker's ceiling is
-    its CPU. Use as `async with client:` on the loop that sends.
-    """
+    """Sends built requests over keep-alive connections (http.py's client: its docstring says
+    why not aiohttp's or httpx's, whose AsyncClient spent 1.35 ms of CPU a call at 256 in
+    flight). Use as `async with client:` on the loop that sends. `ssl_context` is for tests:
+    by default the system's certificate authorities vouch for Engati."""
 
     def __init__(self, *, connections: int = 100, timeout: float = 15.0,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time,
+                 ssl_context: ssl.SSLContext | None = None):
         self.connections = connections
         self.timeout = timeout
         self.clock = clock  # for a Retry-After given as a date
-        self._session: aiohttp.ClientSession | None = None
+        self.ssl_context = ssl_context
+        self._client: Client | None = None
 
     async def __aenter__(self) -> EngatiClient:
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=self.connections),
-            timeout=aiohttp.ClientTimeout(total=self.timeout, connect=min(5.0, self.timeout)),
-            skip_auto_headers=("User-Agent",),
-            # Calls for different bots share the session: none may carry what another set.
-            cookie_jar=aiohttp.DummyCookieJar())
+        self._client = Client(limit=self.connections, timeout=self.timeout,
+                              connect_timeout=min(5.0, self.timeout), ssl_context=self.ssl_context)
         return self
 
     async def __aexit__(self, *_exc: object) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._client is not None:
+            await self._client.__aexit__()
+            self._client = None
 
     async def send(self, request: dict[str, Any]) -> Answer:
         """Send one request; raise EngatiError saying whether a retry can help."""
-        assert self._session is not None, "use the client as `async with client:`"
-        body = None if request["json"] is None else json.dumps(request["json"]).encode()
+        assert self._client is not None, "use the client as `async with client:`"
+        body = b"" if request["json"] is None else json.dumps(request["json"]).encode()
         try:
-            async with self._session.request(request["method"], request["url"],
-                                              headers=request["headers"], data=body) as response:
-                reply = Reply(response.status, response.headers, await response.read())
+            reply = await self._client.request(request["method"], request["url"],
+                                               request["headers"], body)
         except TimeoutError:
             raise EngatiError("timed out waiting for Engati",
                               failure=FailureKind.TIMEOUT) from None
-        except aiohttp.ClientError as exc:
-            raise EngatiError(f"could not reach Engati: {type(exc).__name__}",
+        except WireError as exc:
+            raise EngatiError(f"could not reach Engati: {exc}",
                               failure=FailureKind.UNREACHABLE) from None
+        except ValueError as exc:  # the settings make a request HTTP cannot carry
+            raise EngatiError(f"cannot call Engati: {exc}; check the ENGATI_* settings",
+                              failure=FailureKind.UNCONFIGURED) from None
         return classify(reply, self.clock())
 
 

@@ -129,7 +129,7 @@ def test_an_unreachable_engati(send):
             send(lambda r: httpx.Response(200),
                  base_url=f"http://127.0.0.1:{closed.getsockname()[1]}")
     assert (info.value.failure, info.value.retryable, str(info.value)) == (
-        FailureKind.UNREACHABLE, True, "could not reach Engati: ClientConnectorError")
+        FailureKind.UNREACHABLE, True, "could not reach Engati: ConnectionRefusedError")
 
 
 def test_a_timeout(send):
