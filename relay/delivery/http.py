@@ -2,9 +2,9 @@
 alive per origin, answers read by httptools (llhttp, the parser of Node.js).
 
 It replaced aiohttp's ClientSession, whose machinery for what these calls never use (tracing,
-cookies, redirects, proxies, a payload registry, timers per call) cost about 100 us of CPU a
-call against 40 us here, measured against the same stand-in (benchmarks/README.md): the
-worker's ceiling is its CPU. Left out on purpose: redirects (a 3xx is an answer, judged as
+cookies, redirects, proxies, a payload registry, timers per call) cost 115-133 us of CPU a
+call against 43-48 us here, against the same stand-in (benchmarks/README.md): the worker's
+ceiling is its CPU. Left out on purpose: redirects (a 3xx is an answer, judged as
 one), proxies (the session read none from the environment either), compression (none is
 asked for), and sending a request again on a fresh connection when a kept-alive one turns out
 closed (a POST is not repeated unasked: the delivery's retry policy decides, as before).
