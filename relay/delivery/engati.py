@@ -71,6 +71,11 @@ class EngatiClient:
         except ValueError as exc:  # the settings make a request HTTP cannot carry
             raise EngatiError(f"cannot call Engati: {exc}; check the ENGATI_* settings",
                               failure=FailureKind.UNCONFIGURED) from None
+        except Exception as exc:
+            # Whatever else: the attempt is still recorded (and counted towards the delivery's
+            # end) rather than its task dying with the lease left to run out, again and again.
+            raise EngatiError(f"the call to Engati failed: {type(exc).__name__}: {exc}",
+                              failure=FailureKind.UNREACHABLE) from None
         return classify(reply, self.clock())
 
 

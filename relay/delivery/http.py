@@ -8,6 +8,9 @@ ceiling is its CPU. Left out on purpose: redirects (a 3xx is an answer, judged a
 one), proxies (the session read none from the environment either), compression (none is
 asked for), and sending a request again on a fresh connection when a kept-alive one turns out
 closed (a POST is not repeated unasked: the delivery's retry policy decides, as before).
+Like any HTTP/1.1 client, it cannot tell an answer a server sends late and unasked, after the
+one asked for, from the next request's answer; bytes past an answer in the same read spoil
+the connection.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 
 KEEP_IDLE = 15.0  # seconds an idle connection is kept, as aiohttp did
-MAX_HEAD = 64 * 1024  # bytes of an answer's headers
+MAX_HEAD = 64 * 1024  # bytes read before an answer's headers are whole (interim ones too)
 MAX_BODY = 1024 * 1024  # bytes of an answer's body kept; the rest is read and dropped
 _UNSENDABLE = re.compile(r"[\x00\r\n]")
 _TARGET_UNSENDABLE = re.compile(r"[\x00-\x20\x7f]")
@@ -49,7 +52,8 @@ class Reply:
 
 class Client:
     """Use as `async with Client(...) as client:` on the loop that sends. `limit` bounds
-    the connections open at once; `timeout` (seconds) each call, connecting included."""
+    the calls in flight, and so the connections in use; `timeout` (seconds) each call, from
+    waiting for a slot to the answer's last byte."""
 
     def __init__(self, *, limit: int, timeout: float, connect_timeout: float,
                  ssl_context: ssl.SSLContext | None = None,
@@ -77,19 +81,18 @@ class Client:
         sent (a URL that is not http(s), a header holding a line break)."""
         origin, host, target = _parse(url)
         message = _message(method, target, host, headers, body)
-        async with self._slots:
-            try:
-                async with asyncio.timeout(self.timeout):
-                    connection = self._take(origin) or await self._connect(origin)
-                    try:
-                        reply, keep = await connection.exchange(message)
-                    except BaseException:
-                        connection.close()
-                        raise
-            except TimeoutError:
-                raise
-            except OSError as exc:  # refused, reset, unresolvable, a certificate refused
-                raise WireError(type(exc).__name__) from exc
+        try:
+            async with asyncio.timeout(self.timeout), self._slots:
+                connection = self._take(origin) or await self._connect(origin)
+                try:
+                    reply, keep = await connection.exchange(message)
+                except BaseException:
+                    connection.close()
+                    raise
+        except TimeoutError:
+            raise
+        except OSError as exc:  # refused, reset, unresolvable, a certificate refused
+            raise WireError(type(exc).__name__) from exc
         if keep and not connection.lost:
             self._give_back(origin, connection)
         else:
@@ -120,9 +123,12 @@ class Client:
         if secure and self._ssl is None:
             self._ssl = ssl.create_default_context()  # the system's CAs; loaded once
         loop = asyncio.get_running_loop()
-        _, connection = await asyncio.wait_for(loop.create_connection(
-            _Connection, host, port, ssl=self._ssl if secure else None,
-            server_hostname=host if secure else None), self.connect_timeout)
+        # Not wait_for: on Python 3.11 it can swallow the call's own timeout (or a stop's
+        # cancellation) that comes as the connection is made, and the call waits for ever.
+        async with asyncio.timeout(self.connect_timeout):
+            _, connection = await loop.create_connection(
+                _Connection, host, port, ssl=self._ssl if secure else None,
+                server_hostname=host if secure else None)
         return connection
 
 
@@ -133,6 +139,7 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.lost = False  # closed, by either side, or not fit to be used again
         self.idle_since = 0.0
+        self._head_read = 0  # bytes read of this answer before its headers were whole
         self._answer: asyncio.Future[tuple[Reply, bool]] | None = None
         self._parser = httptools.HttpResponseParser(self)
         self._reset()
@@ -140,15 +147,17 @@ class _Connection(asyncio.Protocol):
     def _reset(self) -> None:
         self._status = 0
         self._headers: CIMultiDict[str] = CIMultiDict()
-        self._head_size = 0
+        self._header_bytes = 0
         self._body: list[bytes] = []
         self._body_size = 0
 
     async def exchange(self, message: bytes) -> tuple[Reply, bool]:
         """Send `message`; the answer, and whether the connection may be used again."""
-        assert self.transport is not None and not self.lost
+        if self.lost or self.transport is None:  # it spoke first (not HTTP), or it closed
+            raise WireError("the connection closed before the request was sent")
         self._answer = asyncio.get_running_loop().create_future()
         self._reset()
+        self._head_read = 0
         self.transport.write(message)
         try:
             return await self._answer
@@ -174,6 +183,14 @@ class _Connection(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             cause = exc.__context__ if isinstance(exc, httptools.HttpParserCallbackError) else exc
             self._fail(WireError(f"the answer could not be read: {cause}"))
+            return
+        # Counted here too, not only per header: the parser holds a line until it ends, and
+        # an endless one would grow (and be copied) until the timeout.
+        if self._status < 200:
+            self._head_read += len(data)
+            if self._head_read > MAX_HEAD:
+                self._fail(WireError(f"the answer could not be read: its head exceeds "
+                                     f"{MAX_HEAD} bytes"))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
@@ -203,9 +220,9 @@ class _Connection(asyncio.Protocol):
         self._reset()
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._head_size += len(name) + len(value)
-        if self._head_size > MAX_HEAD:
-            raise ValueError(f"its headers exceed {MAX_HEAD} bytes")
+        self._header_bytes += len(name) + len(value)  # a whole head that came in one read
+        if self._header_bytes > MAX_HEAD:
+            raise ValueError(f"its head exceeds {MAX_HEAD} bytes")
         self._headers.add(name.decode("latin-1"), value.decode("latin-1"))
 
     def on_headers_complete(self) -> None:

@@ -21,12 +21,14 @@ OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
 
 class RawServer:
-    """Answers each request with the next of `answers` (bytes, or a function of the
-    request's bytes); after an answer marked `close` it closes the connection. Records each
-    request and the client port it came from."""
+    """Answers each request with the next of `answers`; after an answer marked `close` it
+    closes the connection, after one marked `hang` it waits for the client to close it.
+    `greeting` is written as soon as a connection is made. Records each request and the
+    client port it came from."""
 
-    def __init__(self, answers: list[bytes | tuple[bytes, str]]):
+    def __init__(self, answers: list[bytes | tuple[bytes, str]], greeting: bytes = b""):
         self.answers = list(answers)
+        self.greeting = greeting
         self.requests: list[bytes] = []
         self.peers: list[int] = []
         self.port = 0
@@ -43,6 +45,8 @@ class RawServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
+            if self.greeting:
+                writer.write(self.greeting)
             while self.answers:
                 head = await reader.readuntil(b"\r\n\r\n")
                 length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
@@ -56,17 +60,18 @@ class RawServer:
                 if then == "close":
                     break
                 if then == "hang":
-                    await asyncio.sleep(30)
+                    await reader.read()  # until the client lets go
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
             writer.close()
 
 
-def run(answers: list, calls: Callable[[Client, str], object], **client: object):
+def run(answers: list, calls: Callable[[Client, str], object], greeting: bytes = b"",
+        **client: object):
     """Start a RawServer with `answers`; run `calls(client, url)`; (its result, the server)."""
     async def go():
-        async with RawServer(answers) as server:
+        async with RawServer(answers, greeting) as server:
             options = {"limit": 10, "timeout": 5.0, "connect_timeout": 2.0, **client}
             async with Client(**options) as c:  # type: ignore[arg-type]
                 return await calls(c, f"http://127.0.0.1:{server.port}/a/b?c=d"), server
@@ -117,8 +122,10 @@ def test_connections_are_kept_alive_unless_the_server_says_close():
 def test_a_connection_the_server_closed_while_idle_is_not_used_again():
     async def two(client, url):
         first = await post(client, url)
+        kept = [c for idle in client._idle.values() for c in idle]
+        assert len(kept) == 1  # the answer did not say close: the connection was kept
         deadline = asyncio.get_running_loop().time() + 5
-        while not all(c.lost for idle in client._idle.values() for c in idle):
+        while not kept[0].lost:
             assert asyncio.get_running_loop().time() < deadline, "the close never came"
             await asyncio.sleep(0.01)
         return first.status, (await post(client, url)).status
@@ -146,7 +153,11 @@ def test_a_connection_idle_too_long_is_not_used_again():
     ((b"", "close"), "closed without an answer"),
     ((b"SMTP ready\r\n\r\n", "close"), "the answer could not be read"),
     ((b"HTTP/1.1 200 OK\r\n" + b"X-Big: " + b"x" * 70_000 + b"\r\n\r\n", "hang"),
-     "the answer could not be read: its headers exceed 65536 bytes"),
+     "the answer could not be read: its head exceeds 65536 bytes"),
+    ((b"HTTP/1.1 200 OK\r\nX-Endless: " + b"x" * 70_000, "hang"),  # a line never ended
+     "the answer could not be read: its head exceeds 65536 bytes"),
+    ((b"HTTP/1.1 103 Early Hints\r\n\r\n" * 3000, "hang"),  # interim answers for ever
+     "the answer could not be read: its head exceeds 65536 bytes"),
     ((b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: ws\r\nConnection: upgrade\r\n\r\n",
       "hang"), "the answer could not be read"),
 ])
@@ -161,7 +172,8 @@ def test_broken_answers_are_wire_errors(answer, message):
 
 
 def test_an_answer_to_nothing_asked_spoils_the_connection():
-    """Bytes past the answer (a second answer, unasked): the connection is not used again."""
+    """Bytes past the answer in the same read (a second answer, unasked): the connection is
+    not used again."""
     statuses, server = run([OK + OK, OK], lambda c, u: _twice(c, u))
     assert statuses == (200, 200)
     assert server.peers[0] != server.peers[1]
@@ -182,6 +194,46 @@ def test_a_huge_body_is_read_but_not_kept(monkeypatch):
 
 async def _both_bodies(client, url):
     return (await post(client, url)).body, (await post(client, url)).body
+
+
+def test_a_server_that_speaks_first_is_a_wire_error_or_its_answer():
+    """Bytes before any request (here an answer): the call fails on the wire, or takes them
+    as its answer if they came after it was sent; nothing else escapes."""
+    async def call(client, url):
+        try:
+            return (await post(client, url)).status
+        except WireError as exc:
+            return str(exc)
+
+    seen, _ = run([OK], call, greeting=b"HTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n")
+    assert seen in (503, "the connection closed before the request was sent")
+
+
+def test_a_call_cancelled_midway_leaves_no_connection_behind():
+    """The worker cancels calls in flight when it stops: their connection is closed, never
+    handed to the next call with an answer still to come on it."""
+    async def calls(client, url):
+        first = asyncio.ensure_future(post(client, url))
+        deadline = asyncio.get_running_loop().time() + 5
+        while not server_of[0].requests:
+            assert asyncio.get_running_loop().time() < deadline, "the request never came"
+            await asyncio.sleep(0.01)
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        return (await post(client, url)).body
+
+    server_of: list[RawServer] = []
+
+    async def go():
+        async with RawServer([(b"", "hang"), OK]) as server:
+            server_of.append(server)
+            async with Client(limit=2, timeout=5, connect_timeout=2) as client:
+                return await calls(client, f"http://127.0.0.1:{server.port}/x"), server
+
+    body, server = asyncio.run(go())
+    assert body == b"ok"
+    assert server.peers[0] != server.peers[1]
 
 
 def test_a_server_that_never_answers_times_out():
