@@ -250,7 +250,8 @@ def _parse(url: str) -> tuple[Origin, str, str]:
     """The origin to connect to, the Host header and the request target of `url`."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"not an http(s) URL: {url!r}")
+        # Not the URL itself: its path holds the bot's key.
+        raise ValueError(f"the URL is not http(s) (its scheme: {parts.scheme or 'none'!r})")
     port = parts.port or (443 if parts.scheme == "https" else 80)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     if _TARGET_UNSENDABLE.search(target):

@@ -248,7 +248,7 @@ def test_a_server_that_never_answers_times_out():
     ({"Authorization": "Basic key\r\nX-Evil: 1"}, None, "the Authorization header holds a "),
     ({"Authorization": "Basic k\x00"}, None, "header holds a line break or NUL"),
     ({"Authorization": "Basic ключ"}, None, "not Latin-1"),
-    ({}, "ftp://127.0.0.1/x", "not an http(s) URL"),
+    ({}, "ftp://127.0.0.1/x", "the URL is not http(s) (its scheme: 'ftp')"),
     ({}, "http://127.0.0.1:1/a b", "the URL's path holds a space"),
 ])
 def test_requests_that_cannot_be_sent(headers, url, message):
