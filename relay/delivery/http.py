@@ -28,7 +28,8 @@ from urllib.parse import urlsplit
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 
-KEEP_IDLE = 15.0  # seconds an idle connection is kept, as aiohttp did
+KEEP_IDLE = 15.0  # seconds an idle connection is kept at most, as aiohttp did
+_KEEP_ALIVE_TIMEOUT = re.compile(r"(?:^|[,;\s])timeout\s*=\s*(\d{1,9})", re.IGNORECASE)
 MAX_HEAD = 64 * 1024  # bytes read before an answer's headers are whole (interim ones too)
 MAX_BODY = 1024 * 1024  # bytes of an answer's body kept; the rest is read and dropped
 _UNSENDABLE = re.compile(r"[\x00\r\n]")
@@ -104,7 +105,7 @@ class Client:
         now = self.monotonic()
         while idle:
             connection = idle.pop()  # the last one used: the likeliest to be still open
-            if not connection.lost and now - connection.idle_since < KEEP_IDLE:
+            if not connection.stale(now):
                 return connection
             connection.close()
         return None
@@ -113,7 +114,7 @@ class Client:
         now = self.monotonic()
         connection.idle_since = now
         idle = self._idle.setdefault(origin, deque())
-        while idle and (idle[0].lost or now - idle[0].idle_since >= KEEP_IDLE):
+        while idle and idle[0].stale(now):
             idle.popleft().close()
         idle.append(connection)
 
@@ -139,6 +140,7 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.lost = False  # closed, by either side, or not fit to be used again
         self.idle_since = 0.0
+        self.keep_for = KEEP_IDLE  # seconds it may wait idle: less if the server says so
         self._head_read = 0  # bytes read of this answer before its headers were whole
         self._answer: asyncio.Future[tuple[Reply, bool]] | None = None
         self._parser = httptools.HttpResponseParser(self)
@@ -163,6 +165,10 @@ class _Connection(asyncio.Protocol):
             return await self._answer
         finally:
             self._answer = None
+
+    def stale(self, now: float) -> bool:
+        """Closed, or idle long enough that the server may be closing it as it is used."""
+        return self.lost or now - self.idle_since >= self.keep_for
 
     def close(self) -> None:
         self.lost = True
@@ -240,6 +246,10 @@ class _Connection(asyncio.Protocol):
         if self._status < 200:  # an interim answer (103 Early Hints): the real one follows
             return
         keep = not self.lost and self._parser.should_keep_alive()
+        # `Keep-Alive: timeout=5` (Node.js's servers, Apache's): it closes idle connections
+        # after 5 s. Reused at 4.99 s, ours would meet the close with a request on the way.
+        if timeout := _KEEP_ALIVE_TIMEOUT.search(self._headers.get("Keep-Alive", "")):
+            self.keep_for = min(KEEP_IDLE, int(timeout.group(1)) - 1.0)
         assert self._answer is not None
         self._answer.set_result((Reply(self._status, CIMultiDictProxy(self._headers),
                                        b"".join(self._body)), keep))

@@ -147,6 +147,22 @@ def test_a_connection_idle_too_long_is_not_used_again():
     assert server.peers[0] != server.peers[1]
 
 
+@pytest.mark.parametrize("idle, reused", [(1.9, True), (2.0, False)])
+def test_a_server_s_keep_alive_timeout_is_heeded(idle, reused):
+    """`Keep-Alive: timeout=3`: the server closes idle connections after 3 s; ours is not used
+    again after 2 (a second's margin for the close already on its way)."""
+    now = [0.0]
+    saying = b"HTTP/1.1 200 OK\r\nKeep-Alive: timeout=3, max=100\r\nContent-Length: 2\r\n\r\nok"
+
+    async def two(client, url):
+        await post(client, url)
+        now[0] += idle
+        await post(client, url)
+
+    _, server = run([saying, OK], two, monotonic=lambda: now[0])
+    assert (server.peers[0] == server.peers[1]) is reused
+
+
 @pytest.mark.parametrize("answer, message", [
     ((b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\nonly this", "close"),
      "the connection closed before the answer was whole"),
