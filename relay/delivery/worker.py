@@ -15,6 +15,7 @@ their own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
@@ -23,6 +24,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from typing import Any
 
 from relay.alerts.alerter import Alerter
 from relay.config import Settings
@@ -74,7 +76,7 @@ class Worker:
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.db = StoreThread(store)
         self.waiter = store.waiter()  # None: the backend announces nothing, we only poll
-        self._freed = asyncio.Event()  # a call ended, or a lookup planned a delivery
+        self._freed = asyncio.Event()  # a call ended, a lookup planned a delivery, or stop
         self.policy = RetryPolicy.of(settings, rng)
         self.ramp = Ramp(settings.concurrency, monotonic)
         self.pacer = Pacer(self.db, lease=settings.lease, retry_cap=settings.retry_cap,
@@ -104,11 +106,17 @@ class Worker:
 
     async def _run(self, stop: asyncio.Event, grace: float) -> None:
         log.info("worker %s started: concurrency %d", self.name, self.settings.concurrency)
-        chores = [asyncio.create_task(self.upkeep.retain(stop)),
-                  asyncio.create_task(self.upkeep.every_second(stop)),
-                  asyncio.create_task(self.lookups.run(stop))]
+        chores: list[asyncio.Future[Any]] = [
+            asyncio.create_task(self.upkeep.retain(stop)),
+            asyncio.create_task(self.upkeep.every_second(stop)),
+            asyncio.create_task(self.lookups.run(stop))]
         if self.alerter is not None:
             chores.append(asyncio.create_task(self.alerter.run(stop)))
+        # Stopping wakes an idle worker as a call ending does: one task for the whole run,
+        # not one more per wait (an idle wait per webhook at low rates, issue 17).
+        stopped: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
+        stopped.add_done_callback(self._wake)
+        chores.append(stopped)
         while not stop.is_set():
             slots = self.ramp.slots(busy=bool(self._calling))
             asked = self._claimed_at
@@ -160,17 +168,22 @@ class Worker:
         """Sleep until `timeout` passes, a call finishes, new work is announced, or we are
         stopped; whether new work was announced (the store's waiter)."""
         self._freed.clear()
-        waiters: list[asyncio.Future[bool]] = [asyncio.ensure_future(stop.wait()),
-                                               asyncio.ensure_future(self._freed.wait())]
+        if stop.is_set():
+            return False
         announced = None
         if self.waiter is not None:
             announced = asyncio.ensure_future(self.waiter.wait(timeout))
-            waiters.append(announced)
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        for waiter in waiters:
-            waiter.cancel()
-        return (announced is not None and announced.done() and not announced.cancelled()
-                and announced.result())
+            announced.add_done_callback(self._wake)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._freed.wait()
+        if announced is None:
+            return False
+        if not announced.done():  # an announcement not yet heard stays for the next wait
+            announced.remove_done_callback(self._wake)  # or its end would wake the next
+            announced.cancel()
+            return False
+        return not announced.cancelled() and announced.result()
 
     async def _claim(self, slots: int) -> list[Claimed]:
         """Lease what is due, as many as there are free slots of `slots` (the calls that may
@@ -196,6 +209,9 @@ class Worker:
             return []
         self._drained = len(claimed) < free
         return claimed
+
+    def _wake(self, _done: asyncio.Future[Any]) -> None:
+        self._freed.set()
 
     def _finished(self, delivery_id: int, _task: asyncio.Task[None]) -> None:
         self._in_flight.pop(delivery_id, None)

@@ -101,6 +101,10 @@ CLAIM = (
     " FOR UPDATE SKIP LOCKED) "
     "RETURNING id, event_id, mapping, flow_key, channel, phone, attributes, attempts, "
     "created_at, lease_until")
+# When the earliest pending delivery not in flight is due (history.next_due's question): an
+# idle worker asks at every poll, as one statement.
+NEXT_DUE = ("SELECT min(next_at) FROM deliveries WHERE status = 'pending' "
+            "AND (lease_until IS NULL OR lease_until <= %s)")
 # A batch of outcomes in one statement: every attempt stored, and the outcome set where the
 # delivery is still pending and still leased to this worker unless the attempt succeeded (a
 # success always counts): base.keeps, as SQL. The update locks each row it sets and, should
@@ -270,9 +274,10 @@ class PostgresStore(SqlStore):
         webhook."""
         done = 0
         with self._aside() as db:
-            mark = int(one(db.execute(LOCK_INDEXED))[0])
+            mark = start = int(one(db.execute(LOCK_INDEXED))[0])
             settling = db.execute(SETTLING).fetchone()
-            upto, *waiting = settling[0].split() if settling else (str(mark),)
+            settled = settling[0] if settling else None
+            upto, *waiting = settled.split() if settled else (str(mark),)
             last = int(upto)
             while not (waiting and one(db.execute(RUNNING, (waiting,)))[0]):
                 count, top = one(db.execute(INDEX_EVENTS, (mark, last, limit - done)))
@@ -287,8 +292,11 @@ class PostgresStore(SqlStore):
                 waiting = [row[0] for row in db.execute(WRITING).fetchall()]
                 if last == mark:
                     break
-            db.execute(SET_INSTANCE, ("search_indexed", str(mark)))
-            db.execute(SET_INSTANCE, ("search_settling", " ".join([str(last), *waiting])))
+            marks = {"search_indexed": str(mark),
+                     "search_settling": " ".join([str(last), *waiting])}
+            if marks != {"search_indexed": str(start), "search_settling": settled}:
+                for key, value in marks.items():  # not when idle: two writes a second
+                    db.execute(SET_INSTANCE, (key, value))
         return done
 
     # --- the hot paths ---------------------------------------------------------------------
@@ -398,6 +406,13 @@ class PostgresStore(SqlStore):
         if due_now(rows, inserted):  # the idle workers claim it at once (wake.py)
             db.execute(wake.NOTIFY)
         return inserted, looked
+
+    def next_due(self, now: float) -> float | None:
+        """As SqlStore's, as one statement on the store's own connection (`_alone`): through
+        the pool it was the pool's ping, BEGIN, the query and COMMIT, twice a second for an
+        idle worker, and the most of its CPU (issue 17: under 1% of a core)."""
+        due: float | None = self._alone(NEXT_DUE, (now,))[0][0]
+        return due
 
     def claim(self, worker: str, limit: int, now: float, lease: float) -> list[Claimed]:
         """One statement, a transaction of its own."""

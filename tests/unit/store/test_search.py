@@ -244,6 +244,25 @@ class TestPostgresIndex:
         assert self.indexed(store) == [first, second] and self.mark(store) == second
         assert ids(store, text="second") == [second]
 
+    def test_an_idle_pass_writes_nothing(self, store):
+        """With nothing new, the marks stay as they are, not written again (an idle worker
+        runs a pass a second); with something new they move."""
+        def versions() -> list[str]:  # a row's xmin changes with every write of it
+            with store.engine.connect() as conn:
+                return conn.execute(sa.text(
+                    "SELECT xmin::text FROM instance WHERE key LIKE 'search_%' "
+                    "ORDER BY key")).scalars().all()
+
+        accept(store, Result(), body=b'{"x": "first"}')
+        store.index_search(100)
+        store.index_search(100)  # the settling mark catches up with the first pass's
+        before = versions()
+        assert store.index_search(100) == 0
+        assert versions() == before
+        accept(store, Result(), body=b'{"x": "second"}')
+        assert store.index_search(100) == 1
+        assert versions() != before
+
     def test_an_insert_still_open_holds_the_mark_back(self, store):
         """An event whose transaction took its id before a later event committed, but
         commits after: indexed once it commits, and found all along."""
