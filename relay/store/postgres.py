@@ -410,7 +410,7 @@ class PostgresStore(SqlStore):
     def next_due(self, now: float) -> float | None:
         """As SqlStore's, as one statement on the store's own connection (`_alone`): through
         the pool it was the pool's ping, BEGIN, the query and COMMIT, twice a second for an
-        idle worker, and the most of its CPU (issue 17: under 1% of a core)."""
+        idle worker, and a quarter of its CPU (issue 17: under 1% of a core)."""
         due: float | None = self._alone(NEXT_DUE, (now,))[0][0]
         return due
 
