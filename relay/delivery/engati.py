@@ -52,7 +52,7 @@ class EngatiClient:
 
     async def __aexit__(self, *_exc: object) -> None:
         if self._client is not None:
-            await self._client.__aexit__()
+            await self._client.close()
             self._client = None
 
     async def send(self, request: dict[str, Any]) -> Answer:

@@ -70,6 +70,10 @@ class Client:
         return self
 
     async def __aexit__(self, *_exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the idle connections (those in use close as their calls end)."""
         for idle in self._idle.values():
             for connection in idle:
                 connection.close()

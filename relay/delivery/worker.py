@@ -76,7 +76,9 @@ class Worker:
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.db = StoreThread(store)
         self.waiter = store.waiter()  # None: the backend announces nothing, we only poll
-        self._freed = asyncio.Event()  # a call ended, a lookup planned a delivery, or stop
+        # Set when an idle worker should look again: a call ended, a lookup planned a
+        # delivery, work was announced, or stop.
+        self._woken = asyncio.Event()
         self.policy = RetryPolicy.of(settings, rng)
         self.ramp = Ramp(settings.concurrency, monotonic)
         self.pacer = Pacer(self.db, lease=settings.lease, retry_cap=settings.retry_cap,
@@ -86,7 +88,7 @@ class Worker:
         self.alerter = Alerter.of(store, settings, registry, clock=clock, name=self.name)
         self.lookups = Lookups(self.db, registry, self.policy, worker=self.name,
                                lease=settings.lease, poll_interval=settings.poll_interval,
-                               clock=clock, on_planned=self._freed.set)
+                               clock=clock, on_planned=self._woken.set)
         self._in_flight: dict[int, asyncio.Task[None]] = {}  # deliveries not yet recorded
         self._calling: set[int] = set()  # deliveries holding one of the concurrency slots
         self._claimed_at = float("-inf")
@@ -167,7 +169,7 @@ class Worker:
     async def _idle(self, stop: asyncio.Event, timeout: float) -> bool:
         """Sleep until `timeout` passes, a call finishes, new work is announced, or we are
         stopped; whether new work was announced (the store's waiter)."""
-        self._freed.clear()
+        self._woken.clear()
         if stop.is_set():
             return False
         announced = None
@@ -176,7 +178,7 @@ class Worker:
             announced.add_done_callback(self._wake)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
-                await self._freed.wait()
+                await self._woken.wait()
         if announced is None:
             return False
         if not announced.done():  # an announcement not yet heard stays for the next wait
@@ -211,7 +213,7 @@ class Worker:
         return claimed
 
     def _wake(self, _done: asyncio.Future[Any]) -> None:
-        self._freed.set()
+        self._woken.set()
 
     def _finished(self, delivery_id: int, _task: asyncio.Task[None]) -> None:
         self._in_flight.pop(delivery_id, None)
@@ -219,7 +221,7 @@ class Worker:
 
     def _free(self, delivery_id: int) -> None:
         self._calling.discard(delivery_id)
-        self._freed.set()
+        self._woken.set()
 
     async def _drain(self, grace: float) -> None:
         if not self._in_flight:

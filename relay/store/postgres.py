@@ -225,11 +225,11 @@ class PostgresStore(SqlStore):
                 raise
 
     def _alone(self, statement: str, params: Any) -> list[tuple[Any, ...]]:
-        """A write that is one statement, run as a transaction of its own (the connection
-        commits each statement outside a transaction block): one round trip, and no BEGIN,
-        COMMIT or pipeline, which cost the client 140-200 us of CPU a transaction where the
-        statement alone costs 55-65 (a claim of nothing, measured on this machine). Its
-        rows."""
+        """One statement (a write, or the worker's next_due), run as a transaction of its own
+        (the connection commits each statement outside a transaction block): one round trip,
+        and no BEGIN, COMMIT or pipeline, which cost the client 140-200 us of CPU a
+        transaction where the statement alone costs 55-65 (a claim of nothing, measured on
+        this machine). Its rows."""
         with self._held() as db:
             return db.cursor().execute(statement, params).fetchall()
 
@@ -292,11 +292,10 @@ class PostgresStore(SqlStore):
                 waiting = [row[0] for row in db.execute(WRITING).fetchall()]
                 if last == mark:
                     break
-            marks = {"search_indexed": str(mark),
-                     "search_settling": " ".join([str(last), *waiting])}
-            if marks != {"search_indexed": str(start), "search_settling": settled}:
-                for key, value in marks.items():  # not when idle: two writes a second
-                    db.execute(SET_INSTANCE, (key, value))
+            settling_now = " ".join([str(last), *waiting])
+            if mark != start or settling_now != settled:  # not when idle: two writes a second
+                db.execute(SET_INSTANCE, ("search_indexed", str(mark)))
+                db.execute(SET_INSTANCE, ("search_settling", settling_now))
         return done
 
     # --- the hot paths ---------------------------------------------------------------------
