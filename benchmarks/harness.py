@@ -108,6 +108,32 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
+def disk_floor(folder: Path, rate: float, count: int) -> list[float]:
+    """The least any durable ack can wait on this disk: `count` writes of 8 kB, each synced
+    (fdatasync), on an open loop at `rate` a second, into a file in `folder` written in place
+    (as a database's log is, once it has grown); per write, ms from its due time to its sync's
+    return. A sync the disk holds up delays those due meanwhile, as it would their acks."""
+    path = folder / "floor.bin"
+    span = 4 << 20  # bytes written round and round, allocated and synced beforehand
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        os.write(descriptor, bytes(span))
+        os.fsync(descriptor)
+        page = b"x" * 8192
+        latencies = []
+        start = time.perf_counter() + 0.05
+        for i in range(count):
+            due = start + i / rate
+            time.sleep(max(0.0, due - time.perf_counter()))
+            os.pwrite(descriptor, page, i * len(page) % span)
+            os.fdatasync(descriptor)
+            latencies.append((time.perf_counter() - due) * 1000)
+    finally:
+        os.close(descriptor)
+        path.unlink()
+    return latencies
+
+
 def stop(*processes: subprocess.Popen | None) -> None:
     """SIGTERM, and wait: each process stops as it would in production."""
     for process in processes:
