@@ -220,6 +220,11 @@ class Store(ABC):
         calls it every second, so the webhooks' own transactions index nothing."""
         return 0
 
+    def merge_search(self, pages: int) -> bool:
+        """Merge the search index's pieces, writing about `pages` pages (SQLite's FTS5, which
+        the worker asks after indexing, migration 0016); whether any merging was left to do."""
+        return False
+
     # --- running the store -----------------------------------------------------------------
 
     @abstractmethod

@@ -213,6 +213,13 @@ class SqliteStore(SqlStore):
                 db.execute(MARK_INDEXED, (ids[-1],))
         return len(ids)
 
+    def merge_search(self, pages: int) -> bool:
+        with self._direct() as db:
+            before = db.total_changes
+            db.execute(MERGE_SEARCH, (pages,))
+            # FTS5's own sign: a merge that wrote anything changed at least two rows.
+            return db.total_changes - before >= 2
+
     # --- the hot paths ---------------------------------------------------------------------
 
     def write_batch(self, batch: list[Received], refused: list[dict[str, Any]]) -> list[Receipt]:
@@ -336,6 +343,8 @@ INDEXED = "SELECT CAST(value AS INTEGER) FROM instance WHERE key = 'search_index
 INDEX_EVENTS = (
     "INSERT INTO events_search (rowid, body) "
     "SELECT id, body FROM events WHERE id > ? AND id <= ?")
+# Merging only where a level holds `usermerge` (16) segments, or a merge is under way.
+MERGE_SEARCH = "INSERT INTO events_search (events_search, rank) VALUES ('merge', ?)"
 MARK_INDEXED = "UPDATE instance SET value = ? WHERE key = 'search_indexed'"
 
 

@@ -62,3 +62,34 @@ def test_indexing_aside_takes_the_most_at_a_time(aside):
         assert asked == [INDEX_MOST, INDEX_MOST, INDEX_MOST]
     else:
         assert asked[0] == 20
+
+
+class MergingStore(IndexingStore):
+    """Merges left after indexing: `merges` steps' worth, whatever the pages asked."""
+
+    def __init__(self, pending: int, merges: int):
+        super().__init__(False, pending)
+        self.merges = merges
+        self.asked: list[int] = []
+
+    def merge_search(self, pages: int) -> bool:
+        self.threads.append(threading.current_thread().name)
+        self.asked.append(pages)
+        more = self.merges > 0
+        self.merges -= more
+        return more
+
+
+def test_merges_follow_indexing_on_the_store_thread_until_none_is_left():
+    """SQLite's index merges in transactions of their own after the indexing (migration
+    0016), each on the store's thread, until the store says nothing is left; a pass that
+    indexed nothing merges nothing (an idle worker writes nothing)."""
+    store = MergingStore(pending=45, merges=3)
+    upkeep = Upkeep(StoreThread(store), Settings(), clock=lambda: 0.0)
+    asyncio.run(upkeep.index())
+    assert store.pending == 0 and store.merges == 0
+    assert len(store.asked) == 4 and store.asked[0] == 20  # three merged, one found none
+    assert {name.startswith("relay-store") for name in store.threads} == {True}
+    store.merges, store.asked = 5, []
+    asyncio.run(upkeep.index())
+    assert store.asked == [] and store.merges == 5

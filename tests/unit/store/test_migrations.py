@@ -47,9 +47,9 @@ def upgrade_to(store: Store, revision: str) -> None:
 def test_empty_database_gets_the_schema_of_tables_py(database_url):
     """`relay db upgrade` on an empty database builds exactly what relay/tables.py says."""
     store = open_store(database_url)
-    assert store.upgrade() == (None, "0015")
+    assert store.upgrade() == (None, "0016")
     assert differences(store) == []
-    assert store.upgrade() == ("0015", "0015")  # idempotent
+    assert store.upgrade() == ("0016", "0016")  # idempotent
     store.dispose()
 
 
@@ -117,7 +117,7 @@ def test_failure_kinds_are_filled_from_the_old_error_texts(database_url):
                 "INSERT INTO attempts (delivery_id, started_at, duration_ms, outcome, error) "
                 "VALUES (:delivery, 1.0, 1.0, 'dead', :error)"),
                 {"delivery": delivery_id, "error": error})
-    assert store.upgrade() == ("0005", "0015")
+    assert store.upgrade() == ("0005", "0016")
     expected = [*OLD_ERRORS.values(), None]
     with store.engine.connect() as conn:
         assert conn.execute(sa.text(
@@ -141,7 +141,7 @@ def test_postgres_search_moves_to_its_table_with_the_stored_events(database_url)
             "INSERT INTO events (mapping, received_at, status, body, headers, query) "
             "VALUES ('leads', 1.0, 'accepted', :body, '{}', '{}') RETURNING id"),
             {"body": body}).scalar_one() for body in (b'{"a": "Old One"}', b"old\xe9two")]
-    assert store.upgrade() == ("0014", "0015")
+    assert store.upgrade() == ("0014", "0016")
     with store.engine.connect() as conn:
         assert conn.execute(sa.text("SELECT id, body FROM events_search ORDER BY id")).all() == [
             (stored[0], '{"a": "Old One"}'), (stored[1], "old\\351two")]

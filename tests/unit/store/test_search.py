@@ -160,13 +160,36 @@ class TestSqliteIndex:
         assert self.indexed(sqlite, "needle") == 5
         assert ids(sqlite, text="needle") == made[::-1]
 
-    def test_segments_are_merged_sixteen_at_a_time(self, sqlite):
-        """The index's merges are FTS5's largest (migration 0014): fewer of them, for the
-        worker's many small transactions of indexing; all at once only at twice that."""
+    @staticmethod
+    def segments(store) -> int:
+        with store.engine.connect() as conn:
+            return conn.execute(sa.text(
+                "SELECT count(DISTINCT segid) FROM events_search_idx")).scalar_one()
+
+    def test_segments_are_merged_sixteen_at_a_time_when_the_worker_asks(self, sqlite):
+        """The index merges only when asked (migration 0016: not inside the indexing's
+        transactions), once a level holds 16 segments; all at once unasked only at 32
+        (0014). Twenty events indexed one a transaction leave twenty segments; merging,
+        asked step by step until it says nothing is left, takes them into a few; every
+        event is still found."""
         with sqlite.engine.connect() as conn:
             assert dict(conn.execute(sa.text(
-                "SELECT k, v FROM events_search_config WHERE k IN ('automerge', 'crisismerge')"
-            )).all()) == {"automerge": 16, "crisismerge": 32}
+                "SELECT k, v FROM events_search_config "
+                "WHERE k IN ('automerge', 'usermerge', 'crisismerge')")).all()
+            ) == {"automerge": 0, "usermerge": 16, "crisismerge": 32}
+        made = [accept(sqlite, Result(), body=b'{"x": "piece %d"}' % i).event_id
+                for i in range(20)]
+        assert [sqlite.index_search(1) for _ in range(20)] == [1] * 20
+        assert self.segments(sqlite) == 20
+        steps = 0
+        while sqlite.merge_search(2):
+            steps += 1
+            assert steps < 100, "merging never ends"
+        assert steps >= 1
+        assert self.segments(sqlite) < 16
+        assert sqlite.merge_search(1000) is False
+        assert self.indexed(sqlite, "piece") == 20
+        assert ids(sqlite, text="piece") == made[::-1]
 
     def test_purged_events_leave_the_index(self, sqlite):
         """A purged event is no longer found, nor its text in the index."""
