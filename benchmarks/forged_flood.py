@@ -87,9 +87,9 @@ def main() -> None:
     print(f"database files grew {grown / 1e6:.3f} MB; refusal_counts: {rows} row(s) "
           f"counting {counted} (the last seconds' counts are written with the next batch)")
     for label, results in (("quiet", quiet), ("during the flood", during)):
-        ms = [latency * 1000 for latency, _ in results]
+        ms = [latency * 1000 for _, latency, _ in results]
         print(f"genuine webhooks, {label}: {len(ms)} answered "
-              f"{sorted({s for _, s in results})}, p50 {percentile(ms, 0.5):.1f} ms, "
+              f"{sorted({s for _, _, s in results})}, p50 {percentile(ms, 0.5):.1f} ms, "
               f"p99 {percentile(ms, 0.99):.1f} ms, max {max(ms):.1f} ms")
 
 

@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -132,6 +133,45 @@ def disk_floor(folder: Path, rate: float, count: int) -> list[float]:
         os.close(descriptor)
         path.unlink()
     return latencies
+
+
+class DiskProbe:
+    """While in its block, a thread syncs a 4 kB write in `folder` every EVERY seconds and
+    keeps, as `stalls`, the (start, end) on perf_counter's clock of each sync that took over
+    STALL seconds: when the disk held syncs up, whoever else was waiting for one."""
+
+    EVERY = 0.05
+    STALL = 0.005
+
+    def __init__(self, folder: Path):
+        self.path = folder / "probe.bin"
+        self.stalls: list[tuple[float, float]] = []
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="disk-probe", daemon=True)
+
+    def __enter__(self) -> DiskProbe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            os.write(descriptor, bytes(4096))
+            os.fsync(descriptor)
+            while not self._done.wait(self.EVERY):
+                os.pwrite(descriptor, b"p" * 4096, 0)
+                began = time.perf_counter()
+                os.fdatasync(descriptor)
+                ended = time.perf_counter()
+                if ended - began > self.STALL:
+                    self.stalls.append((began, ended))
+        finally:
+            os.close(descriptor)
+            self.path.unlink()
 
 
 def stop(*processes: subprocess.Popen | None) -> None:
