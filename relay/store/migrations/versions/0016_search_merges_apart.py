@@ -8,9 +8,9 @@ lock for 2-4 ms, but one in ten for 6-14 ms while a merge went on in it, and a w
 arriving meanwhile waited for it (its ack, in `benchmarks/ingest.py` at 300 a second: 35-40
 lock waits over 4 ms in 20 s, up to 12 ms). Merged apart, in steps of at most 50 pages
 (upkeep.MERGE_MOST): 7-13 such waits, up to 6 ms, and the acks' p99 6.2-7.2 ms in three
-runs; the index's segments stayed at about 20 or fewer. Merges still
-take 16 segments of a level at a time (usermerge), and FTS5 still merges all of a level at
-once at 32 (crisismerge, 0014), should no worker merge. What matches is unchanged.
+runs; the index's segments stayed at about 20 or fewer. A level is merged once it holds 16
+segments (usermerge), as before, and FTS5 still merges a level of 32 at once unasked
+(crisismerge, 0014), should no worker merge. What matches is unchanged.
 """
 
 from alembic import op
