@@ -166,7 +166,7 @@ class TestSqliteIndex:
             return conn.execute(sa.text(
                 "SELECT count(DISTINCT segid) FROM events_search_idx")).scalar_one()
 
-    def test_segments_are_merged_sixteen_at_a_time_when_the_worker_asks(self, sqlite):
+    def test_segments_are_merged_when_the_worker_asks(self, sqlite):
         """The index merges only when asked (migration 0016: not inside the indexing's
         transactions), once a level holds 16 segments; all at once unasked only at 32
         (0014). Twenty events indexed one a transaction leave twenty segments; merging,
